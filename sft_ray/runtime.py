@@ -1,0 +1,41 @@
+"""Where the job runs: join the cluster (ray job submit / RAY_ADDRESS) or start Ray locally.
+
+Kept apart from what the stages do (STYLE.md: "where a pipeline runs is kept apart from what it
+does"), so the same spine runs on a laptop, under `ray job submit` and on an autoscaling cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+log = logging.getLogger("sft_ray")
+
+# A local run reserves CPUs for training workers *and* for the Ray Data tasks that feed them; on a
+# 2-core laptop that would deadlock (2 workers x 1 CPU leave nothing for the readers), so a local
+# ray.init() advertises at least this many logical CPUs. Clusters report their real resources.
+MIN_LOCAL_CPUS = 4
+
+
+def init_ray(address: str | None = None) -> None:
+    """Connect to `address`, to the cluster named by RAY_ADDRESS (as `ray job submit` sets it), or
+    start a local Ray. Idempotent."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    address = address or os.environ.get("RAY_ADDRESS")
+    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=max(MIN_LOCAL_CPUS, os.cpu_count() or 1),
+            include_dashboard=False,
+            runtime_env=runtime_env,
+        )
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False

@@ -1,0 +1,86 @@
+"""Column names and Arrow schemas at stage boundaries (DESIGN.md, "Record columns").
+
+Documents and translation pairs travel through the build in one table with the union of their
+columns (unused ones are null), so every stage sees one schema and Ray Data never has to unify
+block schemas. Three tag columns carry the "tag, then select" decision: a record with a non-null
+`reject_reason` is on its way to rejects/ and later stages pass it through untouched.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Document / translation-pair columns.
+ID, SOURCE, KIND = "id", "source", "kind"
+TEXT, TITLE, URL, LABEL, LANG, META = "text", "title", "url", "label", "lang", "meta"
+SRC_TEXT, TGT_TEXT, SRC_LANG, TGT_LANG = "src_text", "tgt_text", "src_lang", "tgt_lang"
+# Tags set by stages.
+REJECT_STAGE, REJECT_REASON, DUPLICATE_OF = "reject_stage", "reject_reason", "duplicate_of"
+DEDUP_KEY = "dedup_key"
+
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field(ID, pa.string(), nullable=False),
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field(KIND, pa.string(), nullable=False),
+        pa.field(TEXT, pa.string()),
+        pa.field(TITLE, pa.string()),
+        pa.field(URL, pa.string()),
+        pa.field(LABEL, pa.string()),  # gold label name from the source, when it has one
+        pa.field(LANG, pa.string()),
+        pa.field(SRC_TEXT, pa.string()),
+        pa.field(TGT_TEXT, pa.string()),
+        pa.field(SRC_LANG, pa.string()),
+        pa.field(TGT_LANG, pa.string()),
+        pa.field(META, pa.string()),  # JSON object: file, line, anything the reader kept
+        pa.field(REJECT_STAGE, pa.string()),
+        pa.field(REJECT_REASON, pa.string()),
+        pa.field(DUPLICATE_OF, pa.string()),
+    ]
+)
+TAG_COLUMNS = [REJECT_STAGE, REJECT_REASON, DUPLICATE_OF]
+CURATED_COLUMNS = [f.name for f in RECORD_SCHEMA if f.name not in TAG_COLUMNS]
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field(ID, pa.string()),
+        pa.field(SOURCE, pa.string()),
+        pa.field(KIND, pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field(DUPLICATE_OF, pa.string()),
+        pa.field(TEXT, pa.string()),  # the text (pairs: "src\ttgt"; unreadable input: the raw line)
+        pa.field(META, pa.string()),
+    ]
+)
+
+SFT_SCHEMA = pa.schema(
+    [
+        pa.field(ID, pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field(
+            "messages",
+            pa.list_(pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])),
+            nullable=False,
+        ),
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+    ]
+)
+
+
+def require_columns(table: pa.Table, columns: list[str], where: str) -> None:
+    """Fail with the missing column's name instead of a KeyError deep inside a stage."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise KeyError(f"{where}: missing column(s) {missing}; have {table.column_names}")
+
+
+def empty_records() -> pa.Table:
+    return RECORD_SCHEMA.empty_table()
+
+
+def records_from_rows(rows: list[dict]) -> pa.Table:
+    """Build a RECORD_SCHEMA table from dicts; absent columns become null."""
+    return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)

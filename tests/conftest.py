@@ -1,0 +1,29 @@
+"""Shared fixtures: a local Ray (started once per session) and paths to the real corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CORPORA = REPO.parent / "shared" / "corpora"
+DEMO_DATA = REPO / "sft_ray" / "demo" / "data"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end tests (run in CI; deselect with -m 'not slow')")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray for the whole session; jobs under test call init_ray(), which reuses it."""
+    import ray
+
+    from sft_ray.runtime import init_ray
+
+    os.environ.pop("RAY_ADDRESS", None)
+    init_ray()
+    yield ray
+    ray.shutdown()
