@@ -1,0 +1,157 @@
+"""The build spine: corpora -> curated records, rejects and SFT examples (DESIGN.md, "Output layout").
+
+    read -> clean -> dedup -> (materialise) -> write curated/ + rejects/ -> format -> split -> write sft/
+
+Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
+manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
+it is incomplete and is rebuilt from scratch on the next run; a run with it is not redone unless
+`overwrite` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from sft_ray import schema as S
+from sft_ray import storage
+from sft_ray.clean import clean_batch
+from sft_ray.config import RunConfig, config_dict
+from sft_ray.dedup import exact_dedup
+from sft_ray.format import format_batch
+from sft_ray.ingest import describe_inputs, list_inputs, read_sources
+from sft_ray.manifest import versions
+from sft_ray.report import record_counts, sft_counts, write_report
+from sft_ray.tags import live_mask
+
+log = logging.getLogger("sft_ray")
+OUTPUT_DIRS = ["curated", "rejects", "sft", "report"]
+
+
+@dataclass
+class BuildResult:
+    output: str
+    manifest: dict
+    skipped: bool = False
+    samples: list[dict] = field(default_factory=list)
+
+
+def build_sft_data(cfg: RunConfig) -> BuildResult:
+    out, so = storage.abs_output(cfg.output), cfg.storage_options
+    if storage.exists(storage.join(out, storage.SUCCESS), so) and not cfg.overwrite:
+        log.info("build: %s already complete (_SUCCESS present); set overwrite=true to rebuild", out)
+        return BuildResult(out, storage.read_json(storage.join(out, "manifest.json"), so), skipped=True)
+    storage.check_writable(out, so)
+    inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
+    for d in OUTPUT_DIRS + ["manifest.json"]:  # leftovers of an interrupted run
+        storage.remove(storage.join(out, d), so)
+    timings: dict[str, float] = {}
+    t0 = time.time()
+
+    ds = read_sources(cfg, inputs)
+    if cfg.clean.enabled:
+        ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
+    ds = exact_dedup(ds, cfg.dedup)
+    records = ds.materialize()
+    timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
+
+    t1 = time.time()
+    counts = record_counts(records)
+    curated = records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": True})
+    _write(curated, out, "curated", so)
+    _write(records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": False}), out, "rejects", so)
+    unreadable = _unreadable_files(records)
+    timings["write_curated_rejects_s"] = round(time.time() - t1, 2)
+
+    sft_summary, samples = {"train": 0, "validation": 0}, []
+    if cfg.format.enabled:
+        t2 = time.time()
+        options = _label_options(cfg, counts)
+        sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options}).materialize()
+        sft_summary, samples = sft_counts(sft)
+        for split in ("train", "validation"):
+            part = sft.map_batches(_split_rows, batch_format="pyarrow", fn_kwargs={"split": split})
+            _write(part, out, f"sft/{split}", so)
+        timings["format_write_sft_s"] = round(time.time() - t2, 2)
+    timings["total_s"] = round(time.time() - t0, 2)
+
+    manifest = {
+        "kind": "build",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "output": out,
+        "config": config_dict(cfg),
+        "inputs": describe_inputs(inputs),
+        "counts": counts,
+        "sft": sft_summary,
+        "unreadable_files": unreadable,
+        "warnings": _warnings(cfg, counts),
+        "timings": timings,
+        "versions": versions(),
+    }
+    storage.write_json(storage.join(out, "manifest.json"), manifest, so)
+    write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "unreadable_files", "warnings")}, "samples": samples}, so)
+    storage.write_text(storage.join(out, storage.SUCCESS), "", so)  # last: the run is complete
+    return BuildResult(out, manifest, samples=samples)
+
+
+def _select(table: pa.Table, live: bool) -> pa.Table:
+    """Curated rows lose the tag columns; rejects are reshaped to the rejects schema."""
+    mask = live_mask(table)
+    if live:
+        return table.filter(mask).select(S.CURATED_COLUMNS)
+    t = table.filter(pc.invert(mask))
+    pair_text = pc.binary_join_element_wise(t[S.SRC_TEXT], t[S.TGT_TEXT], "\t")
+    text = pc.if_else(pc.is_null(t[S.TEXT]), pair_text, t[S.TEXT])
+    return pa.table(
+        {
+            S.ID: t[S.ID], S.SOURCE: t[S.SOURCE], S.KIND: t[S.KIND], "stage": t[S.REJECT_STAGE],
+            "reason": t[S.REJECT_REASON], S.DUPLICATE_OF: t[S.DUPLICATE_OF], S.TEXT: text, S.META: t[S.META],
+        },
+        schema=S.REJECT_SCHEMA,
+    )
+
+
+def _split_rows(table: pa.Table, split: str) -> pa.Table:
+    return table.filter(pc.equal(table["split"], split)).drop_columns(["split"])
+
+
+def _write(ds: ray.data.Dataset, out: str, sub: str, so: dict) -> None:
+    fs, path = storage.pyarrow_fs(out, so)
+    ds.write_parquet(storage.join(path, sub), filesystem=fs)
+
+
+def _unreadable(table: pa.Table) -> pa.Table:
+    t = table.filter(pc.equal(table[S.REJECT_REASON], "unreadable_file"))
+    return t.select([S.SOURCE, S.META])
+
+
+def _unreadable_files(records: ray.data.Dataset) -> list[dict]:
+    rows = records.map_batches(_unreadable, batch_format="pyarrow").take_all()
+    return sorted(({"source": r[S.SOURCE], **json.loads(r[S.META])} for r in rows), key=lambda r: (r["source"], r["file"]))
+
+
+def _label_options(cfg: RunConfig, counts: dict) -> dict[str, list[str]]:
+    """Classification options per source: the configured label names, else the labels seen."""
+    out = {}
+    for src in cfg.sources:
+        names = list(dict.fromkeys(src.label_names.values())) or sorted(counts["labels"].get(src.name, {}))
+        if names:
+            out[src.name] = names
+    return out
+
+
+def _warnings(cfg: RunConfig, counts: dict) -> list[str]:
+    warns = []
+    for src in cfg.sources:
+        c = counts["by_source"].get(src.name)
+        if not c or c["input"] == 0:
+            warns.append(f"source {src.name}: no records (empty input)")
+        elif c["kept"] == 0:
+            warns.append(f"source {src.name}: all {c['input']} records rejected")
+    return warns

@@ -1,0 +1,108 @@
+"""`sft-ray` console script and the shared entry of `jobs/*.py`.
+
+    sft-ray build    [--config PATH] [--set key=value ...]   corpora -> SFT dataset
+    sft-ray finetune [--config PATH] [--set key=value ...]   SFT dataset -> model
+    sft-ray run      [--config PATH] [--set key=value ...]   both, in one Ray job
+    sft-ray report   OUTPUT                                  print a finished run's summary
+    sft-ray validate-config PATH [--set key=value ...]
+
+With no --config the embedded demo runs. Exit code 0 only when the run completed; a bad config or
+an unreadable input exits 2 with one message naming the key or path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from sft_ray.config import ConfigError, RunConfig, config_yaml, load_config
+
+log = logging.getLogger("sft_ray")
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sft-ray", description="Corpora -> SFT data -> fine-tuned model, on Ray.")
+    sub = p.add_subparsers(dest="verb", required=True)
+    for verb, help_ in [("build", "build the SFT dataset"), ("finetune", "fine-tune on a built dataset"), ("run", "build, then fine-tune")]:
+        s = sub.add_parser(verb, help=help_)
+        s.add_argument("--config", help="YAML run config (default: the embedded demo)")
+        s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
+    s = sub.add_parser("validate-config", help="validate a config and print it resolved")
+    s.add_argument("config")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s = sub.add_parser("report", help="print the summary of a finished build")
+    s.add_argument("output", help="run output path or URL")
+    return p
+
+
+def print_build(result) -> None:
+    m = result.manifest
+    c = m["counts"]
+    print(f"\n== build {'(already complete, skipped)' if result.skipped else 'done'}: {m['output']}")
+    print(f"records: input {c['input']:,}  kept {c['kept']:,}  rejected {c['rejected']:,}")
+    for src, v in c["by_source"].items():
+        print(f"  source {src:<16} input {v['input']:>7,}  kept {v['kept']:>7,}  rejected {v['rejected']:>7,}")
+    for stage, reasons in c["by_stage"].items():
+        print(f"  stage {stage:<8} " + ", ".join(f"{r}: {n:,}" for r, n in reasons.items()))
+    sft = m.get("sft", {})
+    print(f"sft examples: train {sft.get('train', 0):,}  validation {sft.get('validation', 0):,}  " + ", ".join(f"{t}: {sum(v.values()):,}" for t, v in sft.get("by_task", {}).items()))
+    for w in m.get("warnings", []):
+        print(f"  warning: {w}")
+    for s in result.samples[:3]:
+        print(f"-- sample [{s['task']}] {s['id']}")
+        for msg in s["messages"]:
+            print(f"   {msg['role']:>9}: {msg['content'][:200]!r}")
+    print(f"outputs: {m['output']}/{{curated,rejects,sft/train,sft/validation,report/report.html,manifest.json}}")
+
+
+def print_train(summary: dict) -> None:
+    print("\n== finetune done")
+    print(f"loss: start {summary.get('loss_start')} -> end {summary.get('loss_end')} over {summary.get('steps')} steps")
+    print(f"validation loss: before {summary.get('val_loss_before')} -> after {summary.get('val_loss_after')}")
+    print(f"model: {summary.get('model_dir')}   checkpoints: {summary.get('checkpoint_dir')}   wall {summary.get('wall_s')} s")
+
+
+def run_verb(verb: str, cfg: RunConfig) -> None:
+    from sft_ray.runtime import init_ray
+
+    print("resolved config (secrets redacted):\n" + config_yaml(cfg), flush=True)
+    init_ray(cfg.ray_address)
+    t0 = time.time()
+    if verb in ("build", "run"):
+        from sft_ray.build import build_sft_data
+
+        print_build(build_sft_data(cfg))
+    if verb in ("finetune", "run"):
+        from sft_ray.train import run_finetune
+
+        print_train(run_finetune(cfg))
+    print(f"\n{verb} finished in {time.time() - t0:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        if args.verb == "report":
+            from sft_ray import storage
+
+            print(json.dumps(storage.read_json(storage.join(args.output, "manifest.json")), indent=2))
+            return 0
+        cfg = load_config(args.config, args.overrides)
+        if args.verb == "validate-config":
+            print(config_yaml(cfg))
+            print(f"config OK: {args.config}")
+            return 0
+        run_verb(args.verb, cfg)
+        return 0
+    except (ConfigError, FileNotFoundError, OSError) as e:
+        print(f"sft-ray {args.verb}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

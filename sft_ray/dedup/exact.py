@@ -1,0 +1,62 @@
+"""Global exact deduplication: hash the normalised content, group by hash across the whole
+dataset (a Ray Data hash shuffle), keep the smallest id of each group.
+
+Grouping by key across all blocks is what makes the result independent of how the input was
+split into files or blocks (DESIGN.md principle 4); "smallest id" makes the survivor
+deterministic, and ids are content-derived (ingest/records.py), so survivors do not depend on
+file order either. Duplicates are tagged `exact_duplicate` with `duplicate_of` = the survivor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+import ray
+
+from sft_ray import schema as S
+from sft_ray.config import DedupConfig
+from sft_ray.tags import live_mask, tag
+
+STAGE = "dedup"
+REASON = "exact_duplicate"
+
+
+def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, lowercase: bool) -> str:
+    """128-bit blake2b of what makes two records the same: the text for documents, the
+    (source, target) pair for translations (a separate prefix keeps the two spaces apart)."""
+    if kind == "translation":
+        payload = "pair\x00" + (src or "") + "\x00" + (tgt or "")
+    else:
+        payload = "doc\x00" + (text or "")
+    if lowercase:
+        payload = payload.lower()
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def add_key(table: pa.Table, lowercase: bool) -> pa.Table:
+    """Live rows get their content key; already-rejected rows get a key of their own, so they
+    ride through the shuffle as singleton groups (one pass over the input, nothing dropped)."""
+    live = live_mask(table).to_pylist()
+    cols = [table[c].to_pylist() for c in (S.KIND, S.TEXT, S.SRC_TEXT, S.TGT_TEXT, S.ID, S.META)]
+    keys = [
+        content_key(k, t, s, g, lowercase) if ok else f"rejected\x00{i}\x00{m}"
+        for ok, k, t, s, g, i, m in zip(live, *cols)
+    ]
+    return table.append_column(S.DEDUP_KEY, pa.array(keys, pa.string()))
+
+
+def mark_group(group: pa.Table) -> pa.Table:
+    """All records sharing one key: the smallest id survives, the rest point at it."""
+    group = group.sort_by([(S.ID, "ascending"), (S.META, "ascending")])
+    keep = group[S.ID][0].as_py()
+    reasons = [None] + [REASON] * (group.num_rows - 1)
+    dups = [None] + [keep] * (group.num_rows - 1)
+    return tag(group, STAGE, reasons, dups).drop_columns([S.DEDUP_KEY])
+
+
+def exact_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
+    if not (cfg.enabled and cfg.exact.enabled):
+        return ds
+    keyed = ds.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase})
+    return keyed.groupby(S.DEDUP_KEY, num_partitions=cfg.num_partitions).map_groups(mark_group, batch_format="pyarrow")

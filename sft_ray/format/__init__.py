@@ -1,0 +1,30 @@
+"""Format: curated records -> chat-format SFT examples with a deterministic split."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from sft_ray import schema as S
+from sft_ray.config import FormatConfig
+from sft_ray.format.split import split_of
+from sft_ray.format.templates import examples_for
+
+SFT_COLUMNS = [f.name for f in S.SFT_SCHEMA]
+
+
+def label_options(curated_labels: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {src: sorted(set(v)) for src, v in curated_labels.items()}
+
+
+def format_batch(table: pa.Table, cfg: FormatConfig, options: dict[str, list[str]]) -> pa.Table:
+    """Ray Data UDF: curated records -> SFT examples (SFT_SCHEMA, with the `split` column)."""
+    S.require_columns(table, [S.ID, S.SOURCE, S.KIND], "format")
+    rows = []
+    for rec in table.to_pylist():
+        tasks = cfg.tasks.get(rec[S.KIND], [])
+        split = split_of(rec[S.ID], cfg.validation_fraction, cfg.seed)
+        for ex_id, task, messages in examples_for(
+            rec, tasks, options.get(rec[S.SOURCE], []), cfg.translation_directions == "both", cfg.system_prompt, cfg.seed
+        ):
+            rows.append({S.ID: ex_id, "task": task, "messages": messages, S.SOURCE: rec[S.SOURCE], "source_id": rec[S.ID], "split": split})
+    return pa.Table.from_pylist(rows, schema=S.SFT_SCHEMA)

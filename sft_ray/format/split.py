@@ -1,0 +1,16 @@
+"""Deterministic train/validation assignment by a hash of the *source record* id.
+
+Hashing the record id (not the example id) keeps every example made from one record on the same
+side (e.g. both translation directions of a pair), so validation never sees a training record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+RESOLUTION = 1_000_000
+
+
+def split_of(record_id: str, validation_fraction: float, seed: int) -> str:
+    h = hashlib.blake2b(f"{seed}\x00split\x00{record_id}".encode(), digest_size=8).digest()
+    return "validation" if int.from_bytes(h, "big") % RESOLUTION < validation_fraction * RESOLUTION else "train"

@@ -1,0 +1,75 @@
+"""Task templates: one curated record -> chat-format SFT examples (OpenAI/HF `messages`).
+
+Several phrasings per task rotate deterministically by a hash of the record id, so the model does
+not learn one fixed prompt string (FLAN, Wei et al. 2022, §2: many templates per task) while a
+rerun produces identical examples. Languages are spelled out ("German", not "de").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from sft_ray import schema as S
+
+LANGUAGE_NAMES = {
+    "en": "English", "de": "German", "fr": "French", "cs": "Czech", "es": "Spanish", "it": "Italian",
+    "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "ru": "Russian", "zh": "Chinese", "ja": "Japanese",
+    "ko": "Korean", "ar": "Arabic", "tr": "Turkish", "uk": "Ukrainian", "hi": "Hindi", "sv": "Swedish",
+}
+
+CLASSIFICATION = [
+    "Classify the topic of this news article. Answer with one of: {options}.\n\n{article}",
+    "What is this news story about? Choose one of {options}.\n\n{article}",
+    "{article}\n\nWhich topic fits this article best: {options}? Reply with the topic only.",
+]
+HEADLINE = [
+    "Write a headline for this news article:\n\n{text}",
+    "Suggest a short, informative title for the following news text.\n\n{text}",
+    "{text}\n\nGive this article a headline.",
+]
+TRANSLATION = [
+    "Translate the following {src_lang} text into {tgt_lang}:\n\n{text}",
+    "Translate from {src_lang} to {tgt_lang}.\n\n{src_lang}: {text}\n{tgt_lang}:",
+    "How do you say this in {tgt_lang}?\n\n{text}",
+]
+
+
+def pick(templates: list[str], record_id: str, task: str, seed: int) -> str:
+    h = hashlib.blake2b(f"{seed}\x00{task}\x00{record_id}".encode(), digest_size=8).digest()
+    return templates[int.from_bytes(h, "big") % len(templates)]
+
+
+def language_name(code: str | None) -> str:
+    return LANGUAGE_NAMES.get((code or "").lower(), code or "unknown")
+
+
+def chat(system: str | None, user: str, assistant: str) -> list[dict]:
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+
+
+def examples_for(rec: dict, tasks: list[str], options: list[str], both_directions: bool, system: str | None, seed: int) -> Iterator[tuple[str, str, list[dict]]]:
+    """Yield (example id, task, messages) for every task this record can serve.
+
+    A task the record cannot serve (no gold label, no title) yields nothing: that is not a reject,
+    the record stays in curated/ and may serve other tasks.
+    """
+    rid = rec[S.ID]
+    if "classification" in tasks and rec.get(S.LABEL) and rec.get(S.TEXT) and options:
+        article = f"Title: {rec[S.TITLE]}\n{rec[S.TEXT]}" if rec.get(S.TITLE) else rec[S.TEXT]
+        user = pick(CLASSIFICATION, rid, "classification", seed).format(options=", ".join(options), article=article)
+        yield f"{rid}:classification", "classification", chat(system, user, rec[S.LABEL])
+    if "headline" in tasks and rec.get(S.TITLE) and rec.get(S.TEXT):
+        user = pick(HEADLINE, rid, "headline", seed).format(text=rec[S.TEXT])
+        yield f"{rid}:headline", "headline", chat(system, user, rec[S.TITLE])
+    if "translation" in tasks and rec.get(S.SRC_TEXT) and rec.get(S.TGT_TEXT):
+        directions = [(S.SRC_TEXT, S.SRC_LANG, S.TGT_TEXT, S.TGT_LANG)]
+        if both_directions:
+            directions.append((S.TGT_TEXT, S.TGT_LANG, S.SRC_TEXT, S.SRC_LANG))
+        for a, alang, b, blang in directions:
+            pair = f"{rec.get(alang)}-{rec.get(blang)}"
+            user = pick(TRANSLATION, f"{rid}:{pair}", "translation", seed).format(
+                src_lang=language_name(rec.get(alang)), tgt_lang=language_name(rec.get(blang)), text=rec[a]
+            )
+            yield f"{rid}:translation:{pair}", "translation", chat(system, user, rec[b])

@@ -1,0 +1,87 @@
+"""Count everything (STYLE.md habit 5): per source, per stage and reason, per split and task.
+
+Counting runs as a Ray Data map over blocks that returns one tiny row per group; only those rows
+reach the driver, never the records themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+
+import pyarrow as pa
+import ray
+
+from sft_ray import schema as S
+
+KEPT = "kept"
+
+
+def _record_groups(table: pa.Table) -> pa.Table:
+    c = Counter(
+        zip(
+            table[S.SOURCE].to_pylist(),
+            table[S.REJECT_STAGE].to_pylist(),
+            table[S.REJECT_REASON].to_pylist(),
+            table[S.LABEL].to_pylist(),
+        )
+    )
+    rows = [{"source": s, "stage": st or KEPT, "reason": r or KEPT, "label": (lb if not r else None), "n": n} for (s, st, r, lb), n in c.items()]
+    return pa.Table.from_pylist(rows, schema=pa.schema([("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("label", pa.string()), ("n", pa.int64())]))
+
+
+def record_counts(records: ray.data.Dataset) -> dict:
+    """Totals that must satisfy input = kept + rejected, broken down by source, stage and reason."""
+    rows = records.map_batches(_record_groups, batch_format="pyarrow").take_all()
+    by_source: dict = defaultdict(lambda: {"input": 0, "kept": 0, "rejected": 0})
+    by_stage: dict = defaultdict(Counter)
+    labels: dict = defaultdict(Counter)
+    for r in rows:
+        src = by_source[r["source"]]
+        src["input"] += r["n"]
+        if r["stage"] == KEPT:
+            src["kept"] += r["n"]
+            if r["label"] is not None:
+                labels[r["source"]][r["label"]] += r["n"]
+        else:
+            src["rejected"] += r["n"]
+            by_stage[r["stage"]][r["reason"]] += r["n"]
+    total_in = sum(s["input"] for s in by_source.values())
+    kept = sum(s["kept"] for s in by_source.values())
+    return {
+        "input": total_in,
+        "kept": kept,
+        "rejected": total_in - kept,
+        "by_source": {k: dict(v) for k, v in sorted(by_source.items())},
+        "by_stage": {k: dict(sorted(v.items())) for k, v in sorted(by_stage.items())},
+        "labels": {k: dict(sorted(v.items())) for k, v in sorted(labels.items())},
+    }
+
+
+def _sft_groups(table: pa.Table) -> pa.Table:
+    c = Counter(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist()))
+    firsts: dict[str, tuple[str, str]] = {}
+    for ex_id, task, msgs in zip(table[S.ID].to_pylist(), table["task"].to_pylist(), table["messages"].to_pylist()):
+        if task not in firsts or ex_id < firsts[task][0]:
+            firsts[task] = (ex_id, json.dumps(msgs, ensure_ascii=False))
+    rows = [{"split": sp, "task": t, "source": so, "n": n, "sample_id": None, "sample": None} for (sp, t, so), n in c.items()]
+    rows += [{"split": None, "task": t, "source": None, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
+    return pa.Table.from_pylist(rows, schema=pa.schema([("split", pa.string()), ("task", pa.string()), ("source", pa.string()), ("n", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string())]))
+
+
+def sft_counts(sft: ray.data.Dataset) -> tuple[dict, list[dict]]:
+    """Examples per split and task, plus one deterministic sample per task (smallest id)."""
+    rows = sft.map_batches(_sft_groups, batch_format="pyarrow").take_all()
+    out: dict = {"train": 0, "validation": 0, "by_task": defaultdict(Counter), "by_source": defaultdict(Counter)}
+    samples: dict[str, tuple[str, str]] = {}
+    for r in rows:
+        if r["sample_id"] is not None:
+            if r["task"] not in samples or r["sample_id"] < samples[r["task"]][0]:
+                samples[r["task"]] = (r["sample_id"], r["sample"])
+            continue
+        out[r["split"]] += r["n"]
+        out["by_task"][r["task"]][r["split"]] += r["n"]
+        out["by_source"][r["source"]][r["split"]] += r["n"]
+    out["by_task"] = {k: dict(v) for k, v in sorted(out["by_task"].items())}
+    out["by_source"] = {k: dict(v) for k, v in sorted(out["by_source"].items())}
+    return out, [{"task": t, "id": i, "messages": json.loads(m)} for t, (i, m) in sorted(samples.items())]
