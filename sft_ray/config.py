@@ -155,6 +155,8 @@ class TrainConfig(_Strict):
     eval_max_examples: int = Field(default=64, ge=1, description="Validation examples used for loss before/after training.")
     log_every: int = Field(default=5, ge=1, description="Log metrics every N optimizer steps.")
     seed: int = Field(default=0, description="Seed for model init (tiny-llama), data order and dropout.")
+    tokenize_actors: int = Field(default=2, ge=1, description="Most tokenizer actors Ray Data may run (autoscaled from 1; each loads the tokenizer once).")
+    tokenize_cpus: float = Field(default=0.5, gt=0, description="CPUs reserved per tokenizer actor.")
     tiny: dict[str, int] = Field(
         default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                                  "num_attention_heads": 4, "num_key_value_heads": 2},
@@ -187,7 +189,12 @@ class RunConfig(_Strict):
 
 
 # ---------------------------------------------------------------------------------------- loading
-_SECRET_KEY = re.compile(r"(secret|token|password|passwd|key|credential|session)", re.I)
+# Keys whose values are credentials: s3fs's `key`/`secret`, botocore's `aws_secret_access_key`,
+# `token`, `password`, ... Matched on the whole key (or its last `_` part) so that ordinary
+# fields such as `num_key_value_heads` or `tokenize_actors` stay visible.
+_SECRET_KEY = re.compile(
+    r"(^|_)(key|secret|token|password|passwd|credentials?|access_key(_id)?|secret_access_key|session_token|api_key)$", re.I
+)
 
 
 def redact(obj: Any) -> Any:

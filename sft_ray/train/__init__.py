@@ -1,0 +1,158 @@
+"""Fine-tuning: SFT dataset on storage -> Ray Train TorchTrainer -> checkpoints, eval, HF model.
+
+`run_finetune(cfg)` is the driver side. It reads `<output>/sft/{train,validation}` with Ray Data,
+tokenizes in a Ray Data actor pool (tokenizer loaded once per actor), plans the number of steps
+from the build's manifest (no pass over the data to count rows) and hands the datasets to a
+`TorchTrainer` running `loop.train_loop_per_worker` on `train.num_workers` workers. Checkpoints go
+to `<output>/train/checkpoints` (local or any fsspec URL) and a rerun on the same output resumes
+from the latest one (Ray Train restores its checkpoint manager from storage).
+
+Layout written (DESIGN.md, "Output layout of a training run"):
+    <output>/train/checkpoints/   Ray Train storage, step_000050/ ... (resume from here)
+    <output>/train/model/         final model + tokenizer (chat template), from_pretrained-ready
+    <output>/train/metrics.jsonl  step, epoch, loss, lr, grad_norm, tokens_per_s, step_time
+    <output>/train/eval.json      validation loss/perplexity, base vs fine-tuned
+    <output>/train/train_state.json  steps done, examples read, examples dropped by reason
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+
+from sft_ray.config import ConfigError, RunConfig
+from sft_ray.storage import abs_output, exists, get_fs, join, pyarrow_fs, read_json, read_text
+
+log = logging.getLogger("sft_ray")
+
+__all__ = ["run_finetune", "plan_steps"]
+
+
+def plan_steps(cfg: RunConfig, n_train: int | None) -> dict:
+    """Steps per epoch and in total, from the number of train examples in the manifest.
+
+    Ray Train splits the dataset into `num_workers` equal shards (streaming_split(equal=True)), each
+    worker forms ceil(rows / batch_size) micro-batches and an optimizer step takes `grad_accum` of
+    them. `max_steps`, when set, wins (and epochs then repeat as needed).
+    """
+    tc = cfg.train
+    steps_per_epoch = None
+    if n_train is not None:
+        rows_per_worker = n_train // tc.num_workers
+        steps_per_epoch = math.ceil(rows_per_worker / tc.batch_size) // tc.grad_accum
+    if tc.max_steps is not None:
+        total = tc.max_steps
+    elif steps_per_epoch is None:
+        raise ConfigError("train.max_steps is required when <output>/manifest.json (sft.train count) is missing")
+    elif steps_per_epoch == 0:
+        raise ConfigError(f"sft/train has {n_train} examples: fewer than train.num_workers x train.batch_size x "
+                          f"train.grad_accum = {tc.num_workers * tc.batch_size * tc.grad_accum}; lower them")
+    else:
+        total = tc.epochs * steps_per_epoch
+    return {"steps_per_epoch": steps_per_epoch, "total_steps": total,
+            "warmup_steps": int(round(tc.warmup_ratio * total))}
+
+
+def _manifest_counts(output: str, storage_options: dict) -> dict:
+    url = join(output, "manifest.json")
+    if not exists(url, storage_options):
+        return {}
+    sft = (read_json(url, storage_options) or {}).get("sft") or {}
+    return sft if isinstance(sft, dict) else {}
+
+
+def _has_parquet(url: str, storage_options: dict) -> bool:
+    fs, path = get_fs(url, storage_options)
+    return fs.isdir(path) and any(p.endswith(".parquet") for p in fs.find(path))
+
+
+def run_finetune(cfg: RunConfig) -> dict:
+    """Fine-tune `cfg.train.model` on `<output>/sft/train`; returns a summary dict:
+    loss_start, loss_end, val_loss_before, val_loss_after, steps, train_examples, train_dropped,
+    model_dir, checkpoint_dir, wall_s."""
+    import ray
+    import ray.data
+    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train import RunConfig as RayRunConfig
+    from ray.train.torch import TorchTrainer
+
+    from sft_ray.models import resolve_model
+    from sft_ray.runtime import init_ray
+    from sft_ray.train.loop import train_loop_per_worker
+    from sft_ray.train.tokenize import tokenize_dataset
+
+    t0 = time.time()
+    tc, so = cfg.train, cfg.storage_options
+    output = abs_output(cfg.output)
+    train_url, val_url = join(output, "sft", "train"), join(output, "sft", "validation")
+    if not _has_parquet(train_url, so):
+        raise FileNotFoundError(f"no SFT training data: {train_url} holds no .parquet files (run the build first)")
+    counts = _manifest_counts(output, so)
+    n_train = counts.get("train")
+    plan = plan_steps(cfg, n_train)
+    has_val = _has_parquet(val_url, so)
+    if not has_val:
+        log.warning("no validation data at %s: eval.json will not be written", val_url)
+
+    if not ray.is_initialized():
+        init_ray(cfg.ray_address)
+    model_path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed, storage_options=so)
+    log.info("fine-tuning %s (%s) on %s: %s examples, %d steps (%s per epoch), %d workers",
+             tc.model, model_path, train_url, n_train if n_train is not None else "?", plan["total_steps"],
+             plan["steps_per_epoch"] or "?", tc.num_workers)
+
+    fs, _ = pyarrow_fs(output, so)
+
+    def sft(url: str, limit: int | None = None):
+        ds = ray.data.read_parquet(pyarrow_fs(url, so)[1], filesystem=fs)
+        if limit:
+            ds = ds.limit(limit)
+        # A fixed row order makes resume's fast-forward land on the same examples.
+        ds.context.execution_options.preserve_order = True
+        return tokenize_dataset(ds, model_path, tc.max_seq_len, trust_remote_code=tc.trust_remote_code,
+                                max_actors=tc.tokenize_actors, num_cpus=tc.tokenize_cpus)
+
+    datasets = {"train": sft(train_url)}
+    if has_val:
+        datasets["validation"] = sft(val_url, tc.eval_max_examples)
+
+    train_dir = join(output, "train")
+    storage_fs, storage_path = pyarrow_fs(train_dir, so)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"run": cfg.model_dump(mode="json"),
+                           "plan": {**plan, "output": output, "model_path": model_path, "has_validation": has_val}},
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
+                                     resources_per_worker={"CPU": tc.cpus_per_worker, **tc.resources_per_worker}),
+        run_config=RayRunConfig(
+            name="checkpoints",
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
+            checkpoint_config=CheckpointConfig(num_to_keep=tc.num_to_keep),
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+        ),
+        datasets=datasets,
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+
+    rows = [json.loads(line) for line in read_text(join(train_dir, "metrics.jsonl"), so).splitlines() if line.strip()]
+    ev = read_json(join(train_dir, "eval.json"), so) if exists(join(train_dir, "eval.json"), so) else {}
+    st = read_json(join(train_dir, "train_state.json"), so)
+    summary = {
+        "loss_start": rows[0]["loss"] if rows else None,
+        "loss_end": rows[-1]["loss"] if rows else None,
+        "val_loss_before": (ev.get("base") or {}).get("loss"),
+        "val_loss_after": (ev.get("finetuned") or {}).get("loss"),
+        "steps": st["steps"],
+        "train_examples": n_train if n_train is not None else st.get("train_examples_read"),
+        "train_dropped": st.get("train_dropped", {}),
+        "model_dir": join(train_dir, "model"),
+        "checkpoint_dir": join(train_dir, "checkpoints"),
+        "wall_s": round(time.time() - t0, 1),
+    }
+    log.info("fine-tuning done: %s", summary)
+    return summary

@@ -1,0 +1,75 @@
+"""Validation loss and perplexity, base model vs fine-tuned, inside the Ray Train workers.
+
+Why in the workers: they already hold the model (on GPU where there is one), and each evaluates
+its own shard of the first `eval_max_examples` validation examples; sums of token losses and token
+counts are all-reduced, so the number is the same token-weighted mean a single process would get.
+The loop runs it once before the first step (base) and once after the last (fine-tuned) and
+writes `<output>/train/eval.json`:
+`{"base": {"loss", "perplexity"}, "finetuned": {...}, "examples": n, "tokens": t, "dropped": {...}}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+
+import torch
+import torch.distributed as dist
+
+from sft_ray.train.tokenize import DROP_REASONS, IGNORE
+
+
+def token_loss_sum(model, batch: dict, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of next-token cross-entropy over supervised tokens, number of supervised tokens).
+
+    Labels are aligned with inputs; position t predicts token t+1, hence the shift. Logits are
+    upcast to fp32 for the loss (bf16 log-softmax over a 49k vocabulary loses precision).
+    """
+    with autocast:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
+    return loss, (targets != IGNORE).sum()
+
+
+def all_reduce_sum(values: list[float], device) -> list[float]:
+    """Sum a few numbers over all Ray Train workers (no-op with one worker)."""
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+@torch.no_grad()
+def evaluate(model, shard, *, batch_size: int, collate, device, autocast=None) -> dict:
+    """Token-weighted validation loss over this worker's shard, all-reduced across workers.
+
+    `model` must be the unwrapped module (no DDP): ranks may hold different numbers of batches,
+    and a DDP forward would wait for the others. Every rank must call this (the all-reduce).
+    """
+    autocast = autocast or contextlib.nullcontext()
+    was_training = model.training
+    model.eval()
+    loss_sum, n_tok, n_ex = 0.0, 0, 0
+    dropped: Counter = Counter()
+    for batch in shard.iter_torch_batches(batch_size=batch_size, collate_fn=collate, device=device):
+        dropped.update(int(c) for c in batch["drop_codes"].tolist())
+        if batch["input_ids"].numel() == 0:
+            continue
+        loss, n = token_loss_sum(model, batch, autocast)
+        loss_sum, n_tok, n_ex = loss_sum + loss.item(), n_tok + int(n), n_ex + batch["input_ids"].size(0)
+    codes = list(range(1, len(DROP_REASONS)))
+    totals = all_reduce_sum([loss_sum, n_tok, n_ex] + [dropped[c] for c in codes], device)
+    model.train(was_training)
+    loss_sum, n_tok, n_ex = totals[0], int(totals[1]), int(totals[2])
+    loss = loss_sum / n_tok if n_tok else float("nan")
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss) if n_tok else float("nan"),
+        "examples": n_ex,
+        "tokens": n_tok,
+        "dropped": {DROP_REASONS[c]: int(v) for c, v in zip(codes, totals[3:]) if v},
+    }

@@ -1,0 +1,171 @@
+"""Chat messages -> token ids + assistant-only labels, as a Ray Data callable class.
+
+Why by hand: the SmolLM2 (ChatML) template has no `{% generation %}` markers, so transformers'
+`return_assistant_tokens_mask` is empty. We render the whole conversation once with the model's
+own chat template, tokenize that string once (so training sees exactly the ids inference sees),
+and mark a token as supervised when its character offset falls inside an assistant span. A span
+is found by rendering prefixes: it starts after `render(messages[:i], add_generation_prompt=True)`
+(so the `<|im_start|>assistant\\n` header is *not* supervised) and ends at the end of
+`render(messages[:i+1])` less trailing whitespace (so the content and its closing `<|im_end|>` are
+supervised, the newline after it is not). System and user turns and padding get label -100.
+
+Truncation keeps the *end* of the sequence (the prompt is cut from the left, TrainConfig.max_seq_len)
+because the answer is at the end. An example that is left without a supervised token (no assistant
+turn, or a long trailing non-assistant turn pushed every answer out) cannot teach anything; it is
+not silently lost: the row is kept with a `drop_reason` and the training loop skips and counts it
+(reported in metrics, eval.json and the run summary).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+IGNORE = -100  # label of unsupervised tokens (torch cross_entropy's default ignore_index)
+
+# Drop reasons, snake_case, in a fixed order: their index is the `drop_code` column (0 = kept), so
+# the torch collate function can carry them as a tensor.
+DROP_REASONS = ("", "no_assistant_turn", "no_supervised_tokens_after_truncation", "template_prefix_mismatch",
+                "empty_messages")
+
+TOKENIZED_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("input_ids", pa.list_(pa.int32())),
+        pa.field("labels", pa.list_(pa.int32())),
+        pa.field("drop_code", pa.int8()),
+        pa.field("truncated", pa.bool_()),
+    ]
+)
+
+
+def _render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]] | None:
+    """(rendered text, [(char_start, char_end) of each supervised assistant span]).
+
+    None when a rendered prefix is not a prefix of the full rendering (a template that rewrites
+    earlier turns depending on later ones); such conversations are dropped, not mislabelled.
+    """
+    text = _render(tokenizer, messages)
+    spans = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        head = _render(tokenizer, messages[:i], add_generation_prompt=True)
+        upto = _render(tokenizer, messages[: i + 1])
+        if not (upto.startswith(head) and text.startswith(upto)):
+            return None
+        end = len(upto.rstrip())
+        if end > len(head):
+            spans.append((len(head), end))
+    return text, spans
+
+
+def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int) -> dict[str, Any]:
+    """One conversation -> {input_ids, labels, drop_reason, truncated} (labels aligned with ids;
+    the model shifts them). `drop_reason` is "" for a usable example."""
+    out = {"input_ids": [], "labels": [], "drop_reason": "", "truncated": False}
+    messages = [{"role": m["role"], "content": m["content"]} for m in messages or []]
+    if not messages:
+        out["drop_reason"] = "empty_messages"
+        return out
+    if not any(m["role"] == "assistant" for m in messages):
+        out["drop_reason"] = "no_assistant_turn"
+        return out
+    rendered = assistant_spans(tokenizer, messages)
+    if rendered is None:
+        out["drop_reason"] = "template_prefix_mismatch"
+        return out
+    text, spans = rendered
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    labels = [IGNORE] * len(ids)
+    s = 0  # spans and offsets are both sorted: one merge pass
+    for t, (start, _) in enumerate(enc["offset_mapping"]):
+        while s < len(spans) and start >= spans[s][1]:
+            s += 1
+        if s < len(spans) and spans[s][0] <= start < spans[s][1]:
+            labels[t] = ids[t]
+    if len(ids) > max_seq_len:
+        ids, labels = ids[-max_seq_len:], labels[-max_seq_len:]
+        out["truncated"] = True
+    if all(x == IGNORE for x in labels):
+        out["drop_reason"] = "no_supervised_tokens_after_truncation"
+        return out
+    out["input_ids"], out["labels"] = ids, labels
+    return out
+
+
+class TokenizeBatch:
+    """Ray Data `map_batches` callable class: the tokenizer is loaded once per actor, not per batch.
+
+    Input: Arrow batches of SFT examples (id, messages, ...). Output: TOKENIZED_SCHEMA, one row per
+    input row (dropped rows carry a non-zero `drop_code` and empty ids).
+    """
+
+    def __init__(self, model_path: str, max_seq_len: int, trust_remote_code: bool = False):
+        from sft_ray.models import load_tokenizer
+
+        self.tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
+        self.max_seq_len = max_seq_len
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = {"id": [], "input_ids": [], "labels": [], "drop_code": [], "truncated": []}
+        for ex_id, messages in zip(batch.column("id").to_pylist(), batch.column("messages").to_pylist()):
+            r = tokenize_example(self.tokenizer, messages, self.max_seq_len)
+            rows["id"].append(ex_id)
+            rows["input_ids"].append(r["input_ids"])
+            rows["labels"].append(r["labels"])
+            rows["drop_code"].append(DROP_REASONS.index(r["drop_reason"]))
+            rows["truncated"].append(r["truncated"])
+        return pa.Table.from_pydict(rows, schema=TOKENIZED_SCHEMA)
+
+
+def tokenize_dataset(ds, model_path: str, max_seq_len: int, *, trust_remote_code: bool = False,
+                     max_actors: int = 1, num_cpus: float = 1.0, batch_size: int = 256):
+    """Apply TokenizeBatch to a Ray Dataset of SFT examples (actor pool autoscaling 1..max_actors)."""
+    return ds.select_columns(["id", "messages"]).map_batches(
+        TokenizeBatch,
+        fn_constructor_kwargs={"model_path": model_path, "max_seq_len": max_seq_len,
+                               "trust_remote_code": trust_remote_code},
+        batch_format="pyarrow",
+        batch_size=batch_size,
+        concurrency=(1, max(1, max_actors)),
+        num_cpus=num_cpus,
+    )
+
+
+def pad_collate(pad_id: int, pad_to_multiple: int = 8):
+    """Collate for `iter_torch_batches`: drop flagged rows, right-pad to the longest kept row.
+
+    Returns tensors input_ids / labels (-100 on padding) / attention_mask and `drop_codes`, the
+    codes of rows skipped in this batch, so the loop can count them (the batch may be empty).
+    """
+
+    def collate(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        codes = np.asarray(batch["drop_code"], dtype=np.int64)
+        keep = np.flatnonzero(codes == 0)
+        seqs = [np.asarray(batch["input_ids"][i], dtype=np.int64) for i in keep]
+        labs = [np.asarray(batch["labels"][i], dtype=np.int64) for i in keep]
+        width = max((len(s) for s in seqs), default=0)
+        width = -(-width // pad_to_multiple) * pad_to_multiple
+        ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+        labels = np.full((len(seqs), width), IGNORE, dtype=np.int64)
+        mask = np.zeros((len(seqs), width), dtype=np.int64)
+        for r, (s, lab) in enumerate(zip(seqs, labs)):
+            ids[r, : len(s)], labels[r, : len(s)], mask[r, : len(s)] = s, lab, 1
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "labels": torch.from_numpy(labels),
+            "attention_mask": torch.from_numpy(mask),
+            "drop_codes": torch.from_numpy(codes[codes != 0]),
+        }
+
+    return collate
