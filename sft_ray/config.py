@@ -8,6 +8,7 @@ in a key fails with the key's dotted path and the file it came from (STYLE.md ha
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -155,7 +156,7 @@ class TrainConfig(_Strict):
     eval_max_examples: int = Field(default=64, ge=1, description="Validation examples used for loss before/after training.")
     log_every: int = Field(default=5, ge=1, description="Log metrics every N optimizer steps.")
     seed: int = Field(default=0, description="Seed for model init (tiny-llama), data order and dropout.")
-    tokenize_actors: int = Field(default=2, ge=1, description="Most tokenizer actors Ray Data may run (autoscaled from 1; each loads the tokenizer once).")
+    tokenize_actors: int = Field(default=1, ge=1, description="Most tokenizer actors Ray Data may run for training data (autoscaled from 1; each loads the tokenizer once).")
     tokenize_cpus: float = Field(default=0.5, gt=0, description="CPUs reserved per tokenizer actor.")
     tiny: dict[str, int] = Field(
         default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -285,9 +286,9 @@ def _resolve_relative(data: dict, base: Path) -> dict:
         if isinstance(src, dict):
             p = src.get("path")
             if isinstance(p, dict):
-                src["path"] = {k: str(base / v) if _is_relative_local(v) else v for k, v in p.items()}
+                src["path"] = {k: os.path.normpath(base / v) if _is_relative_local(v) else v for k, v in p.items()}
             elif _is_relative_local(p):
-                src["path"] = str(base / p)
+                src["path"] = os.path.normpath(base / p)
     return data
 
 

@@ -112,7 +112,8 @@ def run_finetune(cfg: RunConfig) -> dict:
         # A fixed row order makes resume's fast-forward land on the same examples.
         ds.context.execution_options.preserve_order = True
         return tokenize_dataset(ds, model_path, tc.max_seq_len, trust_remote_code=tc.trust_remote_code,
-                                max_actors=tc.tokenize_actors, num_cpus=tc.tokenize_cpus)
+                                max_actors=tc.tokenize_actors if limit is None else 1,
+                                num_cpus=tc.tokenize_cpus)
 
     datasets = {"train": sft(train_url)}
     if has_val:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import Counter
+from typing import Iterable
 
 import torch
 import torch.distributed as dist
@@ -44,8 +45,9 @@ def all_reduce_sum(values: list[float], device) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(model, shard, *, batch_size: int, collate, device, autocast=None) -> dict:
-    """Token-weighted validation loss over this worker's shard, all-reduced across workers.
+def evaluate(model, batches: Iterable[dict], *, device, autocast=None) -> dict:
+    """Token-weighted validation loss over this worker's batches (from PadCollate), all-reduced
+    across workers.
 
     `model` must be the unwrapped module (no DDP): ranks may hold different numbers of batches,
     and a DDP forward would wait for the others. Every rank must call this (the all-reduce).
@@ -55,7 +57,7 @@ def evaluate(model, shard, *, batch_size: int, collate, device, autocast=None) -
     model.eval()
     loss_sum, n_tok, n_ex = 0.0, 0, 0
     dropped: Counter = Counter()
-    for batch in shard.iter_torch_batches(batch_size=batch_size, collate_fn=collate, device=device):
+    for batch in batches:
         dropped.update(int(c) for c in batch["drop_codes"].tolist())
         if batch["input_ids"].numel() == 0:
             continue

@@ -41,7 +41,7 @@ from sft_ray.models import load_model, load_tokenizer, resolve_model
 from sft_ray.storage import join, write_json, write_text
 from sft_ray.train.evaluate import all_reduce_sum, evaluate, token_loss_sum
 from sft_ray.train.export import export_model
-from sft_ray.train.tokenize import DROP_REASONS, IGNORE, pad_collate
+from sft_ray.train.tokenize import DROP_REASONS, IGNORE, PadCollate
 
 log = logging.getLogger("sft_ray")
 
@@ -112,14 +112,19 @@ def train_loop_per_worker(config: dict) -> None:
     skip = ranks_state[rank]["batches_done"] if ranks_state else 0
     dropped = Counter({int(k): v for k, v in ranks_state[rank]["dropped"].items()}) if ranks_state else Counter()
 
-    collate = pad_collate(tokenizer.pad_token_id)
+    collate = PadCollate(tokenizer.pad_token_id)
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("validation") if plan["has_validation"] else None
+    val_batches: list[dict] = []  # this rank's validation batches, kept after the first pass
 
     def run_eval() -> dict | None:
         if val_shard is None:
             return None
-        return evaluate(raw, val_shard, batch_size=tc.batch_size, collate=collate, device=device, autocast=amp())
+        if not val_batches:
+            # At most eval_max_examples / world rows: keep them, so the second evaluation does not
+            # pay for another Ray Data execution (new read tasks and tokenizer actor).
+            val_batches.extend(val_shard.iter_torch_batches(batch_size=tc.batch_size, collate_fn=collate, device=device))
+        return evaluate(raw, val_batches, device=device, autocast=amp())
 
     if "base" not in state["eval"] and not state["done"]:
         state["eval"]["base"] = run_eval()

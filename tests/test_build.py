@@ -1,0 +1,142 @@
+"""The build job on a local Ray: output layout, count conservation, bad input, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import pyarrow.parquet as pq
+import pytest
+
+from sft_ray.build import build_sft_data
+from sft_ray.cli import main
+from sft_ray.config import RunConfig
+from sft_ray.ingest import InputNotFound
+from tests.conftest import DEMO_DATA
+
+AG_LABELS = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
+
+
+def _ag_rows(n):
+    with open(DEMO_DATA / "ag_news_test_part.csv", newline="") as f:
+        return [r for _, r in zip(range(n), csv.reader(f))]
+
+
+def _ids(path):
+    return sorted(pq.read_table(path, columns=["id"])["id"].to_pylist()) if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def built(ray_local, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("build")
+    docs = tmp / "docs.jsonl"
+    docs.write_text(
+        json.dumps({"id": "d1", "text": "A perfectly fine document about rivers."}) + "\n"
+        + '{"id": "d2", "text": "truncated\n'
+        + json.dumps({"id": "d3", "text": "A perfectly fine document about rivers."}) + "\n"
+        + json.dumps({"id": "d4", "text": "tiny"}) + "\n"
+    )
+    (tmp / "empty.jsonl").write_text("")
+    cfg = RunConfig.model_validate(
+        {
+            "output": str(tmp / "out"),
+            "sources": [
+                {"name": "agnews", "kind": "news", "format": "csv", "path": str(DEMO_DATA / "ag_news_test_part.csv"),
+                 "fields": {"label": 0, "title": 1, "text": 2}, "label_names": AG_LABELS, "limit": 150},
+                {"name": "m30k", "kind": "translation", "format": "bitext", "langs": {"src": "en", "tgt": "de"}, "limit": 150,
+                 "path": {"src": str(DEMO_DATA / "multi30k_train_3k.en.gz"), "tgt": str(DEMO_DATA / "multi30k_train_3k.de.gz")}},
+                {"name": "docs", "kind": "text", "format": "jsonl", "path": str(docs)},
+                {"name": "nothing", "kind": "text", "format": "jsonl", "path": str(tmp / "empty.jsonl")},
+            ],
+            "dedup": {"num_partitions": 2},
+            "format": {"validation_fraction": 0.2},
+        }
+    )
+    return cfg, build_sft_data(cfg)
+
+
+def test_output_layout(built):
+    cfg, res = built
+    out = res.output
+    from pathlib import Path
+
+    out = Path(out)
+    for p in ["_SUCCESS", "manifest.json", "report/report.html", "report/report.json"]:
+        assert (out / p).is_file(), p
+    for d in ["curated", "rejects", "sft/train", "sft/validation"]:
+        assert list((out / d).glob("*.parquet")), d
+    sft = pq.read_table(out / "sft" / "train").to_pylist()
+    assert {e["task"] for e in sft} == {"classification", "headline", "translation"}
+    assert all(m["role"] in ("system", "user", "assistant") for e in sft for m in e["messages"])
+    assert set(sft[0]) == {"id", "task", "messages", "source", "source_id"}
+    assert "agnews" in (out / "report" / "report.html").read_text()
+
+
+def test_counts_are_conserved_and_reasons_named(built):
+    cfg, res = built
+    m = res.manifest
+    c = m["counts"]
+    assert c["input"] == c["kept"] + c["rejected"] == 150 + 150 + 4
+    for v in c["by_source"].values():
+        assert v["input"] == v["kept"] + v["rejected"]
+    assert c["by_stage"]["ingest"] == {"malformed_json": 1}
+    assert c["by_stage"]["clean"]["too_short"] >= 1
+    assert c["by_stage"]["dedup"]["exact_duplicate"] >= 1
+    from pathlib import Path
+
+    out = Path(res.output)
+    rejects = pq.read_table(out / "rejects").to_pylist()
+    assert len(_ids(out / "curated")) == c["kept"] and len(rejects) == c["rejected"]
+    dup = next(r for r in rejects if r["reason"] == "exact_duplicate" and r["source"] == "docs")
+    assert dup["id"] == "docs-d3" and dup["duplicate_of"] == "docs-d1" and dup["stage"] == "dedup"
+    assert any("nothing" in w for w in m["warnings"])  # the empty source is reported
+    assert m["sft"]["train"] + m["sft"]["validation"] == sum(sum(v.values()) for v in m["sft"]["by_task"].values())
+    assert m["config"]["sources"][0]["name"] == "agnews" and m["versions"]["ray"].startswith("2.60")
+
+
+def test_rerun_of_a_finished_build_is_skipped(built):
+    cfg, res = built
+    again = build_sft_data(cfg)
+    assert again.skipped and again.manifest["counts"] == res.manifest["counts"]
+
+
+def test_same_records_in_1_or_4_files_give_same_ids_and_split(ray_local, tmp_path):
+    rows = [{"label": r[0], "title": r[1], "text": r[2]} for r in _ag_rows(160)]
+    rows += rows[:10]  # exact duplicates, spread across files after shuffling
+    results = []
+    for n_files in (1, 4):
+        d = tmp_path / f"in{n_files}"
+        d.mkdir()
+        shuffled = rows[:]
+        random.Random(n_files).shuffle(shuffled)
+        for i in range(n_files):
+            with open(d / f"part{i}.jsonl", "w") as f:
+                for r in shuffled[i::n_files]:
+                    f.write(json.dumps(r) + "\n")
+        cfg = RunConfig.model_validate(
+            {"output": str(tmp_path / f"out{n_files}"), "dedup": {"num_partitions": 3}, "format": {"validation_fraction": 0.25},
+             "sources": [{"name": "ag", "kind": "news", "format": "jsonl", "path": str(d / "*.jsonl"), "label_names": AG_LABELS}]}
+        )
+        out = tmp_path / f"out{n_files}"
+        build_sft_data(cfg)
+        results.append((_ids(out / "curated"), _ids(out / "rejects"), _ids(out / "sft" / "train"), _ids(out / "sft" / "validation")))
+    assert results[0] == results[1]
+    curated, rejects, train, val = results[0]
+    assert len(curated) == 160 - 0 and len(rejects) == 10 and val and train
+
+
+def test_missing_input_fails_fast_naming_the_path(ray_local, tmp_path):
+    cfg = RunConfig.model_validate(
+        {"output": str(tmp_path / "out"), "sources": [{"name": "x", "kind": "text", "format": "jsonl", "path": str(tmp_path / "missing" / "*.jsonl")}]}
+    )
+    with pytest.raises(InputNotFound, match="missing"):
+        build_sft_data(cfg)
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_text(f"output: {tmp_path}/o\nsources: [{{name: x, kind: text, format: jsonl, path: {tmp_path}/none.jsonl}}]\n")
+    assert main(["build", "--config", str(bad)]) == 2
+    assert "none.jsonl" in capsys.readouterr().err
