@@ -64,8 +64,8 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
     t1 = time.time()
     counts = record_counts(records)
     curated = records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": True})
-    _write(curated, out, "curated", so)
-    _write(records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": False}), out, "rejects", so)
+    _write(curated, out, "curated", so, S.CURATED_SCHEMA)
+    _write(records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": False}), out, "rejects", so, S.REJECT_SCHEMA)
     unreadable = _unreadable_files(records)
     timings["write_curated_rejects_s"] = round(time.time() - t1, 2)
 
@@ -77,7 +77,7 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         sft_summary, samples = sft_counts(sft)
         for split in ("train", "validation"):
             part = sft.map_batches(_split_rows, batch_format="pyarrow", fn_kwargs={"split": split})
-            _write(part, out, f"sft/{split}", so)
+            _write(part, out, f"sft/{split}", so, S.SFT_OUTPUT_SCHEMA)
         timings["format_write_sft_s"] = round(time.time() - t2, 2)
     timings["total_s"] = round(time.time() - t0, 2)
 
@@ -121,9 +121,19 @@ def _split_rows(table: pa.Table, split: str) -> pa.Table:
     return table.filter(pc.equal(table["split"], split)).drop_columns(["split"])
 
 
-def _write(ds: ray.data.Dataset, out: str, sub: str, so: dict) -> None:
+def _write(ds: ray.data.Dataset, out: str, sub: str, so: dict, schema: pa.Schema) -> None:
+    """Write a dataset as Parquet; an empty one still leaves a (zero-row) file with its schema, so
+    readers of curated/, rejects/ or sft/validation/ never meet a missing folder."""
     fs, path = storage.pyarrow_fs(out, so)
-    ds.write_parquet(storage.join(path, sub), filesystem=fs)
+    target = storage.join(path, sub)
+    ds.write_parquet(target, filesystem=fs)
+    fsspec_fs, fpath = storage.get_fs(storage.join(out, sub), so)
+    if not fsspec_fs.exists(fpath) or not any(p.endswith(".parquet") for p in fsspec_fs.ls(fpath)):
+        import pyarrow.parquet as pq
+
+        fsspec_fs.makedirs(fpath, exist_ok=True)
+        with fsspec_fs.open(fpath + "/empty.parquet", "wb") as f:
+            pq.write_table(schema.empty_table(), f)
 
 
 def _unreadable(table: pa.Table) -> pa.Table:

@@ -40,6 +40,7 @@ RECORD_SCHEMA = pa.schema(
 )
 TAG_COLUMNS = [REJECT_STAGE, REJECT_REASON, DUPLICATE_OF]
 CURATED_COLUMNS = [f.name for f in RECORD_SCHEMA if f.name not in TAG_COLUMNS]
+CURATED_SCHEMA = pa.schema([f for f in RECORD_SCHEMA if f.name not in TAG_COLUMNS])
 
 REJECT_SCHEMA = pa.schema(
     [
@@ -68,6 +69,9 @@ SFT_SCHEMA = pa.schema(
         pa.field("split", pa.string(), nullable=False),
     ]
 )
+
+
+SFT_OUTPUT_SCHEMA = pa.schema([f for f in SFT_SCHEMA if f.name != "split"])  # split is the folder
 
 
 def require_columns(table: pa.Table, columns: list[str], where: str) -> None:

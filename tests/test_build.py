@@ -140,3 +140,16 @@ def test_cli_exit_codes(tmp_path, capsys):
     bad.write_text(f"output: {tmp_path}/o\nsources: [{{name: x, kind: text, format: jsonl, path: {tmp_path}/none.jsonl}}]\n")
     assert main(["build", "--config", str(bad)]) == 2
     assert "none.jsonl" in capsys.readouterr().err
+
+
+def test_empty_outputs_still_have_a_readable_parquet(ray_local, tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"text": "Only one record, and a good one."}) + "\n")
+    cfg = RunConfig.model_validate(
+        {"output": str(tmp_path / "out"), "format": {"validation_fraction": 0.0, "tasks": {"text": []}},
+         "sources": [{"name": "a", "kind": "text", "format": "jsonl", "path": str(tmp_path / "a.jsonl")}]}
+    )
+    res = build_sft_data(cfg)
+    out = tmp_path / "out"
+    assert res.manifest["counts"]["kept"] == 1 and res.manifest["counts"]["rejected"] == 0
+    assert pq.read_table(out / "rejects").num_rows == 0 and "reason" in pq.read_table(out / "rejects").column_names
+    assert pq.read_table(out / "sft" / "validation").column_names == ["id", "task", "messages", "source", "source_id"]
