@@ -9,6 +9,7 @@ sorted file order, so *which* records are taken is deterministic.
 from __future__ import annotations
 
 
+import pyarrow as pa
 import ray
 
 from sft_ray import schema as S
@@ -24,12 +25,10 @@ def list_inputs(cfg: RunConfig) -> dict[str, list[dict]]:
     return {src.name: list_source_files(src) for src in cfg.sources}
 
 
-def _read_batch(batch: dict, source_json: str, block_rows: int):
+def _read_batch(batch: pa.Table, source_json: str, block_rows: int):
     """map_batches UDF: a batch of work items -> Arrow record blocks (a generator, so streaming)."""
     src = SourceConfig.model_validate_json(source_json)
-    keys = list(batch)
-    items = [dict(zip(keys, values)) for values in zip(*(batch[k] for k in keys))]
-    yield from read_items(src, items, block_rows)
+    yield from read_items(src, batch.to_pylist(), block_rows)
 
 
 def read_source(src: SourceConfig, items: list[dict], block_rows: int) -> ray.data.Dataset:
@@ -39,7 +38,7 @@ def read_source(src: SourceConfig, items: list[dict], block_rows: int) -> ray.da
     return ds.map_batches(
         _read_batch,
         batch_size=per_task,
-        batch_format="numpy",
+        batch_format="pyarrow",  # keeps None as None (numpy batches would turn it into NaN)
         fn_kwargs={"source_json": src.model_dump_json(), "block_rows": block_rows},
     )
 
