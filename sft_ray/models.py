@@ -111,6 +111,7 @@ def _cached(key: str, build: Callable[[Path], None]) -> Path:
         if (final / "config.json").is_file():  # another process built it while we waited
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        tmp.chmod(0o755)
         try:
             build(tmp)
             if final.exists():  # a broken leftover without config.json

@@ -1,8 +1,9 @@
 """Validation loss and perplexity, base model vs fine-tuned, inside the Ray Train workers.
 
-Why in the workers: they already hold the model (on GPU where there is one), and each evaluates
-its own shard of the first `eval_max_examples` validation examples; sums of token losses and token
-counts are all-reduced, so the number is the same token-weighted mean a single process would get.
+Why in the workers: they already hold the model (on GPU where there is one) and the tokenizer;
+each evaluates its slice (rank::world) of the first `eval_max_examples` validation examples, which
+the driver reads once (a small, bounded sample) and passes in the loop config. Sums of token losses
+and token counts are all-reduced, so the number is the token-weighted mean one process would get.
 The loop runs it once before the first step (base) and once after the last (fine-tuned) and
 writes `<output>/train/eval.json`:
 `{"base": {"loss", "perplexity"}, "finetuned": {...}, "examples": n, "tokens": t, "dropped": {...}}`.
@@ -18,7 +19,21 @@ from typing import Iterable
 import torch
 import torch.distributed as dist
 
-from sft_ray.train.tokenize import DROP_REASONS, IGNORE
+from sft_ray.train.tokenize import DROP_REASONS, IGNORE, tokenize_example
+
+
+def validation_batches(tokenizer, rows: list[dict], max_seq_len: int, batch_size: int, collate, device) -> list[dict]:
+    """Tokenize this rank's validation rows (same code as training) into padded batches on `device`."""
+    batches = []
+    for i in range(0, len(rows), batch_size):
+        toks = [tokenize_example(tokenizer, r["messages"], max_seq_len) for r in rows[i:i + batch_size]]
+        b = collate({
+            "input_ids": [t["input_ids"] for t in toks],
+            "labels": [t["labels"] for t in toks],
+            "drop_code": [DROP_REASONS.index(t["drop_reason"]) for t in toks],
+        })
+        batches.append({k: v.to(device) for k, v in b.items()})
+    return batches
 
 
 def token_loss_sum(model, batch: dict, autocast) -> tuple[torch.Tensor, torch.Tensor]:

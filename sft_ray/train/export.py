@@ -32,6 +32,7 @@ def export_model(model, tokenizer, url: str, storage_options: dict[str, Any] | N
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".model.", dir=parent)
         try:
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the model is meant to be shared
             save_hf(model, tokenizer, tmp)
             if os.path.exists(dest):
                 old = dest + ".old"

@@ -39,7 +39,7 @@ from transformers import get_cosine_schedule_with_warmup
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.models import load_model, load_tokenizer, resolve_model
 from sft_ray.storage import join, write_json, write_text
-from sft_ray.train.evaluate import all_reduce_sum, evaluate, token_loss_sum
+from sft_ray.train.evaluate import all_reduce_sum, evaluate, token_loss_sum, validation_batches
 from sft_ray.train.export import export_model
 from sft_ray.train.tokenize import DROP_REASONS, IGNORE, PadCollate
 
@@ -103,6 +103,9 @@ def train_loop_per_worker(config: dict) -> None:
         optimizer.load_state_dict(opt_state)
         scheduler.load_state_dict(sched_state)
 
+    if state["done"] and state["step"] < total:
+        state["done"] = False  # finished before, but max_steps was raised since: keep training
+
     # Per-rank bookkeeping is only valid if the world size did not change since the checkpoint.
     ranks_state = state["ranks"] if state["ranks"] and len(state["ranks"]) == world else None
     if state["ranks"] and ranks_state is None:
@@ -114,16 +117,13 @@ def train_loop_per_worker(config: dict) -> None:
 
     collate = PadCollate(tokenizer.pad_token_id)
     train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("validation") if plan["has_validation"] else None
-    val_batches: list[dict] = []  # this rank's validation batches, kept after the first pass
+    # This rank's slice of the validation sample (eval_max_examples rows in all), tokenized once.
+    val_batches = validation_batches(tokenizer, plan["val_rows"][rank::world], tc.max_seq_len, tc.batch_size,
+                                     collate, device)
 
     def run_eval() -> dict | None:
-        if val_shard is None:
+        if not plan["val_rows"]:
             return None
-        if not val_batches:
-            # At most eval_max_examples / world rows: keep them, so the second evaluation does not
-            # pay for another Ray Data execution (new read tasks and tokenizer actor).
-            val_batches.extend(val_shard.iter_torch_batches(batch_size=tc.batch_size, collate_fn=collate, device=device))
         return evaluate(raw, val_batches, device=device, autocast=amp())
 
     if "base" not in state["eval"] and not state["done"]:
@@ -159,7 +159,8 @@ def train_loop_per_worker(config: dict) -> None:
 
     # ---------------------------------------------------------------------------- training
     model.train()
-    win = {"loss": torch.zeros((), device=device), "sup": 0.0, "tokens": 0, "steps": 0, "time": 0.0}
+    win = {"loss": torch.zeros((), device=device), "sup": 0.0, "tokens": 0, "steps": 0, "time": 0.0, "data_time": 0.0}
+    consumed = skip  # raw batches of the current epoch this rank has taken (the resume position)
     while state["step"] < total and not state["done"]:
         if tc.max_steps is None and state["epoch"] >= tc.epochs:
             break  # epochs done: fewer steps than planned because tokenization dropped rows
@@ -187,6 +188,7 @@ def train_loop_per_worker(config: dict) -> None:
                     dropped[0] += b["input_ids"].size(0)  # code 0 = kept
                 if b["input_ids"].numel():
                     micro.append(b)
+            t_data = time.perf_counter() - t0
             # 2. All ranks agree there is a full step everywhere, and on its supervised-token count.
             n_sup = float(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro))
             ready, n_sup_global = all_reduce_sum([float(len(micro) == tc.grad_accum), n_sup], device)
@@ -210,18 +212,20 @@ def train_loop_per_worker(config: dict) -> None:
             win["sup"] += n_sup_global
             win["steps"] += 1
             win["time"] += time.perf_counter() - t0
+            win["data_time"] += t_data
             step = state["step"]
             # 4. Log (step 1 too, so the run shows its starting loss) and checkpoint.
             if step == 1 or step % tc.log_every == 0 or step == total:
                 loss_total, tokens_total = all_reduce_sum([win["loss"].item(), win["tokens"]], device)
                 row = {"step": step, "epoch": state["epoch"], "loss": loss_total / win["sup"], "lr": lr,
                        "grad_norm": float(grad_norm), "tokens_per_s": tokens_total / win["time"],
-                       "step_time": win["time"] / win["steps"]}
+                       "step_time": win["time"] / win["steps"], "data_time": win["data_time"] / win["steps"]}
                 state["history"].append(row)
-                win = {"loss": torch.zeros((), device=device), "sup": 0.0, "tokens": 0, "steps": 0, "time": 0.0}
+                win = {"loss": torch.zeros((), device=device), "sup": 0.0, "tokens": 0, "steps": 0, "time": 0.0, "data_time": 0.0}
                 if rank == 0:
-                    log.info("step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  tok/s %.0f  step %.2fs", step, total,
-                             row["loss"], lr, row["grad_norm"], row["tokens_per_s"], row["step_time"])
+                    log.info("step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  tok/s %.0f  step %.2fs (data %.2fs)",
+                             step, total, row["loss"], lr, row["grad_norm"], row["tokens_per_s"], row["step_time"],
+                             row["data_time"])
                     _write_metrics(train_dir, state["history"], cfg.storage_options)
             if step % tc.checkpoint_every == 0 and step < total:
                 save_checkpoint(consumed)
@@ -230,6 +234,7 @@ def train_loop_per_worker(config: dict) -> None:
                                f"examples than num_workers x batch_size x grad_accum")
         if state["step"] < total:
             state["epoch"] += 1
+            consumed = 0
 
     # ------------------------------------------------------------------- evaluate, save, export
     if not state["done"]:
@@ -240,7 +245,7 @@ def train_loop_per_worker(config: dict) -> None:
         state["train_examples_read"] = int(counts[0])
         state["train_dropped"] = {DROP_REASONS[c]: int(v) for c, v in enumerate(counts) if c and v}
         state["done"] = True
-        save_checkpoint(0)
+        save_checkpoint(consumed)
     if rank == 0:
         _write_metrics(train_dir, state["history"], cfg.storage_options)
         ev = state["eval"]

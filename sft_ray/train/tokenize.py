@@ -71,7 +71,7 @@ def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int) -> dict[
     """One conversation -> {input_ids, labels, drop_reason, truncated} (labels aligned with ids;
     the model shifts them). `drop_reason` is "" for a usable example."""
     out = {"input_ids": [], "labels": [], "drop_reason": "", "truncated": False}
-    messages = [{"role": m["role"], "content": m["content"]} for m in messages or []]
+    messages = [{"role": m["role"], "content": m["content"]} for m in (messages if messages is not None else [])]
     if not messages:
         out["drop_reason"] = "empty_messages"
         return out
