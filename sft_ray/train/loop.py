@@ -192,8 +192,10 @@ def train_loop_per_worker(config: dict) -> None:
             # 2. All ranks agree there is a full step everywhere, and on its supervised-token count.
             n_sup = float(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro))
             ready, n_sup_global = all_reduce_sum([float(len(micro) == tc.grad_accum), n_sup], device)
-            if ready < world or n_sup_global == 0:
+            if ready < world:
                 break  # some rank is out of data: end the epoch on every rank together
+            if n_sup_global == 0:
+                continue  # nothing to learn from in this step anywhere (cannot happen after tokenize)
             # 3. Forward/backward; DDP syncs gradients only on the last micro-batch.
             for i, b in enumerate(micro):
                 sync = i == len(micro) - 1

@@ -95,7 +95,8 @@ def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int) -> dict[
     if len(ids) > max_seq_len:
         ids, labels = ids[-max_seq_len:], labels[-max_seq_len:]
         out["truncated"] = True
-    if all(x == IGNORE for x in labels):
+    # labels[0] is never a target (position t predicts t+1), so it does not count as supervised.
+    if all(x == IGNORE for x in labels[1:]):
         out["drop_reason"] = "no_supervised_tokens_after_truncation"
         return out
     out["input_ids"], out["labels"] = ids, labels

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from sft_data import write_sft  # tests/train is on sys.path (pytest's rootdir-less import)
 
 from sft_ray.config import ConfigError, RunConfig
+from sft_ray.schema import SFT_SCHEMA
 from sft_ray.train import plan_steps, run_finetune
-from tests.train.sft_data import write_sft
 
 
 def _cfg(out, **train) -> RunConfig:
@@ -42,11 +45,6 @@ def test_plan_steps_from_manifest_count(tmp_path):
 def test_finetune_checkpoints_exports_and_resumes(tmp_path, ray_local):
     out = write_sft(tmp_path / "run", n_train=39, n_val=8)  # + 1 bad row = 40 = 2 equal shards
     # A row without an assistant turn: dropped by tokenization and counted, not trained on.
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from sft_ray.schema import SFT_SCHEMA
-
     bad = {"id": "bad-0", "task": "qa", "messages": [{"role": "user", "content": "no answer"}],
            "source": "capitals", "source_id": "x", "split": "train"}
     pq.write_table(pa.Table.from_pylist([bad], schema=SFT_SCHEMA), out / "sft" / "train" / "part-zz.parquet")
