@@ -126,7 +126,8 @@ def _write(ds: ray.data.Dataset, out: str, sub: str, so: dict, schema: pa.Schema
     readers of curated/, rejects/ or sft/validation/ never meet a missing folder."""
     fs, path = storage.pyarrow_fs(out, so)
     target = storage.join(path, sub)
-    ds.write_parquet(target, filesystem=fs)
+    # Object stores have no folders: Ray's create-then-remove-if-empty dance fails there on 0 rows.
+    ds.write_parquet(target, filesystem=fs, try_create_dir=storage.is_local(out))
     fsspec_fs, fpath = storage.get_fs(storage.join(out, sub), so)
     if not fsspec_fs.exists(fpath) or not any(p.endswith(".parquet") for p in fsspec_fs.ls(fpath)):
         import pyarrow.parquet as pq

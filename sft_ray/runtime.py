@@ -28,7 +28,9 @@ def init_ray(address: str | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        # The job's runtime env (cluster/runtime_env.yaml) already applies; passing another one
+        # here would conflict with it and Ray refuses to merge the two.
+        ray.init(address=address, log_to_driver=True)
     else:
         ray.init(
             address="local",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import DEMO_DATA, REPO, VENV_BIN, _pids_mentioning, _wait_http, free_port, head_env
+from e2e_support import DEMO_DATA, VENV_BIN, free_port, head_env, pids_mentioning, wait_http
 
 # Fake credentials for the S3 server. They go into os.environ *at import* (collection time), i.e.
 # before any fixture runs and therefore before the session-wide in-process Ray (`ray_local`) is
@@ -52,20 +52,21 @@ def _gz_lines(path: Path, n: int) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def s3_server():
+def s3_server(tmp_path_factory):
     """A moto S3 server (subprocess, real HTTP) on 127.0.0.1 holding trimmed copies of the demo corpora.
 
-    Yields {endpoint, bucket, counts}: counts are the records uploaded per source.
+    Yields {endpoint, bucket, counts, planted}: counts are the records uploaded per source,
+    planted the rejects planted in them (reason -> at least this many).
     """
     import boto3
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = open(Path(tempfile.gettempdir()) / f"moto-{port}.log", "w")  # noqa: SIM115
+    log = open(tmp_path_factory.mktemp("moto") / "moto_server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_http(endpoint + "/moto-api/", 60, proc=proc)
+        wait_http(endpoint + "/moto-api/", 60, proc=proc)
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         ag, n_ag = DEMO_DATA / "ag_news_test_part.csv", 60
@@ -118,14 +119,16 @@ def ray_head():
         cmd += [flag, str(p)]
     log_path = Path(temp_dir) / "ray-start.log"
     log = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=head_env(token), stdout=log, stderr=subprocess.STDOUT, cwd=temp_dir,
+    env = head_env(token)
+    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # SIGTERM: shut down now, no 30 s drain wait
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=temp_dir,
                             start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     try:
         t0 = time.time()
-        _wait_http(address + "/api/version", 180, headers={"Authorization": f"Bearer {token}"}, proc=proc)
+        wait_http(address + "/api/version", 180, headers={"Authorization": f"Bearer {token}"}, proc=proc)
         # The job server answers once the dashboard is up; the job agent on the node may lag.
-        _wait_http(address + "/api/jobs/", 60, headers={"Authorization": f"Bearer {token}"}, proc=proc)
+        wait_http(address + "/api/jobs/", 60, headers={"Authorization": f"Bearer {token}"}, proc=proc)
         print(f"\n[ray_head] up in {time.time() - t0:.1f} s at {address} (temp dir {temp_dir})", flush=True)
         yield {"address": address, "token": token, "temp_dir": temp_dir, "log": log_path}
     except BaseException:
@@ -141,9 +144,9 @@ def ray_head():
                 proc.kill()
                 proc.wait(10)
         deadline = time.time() + 20
-        while (left := _pids_mentioning(temp_dir)) and time.time() < deadline:
+        while pids_mentioning(temp_dir) and time.time() < deadline:
             time.sleep(1)
-        for pid in _pids_mentioning(temp_dir):
+        for pid in pids_mentioning(temp_dir):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

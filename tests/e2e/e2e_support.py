@@ -22,7 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, timeout: float, headers: dict | None = None, proc: subprocess.Popen | None = None) -> None:
+def wait_http(url: str, timeout: float, headers: dict | None = None, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout
     last: Exception | None = None
     while time.time() < deadline:
@@ -42,7 +42,7 @@ def _wait_http(url: str, timeout: float, headers: dict | None = None, proc: subp
     raise TimeoutError(f"{url} not ready after {timeout} s: {last}")
 
 
-def _pids_mentioning(needle: str) -> list[int]:
+def pids_mentioning(needle: str) -> list[int]:
     """Pids of live processes whose command line contains `needle` (our head's unique temp dir)."""
     pids = []
     for d in Path("/proc").iterdir():
@@ -57,12 +57,13 @@ def _pids_mentioning(needle: str) -> list[int]:
     return pids
 
 
-def head_env(token: str | None, home: Path | None = None) -> dict:
+def head_env(token: str | None, home: Path | None = None, auth_mode: str | None = "token") -> dict:
     """Environment for the head and for `ray job submit` clients: the venv first on PATH, no
-    inherited RAY_ADDRESS, token auth on, and the given token (or none at all)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH_TOKEN") and k != "RAY_ADDRESS"}
+    inherited RAY_ADDRESS, RAY_AUTH_MODE=`auth_mode` (None: unset) and the given token (or none)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")) and k != "RAY_ADDRESS"}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["RAY_AUTH_MODE"] = "token"
+    if auth_mode is not None:
+        env["RAY_AUTH_MODE"] = auth_mode
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     if token is not None:
         env["RAY_AUTH_TOKEN"] = token

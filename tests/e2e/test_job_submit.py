@@ -12,6 +12,8 @@ import json
 import re
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,11 @@ def job_logs(head: dict, jid: str) -> str:
     return client(head).get_job_logs(jid)
 
 
+def _auth_line(out: str) -> str:
+    lines = [ln.strip() for ln in out.splitlines() if re.search(r"(?i)authenticat|unauthori|forbidden|40[13]", ln)]
+    return lines[-1][:200] if lines else "?"
+
+
 def test_submit_without_token_is_refused(ray_head, tmp_path):
     """No RAY_AUTH_TOKEN, no RAY_AUTH_TOKEN_PATH and a HOME without ~/.ray/auth_token: refused.
     A wrong token is refused too."""
@@ -75,12 +82,26 @@ def test_submit_without_token_is_refused(ray_head, tmp_path):
     assert r.returncode != 0, out
     assert re.search(r"(?i)authenticat|unauthori[sz]ed|401", out), out
     assert "submitted successfully" not in out
+    print(f"\n[job submit] no token -> exit {r.returncode}: {_auth_line(out)}", flush=True)
+
+    # A client that does not even know the cluster uses tokens sends no header: the server says 401.
+    r = submit(ray_head, args, head_env(None, home=home, auth_mode=None))
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert re.search(r"(?i)authenticat|unauthori[sz]ed|401", out), out
+    assert "submitted successfully" not in out
+    print(f"[job submit] no token, no auth mode -> exit {r.returncode}: {_auth_line(out)}", flush=True)
+    for headers, code in (({}, 401), ({"Authorization": "Bearer " + "0" * 64}, 403)):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(ray_head["address"] + "/api/jobs/", headers=headers), timeout=30)
+        assert e.value.code == code
 
     r = submit(ray_head, args, head_env("0" * 64, home=home))
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert re.search(r"(?i)authenticat|forbidden|invalid.*token|403", out), out
     assert "submitted successfully" not in out
+    print(f"[job submit] wrong token -> exit {r.returncode}: {_auth_line(out)}", flush=True)
     assert not (tmp_path / "out").exists()
 
 
@@ -112,6 +133,9 @@ def test_pipeline_job_succeeds_and_writes_the_layout(ray_head, tmp_path):
                head_env(ray_head["token"]), wait=True, timeout=420)
     log = r.stdout + r.stderr
     print(f"\n[job submit] pipeline job finished in {time.time() - t0:.1f} s", flush=True)
+    for line in log.splitlines():
+        if re.search(r"finished in [0-9.]+ s$|^== |wall [0-9.]+ s|^records: |^sft examples: ", line):
+            print(f"[job submit]   {line.strip()}", flush=True)
     assert r.returncode == 0, log[-6000:]
     jid = job_id(log)
     assert wait_job(ray_head, jid, 30) == "SUCCEEDED"
@@ -139,7 +163,7 @@ def test_pipeline_job_succeeds_and_writes_the_layout(ray_head, tmp_path):
 
     # The working dir upload honoured runtime_env.yaml's excludes: the unpacked package on the
     # node holds the checkout's code, not .venv/ or .git/ (hundreds of MB), and is small.
-    pkgs = [p for p in Path(ray_head["temp_dir"]).glob("session_*/runtime_resources/working_dir_files/*") if p.is_dir()]
+    pkgs = {p.resolve() for p in Path(ray_head["temp_dir"]).glob("session_2*/runtime_resources/working_dir_files/*") if p.is_dir()}
     assert pkgs, "no working dir package found on the node"
     for pkg in pkgs:
         names = {p.name for p in pkg.iterdir()}
