@@ -17,7 +17,7 @@ import ray
 
 from sft_ray import schema as S
 from sft_ray.config import DedupConfig
-from sft_ray.tags import live_mask, tag
+from sft_ray.tags import live_mask, set_columns, tag
 
 STAGE = "dedup"
 REASON = "exact_duplicate"
@@ -61,7 +61,21 @@ def mark_partition(part: pa.Table) -> pa.Table:
     dup = ~first
     reasons = np.where(dup, REASON, None)
     dup_of = np.where(dup, ids[run_start], None)
-    return tag(part, STAGE, reasons.tolist(), dup_of.tolist()).drop_columns([S.DEDUP_KEY])
+    tagged = tag(part, STAGE, reasons.tolist(), dup_of.tolist())
+    return set_columns(tagged, {S.ID: _unique_ids(ids, first).tolist()}).drop_columns([S.DEDUP_KEY])
+
+
+def _unique_ids(ids: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Raw-identical records share their content-derived id; give the 2nd, 3rd, ... copy the
+    suffix `~dup1`, `~dup2`, ... so every reject is addressable. The copies are identical, so which
+    copy gets which suffix changes nothing, and the resulting id set does not depend on file order."""
+    same = np.zeros(len(ids), dtype=bool)
+    same[1:] = (ids[1:] == ids[:-1]) & ~first[1:]
+    if not same.any():
+        return ids
+    start = np.maximum.accumulate(np.where(~same, np.arange(len(ids)), 0))
+    ordinal = np.arange(len(ids)) - start
+    return np.array([f"{i}~dup{o}" if o else i for i, o in zip(ids, ordinal)], dtype=object)
 
 
 def exact_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:

@@ -59,3 +59,9 @@ def test_smallest_id_survives_and_duplicates_point_at_it(ray_local):
 def test_lowercase_option_catches_case_variants(ray_local):
     got, _ = _run(_corpus(), 4, DedupConfig(num_partitions=2, exact={"lowercase": True}))
     assert got["s-2000"] == ("exact_duplicate", "s-0000")
+
+
+def test_raw_identical_records_get_unique_reject_ids(ray_local):
+    rows = [{"id": "s-same", "source": "s", "kind": "text", "text": "identical text", "meta": f'{{"line": {i}}}'} for i in range(3)]
+    got, n = _run(rows, 2)
+    assert n == 3 and got == {"s-same": (None, None), "s-same~dup1": ("exact_duplicate", "s-same"), "s-same~dup2": ("exact_duplicate", "s-same")}
