@@ -59,10 +59,14 @@ def print_build(result) -> None:
     print(f"outputs: {m['output']}/{{curated,rejects,sft/train,sft/validation,report/report.html,manifest.json}}")
 
 
+def _num(x) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) else str(x)
+
+
 def print_train(summary: dict) -> None:
     print("\n== finetune done")
-    print(f"loss: start {summary.get('loss_start')} -> end {summary.get('loss_end')} over {summary.get('steps')} steps")
-    print(f"validation loss: before {summary.get('val_loss_before')} -> after {summary.get('val_loss_after')}")
+    print(f"training loss: start {_num(summary.get('loss_start'))} -> end {_num(summary.get('loss_end'))} over {summary.get('steps')} steps")
+    print(f"validation loss: before {_num(summary.get('val_loss_before'))} -> after {_num(summary.get('val_loss_after'))}")
     print(f"model: {summary.get('model_dir')}   checkpoints: {summary.get('checkpoint_dir')}   wall {summary.get('wall_s')} s")
 
 

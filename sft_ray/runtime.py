@@ -24,9 +24,12 @@ def init_ray(address: str | None = None) -> None:
     start a local Ray. Idempotent."""
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    # Job logs are read by people and CI: no carriage-return progress bars (Ray Data, HF hub/GGUF).
+    quiet = {"RAY_DATA_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for k, v in quiet.items():
+        os.environ.setdefault(k, v)
     address = address or os.environ.get("RAY_ADDRESS")
-    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    runtime_env = {"env_vars": quiet}
     if address:
         # The job's runtime env (cluster/runtime_env.yaml) already applies; passing another one
         # here would conflict with it and Ray refuses to merge the two.
@@ -35,7 +38,10 @@ def init_ray(address: str | None = None) -> None:
         ray.init(
             address="local",
             num_cpus=max(MIN_LOCAL_CPUS, os.cpu_count() or 1),
-            include_dashboard=False,
+            # The dashboard serves the State API, which Ray Train's placement-group cleaner polls;
+            # without it every training run logs a warning per second.
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
             runtime_env=runtime_env,
         )
     ctx = ray.data.DataContext.get_current()
