@@ -13,6 +13,7 @@ import pyarrow as pa
 # Document / translation-pair columns.
 ID, SOURCE, KIND = "id", "source", "kind"
 TEXT, TITLE, URL, LABEL, LANG, META = "text", "title", "url", "label", "lang", "meta"
+LANG_SCORE = "lang_score"
 SRC_TEXT, TGT_TEXT, SRC_LANG, TGT_LANG = "src_text", "tgt_text", "src_lang", "tgt_lang"
 # Tags set by stages.
 REJECT_STAGE, REJECT_REASON, DUPLICATE_OF = "reject_stage", "reject_reason", "duplicate_of"
@@ -28,6 +29,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field(URL, pa.string()),
         pa.field(LABEL, pa.string()),  # gold label name from the source, when it has one
         pa.field(LANG, pa.string()),
+        pa.field(LANG_SCORE, pa.float64()),  # language ID confidence (clean.langid), null when not run
         pa.field(SRC_TEXT, pa.string()),
         pa.field(TGT_TEXT, pa.string()),
         pa.field(SRC_LANG, pa.string()),

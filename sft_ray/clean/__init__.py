@@ -1,6 +1,99 @@
-"""Clean: normalise text and reject records outside length bounds (issue 3 adds extraction,
-quality filters, language ID, PII and bitext filters as further stages here)."""
+"""Clean: one Ray Data UDF, `clean_batch`, running a chain of small filters over a pyarrow block.
 
-from sft_ray.clean.normalize import clean_batch
+    normalize + length -> langid -> gopher_quality -> gopher_repetition -> c4 -> fineweb
+
+Each link is switched and tuned under `clean.<name>` and tags with stage `clean` and its own
+snake_case reason (so the manifest counts `by_stage.clean.<reason>`). Tag, then select: a link only
+looks at rows no earlier stage rejected, and never drops rows. The web-page filters (Gopher, C4,
+FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config.py for why);
+language ID applies to all kinds. Extraction, PII and bitext filters (issue 3) are still to come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from sft_ray import schema as S
+from sft_ray.clean import c4, fineweb, gopher_quality, gopher_repetition, langid
+from sft_ray.clean.normalize import STAGE, normalize_batch
+from sft_ray.config import CleanConfig
+from sft_ray.tags import set_columns, tag
 
 __all__ = ["clean_batch"]
+
+
+def clean_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
+    """Ray Data UDF (pyarrow batch in, same schema out)."""
+    table = normalize_batch(table, cfg)
+    table = langid_batch(table, cfg)
+    table = _text_filter(table, cfg.gopher_quality, gopher_quality.reason)
+    table = _text_filter(table, cfg.gopher_repetition, gopher_repetition.reason)
+    table = c4_batch(table, cfg)
+    return _text_filter(table, cfg.fineweb, fineweb.reason)
+
+
+def _applicable(table: pa.Table, fcfg) -> list[bool]:
+    """Rows a filter looks at: enabled, not yet rejected, of a kind it applies to, with text."""
+    if not fcfg.enabled:
+        return [False] * table.num_rows
+    live = table[S.REJECT_REASON].is_null().to_pylist()
+    kinds = table[S.KIND].to_pylist()
+    return [ok and k in fcfg.kinds for ok, k in zip(live, kinds)]
+
+
+def _text_filter(table: pa.Table, fcfg, reason: Callable[[str, object], str | None]) -> pa.Table:
+    texts = table[S.TEXT].to_pylist()
+    todo = _applicable(table, fcfg)
+    return tag(table, STAGE, [reason(t, fcfg) if ok and t else None for ok, t in zip(todo, texts)])
+
+
+def c4_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
+    """C4 decides per document and, like C4 and DataTrove, keeps only the lines it kept."""
+    texts = table[S.TEXT].to_pylist()
+    todo = _applicable(table, cfg.c4)
+    reasons, new_texts = [], []
+    for ok, t in zip(todo, texts):
+        r, kept = c4.filter_lines(t, cfg.c4) if ok and t else (None, t)
+        reasons.append(r)
+        new_texts.append(kept if r is None and cfg.c4.remove_lines else t)
+    return tag(set_columns(table, {S.TEXT: new_texts}), STAGE, reasons)
+
+
+def langid_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
+    """Fill `lang`/`lang_score` and tag `lang_mismatch` / `low_lang_score`.
+
+    Documents kept with a declared language keep it in `lang`, with its probability in
+    `lang_score`; rejected or undeclared ones get the top detected language and its probability.
+    Pairs keep `lang` null (their languages are `src_lang`/`tgt_lang`); `lang_score` is the smaller
+    of the two declared-language probabilities, and the first failing side names the reason.
+    """
+    todo = _applicable(table, cfg.langid)
+    kinds = table[S.KIND].to_pylist()
+    cols = {c: table[c].to_pylist() for c in (S.TEXT, S.SRC_TEXT, S.TGT_TEXT, S.LANG, S.SRC_LANG, S.TGT_LANG, S.LANG_SCORE)}
+    jobs: list[tuple[int, str]] = []  # (row, column) for every text to detect
+    for i, ok in enumerate(todo):
+        sides = (S.SRC_TEXT, S.TGT_TEXT) if kinds[i] == "translation" else (S.TEXT,)
+        if ok and all(cols[c][i] for c in sides):
+            jobs += [(i, c) for c in sides]
+    scores = dict(zip(jobs, langid.predict([cols[c][i] for i, c in jobs])))
+    threshold, low_kinds = cfg.langid.threshold, cfg.langid.low_score_kinds
+    langs, lang_scores = cols[S.LANG], cols[S.LANG_SCORE]
+    reasons: list[str | None] = [None] * table.num_rows
+    for i in sorted({i for i, _ in jobs}):
+        if kinds[i] == "translation":
+            reject_low = kinds[i] in low_kinds
+            src = langid.decide(scores[(i, S.SRC_TEXT)], cols[S.SRC_LANG][i], threshold, reject_low)
+            tgt = langid.decide(scores[(i, S.TGT_TEXT)], cols[S.TGT_LANG][i], threshold, reject_low)
+            reasons[i] = src[0] or tgt[0]
+            lang_scores[i] = min(src[1], tgt[1])
+        else:
+            s = scores[(i, S.TEXT)]
+            reasons[i], score = langid.decide(s, langs[i], threshold, kinds[i] in low_kinds)
+            if reasons[i] is None and langs[i] is not None:
+                lang_scores[i] = score
+            else:
+                langs[i], lang_scores[i] = langid.top(s)
+    table = set_columns(table, {S.LANG: langs, S.LANG_SCORE: lang_scores})
+    return tag(table, STAGE, reasons)

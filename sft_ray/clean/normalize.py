@@ -47,8 +47,8 @@ def length_reason(rec_kind: str, text: str | None, src: str | None, tgt: str | N
     return None
 
 
-def clean_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
-    """Ray Data UDF (pyarrow batch in, same schema out): normalise live rows, tag length rejects."""
+def normalize_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
+    """First link of `clean_batch`: normalise live rows, tag length rejects."""
     live = table[S.REJECT_REASON].is_null().to_pylist()
     if cfg.normalize:
         cols = {}

@@ -1,0 +1,52 @@
+"""Gopher quality filter: word-count, word-length, symbol, bullet, ellipsis, alphabetic and
+stop-word heuristics over a whole document.
+
+Thresholds from Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from
+Training Gopher", appendix A.1.1 (MassiveWeb quality filter): 50..100,000 words, mean word length
+3..10 characters, symbol-to-word ratio (`#` and ellipses) <= 0.1, <= 90% of lines starting with a
+bullet, <= 30% of lines ending in an ellipsis, >= 80% of words containing an alphabetic character,
+>= 2 of the stop words {the, be, to, of, and, that, have, with} (case-sensitive, as in DataTrove). The order of checks and the reason
+names follow DataTrove `src/datatrove/pipeline/filters/gopher_quality_filter.py`, so the first
+failing check names the reason (prefixed `gopher_`). Words come from `words.split_words` (a regex,
+not DataTrove's spaCy tokenizer; see that module).
+"""
+
+from __future__ import annotations
+
+from sft_ray.clean.words import split_words
+from sft_ray.config import GopherQualityConfig
+
+STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~’‘“”–—…•·«»„")
+_BULLETS = ("\u2022", "-")
+_ELLIPSES = ("...", "\u2026")
+
+
+def reason(text: str, cfg: GopherQualityConfig) -> str | None:
+    words = split_words(text)
+    n_words = len(words)
+    non_symbol_words = [w for w in words if any(ch not in _PUNCTUATION for ch in w)]
+    n_non_symbol = len(non_symbol_words)
+    if n_non_symbol == 0 or n_non_symbol < cfg.min_doc_words:
+        return "gopher_short_doc"
+    if n_non_symbol > cfg.max_doc_words:
+        return "gopher_long_doc"
+    avg_word_len = sum(len(w) for w in non_symbol_words) / n_non_symbol
+    if avg_word_len < cfg.min_avg_word_length:
+        return "gopher_below_avg_threshold"
+    if avg_word_len > cfg.max_avg_word_length:
+        return "gopher_above_avg_threshold"
+    if text.count("#") / n_words > cfg.max_symbol_word_ratio:
+        return "gopher_too_many_hashes"
+    if (text.count("...") + text.count("\u2026")) / n_words > cfg.max_symbol_word_ratio:
+        return "gopher_too_many_ellipsis"
+    lines = text.splitlines() or [""]
+    if sum(line.lstrip().startswith(_BULLETS) for line in lines) / len(lines) > cfg.max_bullet_lines_ratio:
+        return "gopher_too_many_bullets"
+    if sum(line.rstrip().endswith(_ELLIPSES) for line in lines) / len(lines) > cfg.max_ellipsis_lines_ratio:
+        return "gopher_too_many_end_ellipsis"
+    if sum(any(ch.isalpha() for ch in w) for w in words) / n_words < cfg.max_non_alpha_words_ratio:
+        return "gopher_below_alpha_threshold"
+    if sum(w in STOP_WORDS for w in words) < cfg.min_stop_words:
+        return "gopher_enough_stop_words"
+    return None
