@@ -72,6 +72,9 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
     rec: dict[str, Any] = dict(base)
     problem: str | None = None
     for col, key in mapping.items():
+        if src.format in ("csv", "tsv") and key not in raw.fields:
+            # A header-less row too short for the mapped column index: the row is malformed.
+            problem = problem or "wrong_column_count"
         value, err = _as_text(raw.fields.get(key))
         if err:
             problem = problem or f"{err}"
