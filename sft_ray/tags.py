@@ -22,30 +22,26 @@ def live_mask(table: pa.Table) -> pa.ChunkedArray:
 def tag(table: pa.Table, stage: str, reasons: Sequence[str | None], duplicate_of: Sequence[str | None] | None = None) -> pa.Table:
     if len(reasons) != table.num_rows:
         raise ValueError(f"{stage}: {len(reasons)} reasons for {table.num_rows} rows")
-    live = live_mask(table).to_pylist()
-    old_reason = table[S.REJECT_REASON].to_pylist()
-    old_stage = table[S.REJECT_STAGE].to_pylist()
-    old_dup = table[S.DUPLICATE_OF].to_pylist()
-    new_reason, new_stage, new_dup = [], [], []
-    for i, (ok, r) in enumerate(zip(live, reasons)):
-        if ok and r is not None:
-            new_reason.append(r)
-            new_stage.append(stage)
-            new_dup.append(duplicate_of[i] if duplicate_of is not None else None)
-        else:
-            new_reason.append(old_reason[i])
-            new_stage.append(old_stage[i])
-            new_dup.append(old_dup[i])
-    return _set(table, {S.REJECT_REASON: new_reason, S.REJECT_STAGE: new_stage, S.DUPLICATE_OF: new_dup})
+    reason_arr = pa.array(reasons, pa.string())
+    # Vectorised: every clean filter and dedup calls this once per block, so no Python per row.
+    newly = pc.and_(live_mask(table), pc.is_valid(reason_arr))
+    dup_arr = pa.array(duplicate_of if duplicate_of is not None else [None] * table.num_rows, pa.string())
+    stage_arr = pa.array([stage] * table.num_rows, pa.string())
+    return set_columns(
+        table,
+        {
+            S.REJECT_REASON: pc.if_else(newly, reason_arr, table[S.REJECT_REASON]),
+            S.REJECT_STAGE: pc.if_else(newly, stage_arr, table[S.REJECT_STAGE]),
+            S.DUPLICATE_OF: pc.if_else(newly, dup_arr, table[S.DUPLICATE_OF]),
+        },
+    )
 
 
-def _set(table: pa.Table, columns: dict[str, list]) -> pa.Table:
+def set_columns(table: pa.Table, columns: dict) -> pa.Table:
+    """Replace whole columns (same names and types) with lists or Arrow arrays."""
     for name, values in columns.items():
         idx = table.schema.get_field_index(name)
-        table = table.set_column(idx, table.schema.field(idx), pa.array(values, type=table.schema.field(idx).type))
+        field = table.schema.field(idx)
+        arr = values.cast(field.type) if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=field.type)
+        table = table.set_column(idx, field, arr)
     return table
-
-
-def set_columns(table: pa.Table, columns: dict[str, list]) -> pa.Table:
-    """Replace whole columns (same names and types); used by stages that rewrite text."""
-    return _set(table, columns)

@@ -19,7 +19,7 @@ from sft_ray import schema as S
 from sft_ray.clean import c4, fineweb, gopher_quality, gopher_repetition, langid
 from sft_ray.clean.normalize import STAGE, normalize_batch
 from sft_ray.config import CleanConfig
-from sft_ray.tags import set_columns, tag
+from sft_ray.tags import live_mask, set_columns, tag
 
 __all__ = ["clean_batch"]
 
@@ -38,7 +38,7 @@ def _applicable(table: pa.Table, fcfg) -> list[bool]:
     """Rows a filter looks at: enabled, not yet rejected, of a kind it applies to, with text."""
     if not fcfg.enabled:
         return [False] * table.num_rows
-    live = table[S.REJECT_REASON].is_null().to_pylist()
+    live = live_mask(table).to_pylist()
     kinds = table[S.KIND].to_pylist()
     return [ok and k in fcfg.kinds for ok, k in zip(live, kinds)]
 

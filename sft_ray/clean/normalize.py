@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from sft_ray import schema as S
 from sft_ray.config import CleanConfig
-from sft_ray.tags import set_columns, tag
+from sft_ray.tags import live_mask, set_columns, tag
 
 STAGE = "clean"
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
@@ -49,7 +49,7 @@ def length_reason(rec_kind: str, text: str | None, src: str | None, tgt: str | N
 
 def normalize_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     """First link of `clean_batch`: normalise live rows, tag length rejects."""
-    live = table[S.REJECT_REASON].is_null().to_pylist()
+    live = live_mask(table).to_pylist()
     if cfg.normalize:
         cols = {}
         for c in TEXT_COLUMNS:
