@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 # --------------------------------------------------------------------------------------- sources
 SourceKind = Literal["web", "news", "text", "translation", "qa", "sentiment", "sft"]
-SourceFormat = Literal["jsonl", "parquet", "csv", "tsv", "bitext"]
+SourceFormat = Literal["jsonl", "parquet", "csv", "tsv", "bitext", "warc", "wet", "html"]
 
 
 class SourceConfig(_Strict):
@@ -78,6 +78,8 @@ class SourceConfig(_Strict):
                 raise ValueError("format=bitext is only for kind=translation")
         elif isinstance(self.path, dict):
             raise ValueError(f"path must be a single URL/glob for format={self.format}")
+        if self.format in ("warc", "wet", "html") and self.kind != "web":
+            raise ValueError(f"format={self.format} is only for kind=web")
         if self.kind == "translation" and not {"src", "tgt"} <= set(self.langs):
             raise ValueError("kind=translation needs langs: {src: <code>, tgt: <code>}")
         return self
@@ -176,6 +178,55 @@ class LangIdConfig(_Strict):
     )
 
 
+class ExtractConfig(_Strict):
+    """Main-content extraction for web sources (format warc / html): HTML -> text, title, date.
+
+    Runs inside the read task, so raw HTML (typically ~10x its text) never enters the object store.
+    """
+
+    extractor: Literal["trafilatura", "resiliparse"] = Field(
+        default="trafilatura", description="Main-content extractor (chosen by benchmarks/extraction_quality.py on gold pages)."
+    )
+    favor_precision: bool = Field(default=False, description="trafilatura: prefer less text but less boilerplate.")
+    include_tables: bool = Field(default=True, description="Keep text of HTML tables.")
+    max_html_bytes: int = Field(
+        default=10_000_000, ge=1, description="Larger HTML payloads are rejected `html_too_large` instead of parsed."
+    )
+
+
+PiiType = Literal["email", "phone", "ip", "credit_card", "iban", "ssn"]
+
+
+class PiiConfig(_Strict):
+    """Regex + checksum PII redaction to typed placeholders (`<EMAIL>`, `<PHONE>`, ...)."""
+
+    enabled: bool = Field(default=True, description="Redact PII in text columns.")
+    kinds: list[SourceKind] = Field(
+        default_factory=lambda: ["web", "news", "text", "translation", "qa", "sentiment", "sft"],
+        description="Source kinds it applies to (all by default).",
+    )
+    types: list[PiiType] = Field(
+        default_factory=lambda: ["email", "phone", "ip", "credit_card", "iban", "ssn"],
+        description="PII types to redact.",
+    )
+
+
+class BitextConfig(_Strict):
+    """Translation-pair filters (OpusFilter / Bicleaner-hard-rules style); see clean/bitext.py for sources."""
+
+    enabled: bool = Field(default=True, description="Run the bitext filters on translation pairs.")
+    max_char_ratio: float = Field(default=3.0, ge=1, description="Longer/shorter side in characters above -> `bitext_length_ratio`.")
+    max_token_ratio: float = Field(default=3.0, ge=1, description="Longer/shorter side in whitespace tokens above -> `bitext_token_ratio`.")
+    ratio_min_chars: int = Field(default=15, ge=0, description="Length ratios are only checked when the longer side has at least this many characters.")
+    copy_similarity: float = Field(
+        default=0.9, ge=0, le=1, description="Source and target this similar (case-insensitive) -> `bitext_copy` (untranslated)."
+    )
+    max_number_mismatch: float = Field(
+        default=0.5, ge=0, le=1, description="Share of numbers not found on the other side above -> `bitext_number_mismatch`."
+    )
+    check_placeholders: bool = Field(default=True, description="`#PRS_ORG#`-style placeholders must match on both sides, else `bitext_placeholder_mismatch`.")
+
+
 class CleanConfig(_Strict):
     """Cleaning chain: normalise + length, language ID, Gopher quality, Gopher repetition, C4, FineWeb."""
 
@@ -190,6 +241,9 @@ class CleanConfig(_Strict):
     gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig, description="Gopher repetition filter.")
     c4: C4Config = Field(default_factory=C4Config, description="C4 filter.")
     fineweb: FineWebQualityConfig = Field(default_factory=FineWebQualityConfig, description="FineWeb quality filter.")
+    extract: ExtractConfig = Field(default_factory=ExtractConfig, description="HTML main-content extraction (web sources).")
+    pii: PiiConfig = Field(default_factory=PiiConfig, description="PII redaction.")
+    bitext: BitextConfig = Field(default_factory=BitextConfig, description="Translation-pair filters.")
 
 
 class ExactDedupConfig(_Strict):

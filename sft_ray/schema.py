@@ -14,6 +14,7 @@ import pyarrow as pa
 ID, SOURCE, KIND = "id", "source", "kind"
 TEXT, TITLE, URL, LABEL, LANG, META = "text", "title", "url", "label", "lang", "meta"
 LANG_SCORE = "lang_score"
+PII = "pii"  # JSON object {type: count} of redactions (clean.pii), null when none
 SRC_TEXT, TGT_TEXT, SRC_LANG, TGT_LANG = "src_text", "tgt_text", "src_lang", "tgt_lang"
 # Tags set by stages.
 REJECT_STAGE, REJECT_REASON, DUPLICATE_OF = "reject_stage", "reject_reason", "duplicate_of"
@@ -35,6 +36,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field(SRC_LANG, pa.string()),
         pa.field(TGT_LANG, pa.string()),
         pa.field(META, pa.string()),  # JSON object: file, line, anything the reader kept
+        pa.field(PII, pa.string()),  # JSON object {EMAIL: 2, ...}: placeholders put in by clean.pii
         pa.field(REJECT_STAGE, pa.string()),
         pa.field(REJECT_REASON, pa.string()),
         pa.field(DUPLICATE_OF, pa.string()),
