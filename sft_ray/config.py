@@ -228,10 +228,16 @@ class BitextConfig(_Strict):
 
 
 class CleanConfig(_Strict):
-    """Cleaning chain: normalise + length, language ID, Gopher quality, Gopher repetition, C4, FineWeb."""
+    """Cleaning chain: repair + normalise + length, language ID, Gopher quality, Gopher repetition, C4, FineWeb, bitext, PII."""
 
     enabled: bool = Field(default=True, description="Run the clean stage.")
-    normalize: bool = Field(default=True, description="Unicode NFC + collapse runs of spaces/tabs, trim lines.")
+    normalize: bool = Field(default=True, description="Repair and normalise text: the switches below, NFC, collapse runs of spaces/tabs, trim lines.")
+    fix_mojibake: bool = Field(default=True, description="Repair mojibake and HTML entities with ftfy.")
+    strip_markup: bool = Field(default=True, description="Remove HTML tags left in text (e.g. AG News `<A HREF=...>`).")
+    boilerplate_kinds: list[SourceKind] = Field(
+        default_factory=lambda: list(_WEB_KINDS), description="Kinds whose short navigation/sharing lines ('Share on Facebook', 'Skip to content') are removed."
+    )
+    boilerplate_max_words: int = Field(default=8, ge=1, description="Only lines of at most this many words can be boilerplate lines.")
     min_chars: int = Field(default=20, ge=0, description="Documents shorter than this (after normalising) are rejected `too_short`.")
     max_chars: int = Field(default=100_000, ge=1, description="Documents longer than this are rejected `too_long` (Gopher's 100k-word cap is the web analogue).")
     pair_min_chars: int = Field(default=2, ge=0, description="Translation pairs: each side at least this long, else `too_short`.")
