@@ -45,9 +45,10 @@ class SourceConfig(_Strict):
         description="Record column -> input field name (jsonl/parquet/csv with header) or 0-based column "
         "index (csv/tsv without header). Columns: id, text, title, url, label, src_text, tgt_text.",
     )
-    langs: dict[str, str] = Field(
+    langs: dict[str, str | list[str]] = Field(
         default_factory=dict,
-        description="Languages as ISO 639-1 codes: {src: en, tgt: de} for translation, {text: en} otherwise.",
+        description="Languages as ISO 639-1 codes: {src: en, tgt: de} for translation, {text: en} otherwise; "
+        "{text: [en, de]} allows several (each document must be confidently one of them).",
     )
     label_names: dict[str, str] = Field(
         default_factory=dict,
@@ -68,6 +69,22 @@ class SourceConfig(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
             raise ValueError(f"source name {v!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
         return v
+
+    @field_validator("langs")
+    @classmethod
+    def _langs(cls, v: dict) -> dict[str, str]:
+        out = {}
+        for key, val in v.items():
+            if key not in ("text", "src", "tgt"):
+                raise ValueError(f"langs keys are text, src, tgt (got {key!r})")
+            codes = [val] if isinstance(val, str) else list(val)
+            if not codes or len(codes) > 1 and key != "text":
+                raise ValueError(f"langs.{key} needs exactly one language code" if key != "text" else "langs.text is empty")
+            for c in codes:
+                if not re.fullmatch(r"[a-z]{2,3}", c):
+                    raise ValueError(f"langs.{key}: {c!r} is not an ISO 639 code like 'en'")
+            out[key] = "|".join(codes)  # several allowed languages travel as "en|de" (clean/langid.py)
+        return out
 
     @model_validator(mode="after")
     def _check_shape(self) -> "SourceConfig":

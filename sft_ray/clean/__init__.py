@@ -90,6 +90,7 @@ def langid_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
             lang_scores[i] = min(src[1], tgt[1])
         else:
             s = scores[(i, S.TEXT)]
+            langs[i] = langid.resolve_declared(s, langs[i])
             reasons[i], score = langid.decide(s, langs[i], threshold, kinds[i] in low_kinds)
             if reasons[i] is None and langs[i] is not None:
                 lang_scores[i] = score

@@ -58,6 +58,15 @@ def top(scores: dict[str, float]) -> tuple[str | None, float]:
     return lang, scores[lang]
 
 
+def resolve_declared(scores: dict[str, float], declared: str | None) -> str | None:
+    """A source may allow several languages (`langs: {text: [en, de]}`, stored as "en|de"):
+    the allowed language the model scores highest is the declared one for this text."""
+    if declared is None or "|" not in declared:
+        return declared
+    allowed = declared.split("|")
+    return max(allowed, key=lambda lang: scores.get(lang, 0.0))
+
+
 def decide(scores: dict[str, float], declared: str | None, threshold: float, reject_low: bool = True) -> tuple[str | None, float]:
     """(reason or None, score of the declared language, or of the top one when none is declared)."""
     best, best_score = top(scores)

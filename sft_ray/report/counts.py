@@ -17,26 +17,39 @@ from sft_ray import schema as S
 KEPT = "kept"
 
 
+_GROUP_SCHEMA = pa.schema(
+    [("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("label", pa.string()), ("pii", pa.string()), ("n", pa.int64())]
+)
+
+
 def _record_groups(table: pa.Table) -> pa.Table:
-    c = Counter(
-        zip(
-            table[S.SOURCE].to_pylist(),
-            table[S.REJECT_STAGE].to_pylist(),
-            table[S.REJECT_REASON].to_pylist(),
-            table[S.LABEL].to_pylist(),
-        )
-    )
-    rows = [{"source": s, "stage": st or KEPT, "reason": r or KEPT, "label": (lb if not r else None), "n": n} for (s, st, r, lb), n in c.items()]
-    return pa.Table.from_pylist(rows, schema=pa.schema([("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("label", pa.string()), ("n", pa.int64())]))
+    """Per block: one row per (source, stage, reason, label), plus one per (source, PII type) of kept records."""
+    cols = [table[c].to_pylist() for c in (S.SOURCE, S.REJECT_STAGE, S.REJECT_REASON, S.LABEL)]
+    c = Counter(zip(*cols))
+    rows = [{"source": s, "stage": st or KEPT, "reason": r or KEPT, "label": (lb if not r else None), "pii": None, "n": n} for (s, st, r, lb), n in c.items()]
+    pii: Counter = Counter()
+    for s, r, p in zip(cols[0], cols[2], table[S.PII].to_pylist()):
+        if p and not r:
+            for typ, n in json.loads(p).items():
+                pii[(s, typ)] += n
+    rows += [{"source": s, "stage": None, "reason": None, "label": None, "pii": t, "n": n} for (s, t), n in pii.items()]
+    return pa.Table.from_pylist(rows, schema=_GROUP_SCHEMA)
 
 
 def record_counts(records: ray.data.Dataset) -> dict:
-    """Totals that must satisfy input = kept + rejected, broken down by source, stage and reason."""
+    """Totals that must satisfy input = kept + rejected, broken down by source, stage and reason;
+    plus PII placeholders put into kept records, per type and source."""
     rows = records.map_batches(_record_groups, batch_format="pyarrow").take_all()
     by_source: dict = defaultdict(lambda: {"input": 0, "kept": 0, "rejected": 0})
     by_stage: dict = defaultdict(Counter)
     labels: dict = defaultdict(Counter)
+    pii_by_type: Counter = Counter()
+    pii_by_source: dict = defaultdict(Counter)
     for r in rows:
+        if r["pii"] is not None:
+            pii_by_type[r["pii"]] += r["n"]
+            pii_by_source[r["source"]][r["pii"]] += r["n"]
+            continue
         src = by_source[r["source"]]
         src["input"] += r["n"]
         if r["stage"] == KEPT:
@@ -55,6 +68,7 @@ def record_counts(records: ray.data.Dataset) -> dict:
         "by_source": {k: dict(v) for k, v in sorted(by_source.items())},
         "by_stage": {k: dict(sorted(v.items())) for k, v in sorted(by_stage.items())},
         "labels": {k: dict(sorted(v.items())) for k, v in sorted(labels.items())},
+        "pii_redacted": {"by_type": dict(sorted(pii_by_type.items())), "by_source": {k: dict(sorted(v.items())) for k, v in sorted(pii_by_source.items())}},
     }
 
 

@@ -36,6 +36,9 @@ def render_html(report: dict) -> str:
     ]
     for stage, reasons in c["by_stage"].items():
         sections.append(f"<h2>Rejected at {html.escape(stage)}</h2><table>{_bar_rows(reasons, c['input'])}</table>")
+    pii = c.get("pii_redacted", {}).get("by_type", {})
+    if pii:
+        sections.append(f"<h2>PII redacted in kept records</h2><table>{_bar_rows(pii, sum(pii.values()))}</table>")
     for src, labels in c.get("labels", {}).items():
         sections.append(f"<h2>Gold labels kept: {html.escape(src)}</h2><table>{_bar_rows(labels, sum(labels.values()))}</table>")
     sft = report.get("sft", {})

@@ -59,3 +59,15 @@ def test_translation_pair_sides_are_checked_against_declared_languages():
     assert [r["reject_reason"] for r in out] == [None, "lang_mismatch"]
     assert out[0]["lang"] is None and out[0]["lang_score"] > 0.9
     assert out[1]["lang_score"] < 0.1
+
+
+def test_source_may_allow_several_languages():
+    from sft_ray.config import SourceConfig
+
+    src = SourceConfig(name="w", kind="web", path="x", format="jsonl", langs={"text": ["en", "de"]})
+    assert src.langs["text"] == "en|de"
+    rows = [_doc(0, "news", BBC[0], "en|de"), _doc(1, "news", HEISE[0], "en|de"), _doc(2, "news", LEMONDE, "en|de")]
+    cfg = CleanConfig.model_validate({"gopher_quality": {"enabled": False}, "gopher_repetition": {"enabled": False},
+                                      "c4": {"enabled": False}, "fineweb": {"enabled": False}})
+    out = clean_batch(S.records_from_rows(rows), cfg).to_pylist()
+    assert [(r["reject_reason"], r["lang"]) for r in out] == [(None, "en"), (None, "de"), ("lang_mismatch", "fr")]
