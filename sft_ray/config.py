@@ -274,11 +274,34 @@ class ExactDedupConfig(_Strict):
     lowercase: bool = Field(default=False, description="Lowercase before hashing (catches case-only duplicates).")
 
 
+class NearDedupConfig(_Strict):
+    """MinHash-LSH near-duplicate detection (Broder 1997; bands x rows as DataTrove/FineWeb). See dedup/minhash.py."""
+
+    enabled: bool = Field(default=True, description="Run near-duplicate detection.")
+    kinds: list[SourceKind] = Field(
+        default_factory=lambda: ["web", "news", "text", "qa", "sentiment"],
+        description="Source kinds it applies to (translation pairs: exact dedup only, by default).",
+    )
+    ngram_size: int = Field(default=5, ge=1, description="Shingle size in words (or characters when char_ngrams).")
+    char_ngrams: bool = Field(default=False, description="Character shingles instead of words (languages written without spaces).")
+    num_bands: int = Field(default=14, ge=1, description="LSH bands b.")
+    rows_per_band: int = Field(default=8, ge=1, description="Rows per band r; b*r hash functions. 14x8 ~ threshold 0.72.")
+    verify_jaccard: float | None = Field(
+        default=0.8, ge=0, le=1, description="Confirm LSH candidate pairs by exact shingle Jaccard >= this (null: trust LSH)."
+    )
+    lowercase: bool = Field(default=True, description="Lowercase before shingling.")
+    strip_punctuation: bool = Field(default=True, description="Remove punctuation before shingling.")
+    strip_digits: bool = Field(default=False, description="Map digits to 0 before shingling.")
+    strip_diacritics: bool = Field(default=False, description="Remove diacritics before shingling.")
+    seed: int = Field(default=1, description="Seed of the MinHash permutations.")
+
+
 class DedupConfig(_Strict):
     """Global deduplication across all sources, blocks and nodes; survivor = smallest id."""
 
     enabled: bool = Field(default=True, description="Run the dedup stage.")
     exact: ExactDedupConfig = Field(default_factory=ExactDedupConfig, description="Exact duplicate detection.")
+    near: NearDedupConfig = Field(default_factory=NearDedupConfig, description="MinHash-LSH near-duplicate detection.")
     num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
 
 
