@@ -305,6 +305,13 @@ class DedupConfig(_Strict):
     num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
 
 
+class LabelConfig(_Strict):
+    """Model-backed labelers (Ray Data actor pools): topic and sentiment from MiniLM embeddings +
+    a light classifier fitted at job start on a seed set. See sft_ray/label/."""
+
+    enabled: bool = Field(default=False, description="Run the label stage.")
+
+
 class FormatConfig(_Strict):
     """Turns curated records into chat-format SFT examples, one or more tasks per record kind."""
 
@@ -372,6 +379,7 @@ class RunConfig(_Strict):
     sources: list[SourceConfig] = Field(default_factory=list, description="Input corpora.")
     clean: CleanConfig = Field(default_factory=CleanConfig, description="Clean stage.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Dedup stage.")
+    label: LabelConfig = Field(default_factory=LabelConfig, description="Auto-label stage.")
     format: FormatConfig = Field(default_factory=FormatConfig, description="SFT formatting and split.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
     ray_address: str | None = Field(default=None, description="Ray address; default: the job's cluster or a local ray.init().")
