@@ -417,6 +417,10 @@ def apply_override(data: dict, dotted: str) -> None:
     if "=" not in dotted:
         raise ConfigError(f"--set {dotted!r}: expected dotted.key=value")
     key, raw = dotted.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)  # safe: a `!!python/...` tag is an error, never executed
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {e}") from e
     parts = key.strip().split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -425,12 +429,12 @@ def apply_override(data: dict, dotted: str) -> None:
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)}")
             if last:
-                node[int(part)] = yaml.safe_load(raw)
+                node[int(part)] = value
             else:
                 node = node[int(part)]
         else:
             if last:
-                node[part] = yaml.safe_load(raw)
+                node[part] = value
             else:
                 node = node.setdefault(part, {})
                 if not isinstance(node, (dict, list)):

@@ -120,6 +120,10 @@ def ray_head():
     log_path = Path(temp_dir) / "ray-start.log"
     log = open(log_path, "w")  # noqa: SIM115
     env = head_env(token)
+    # Fake cloud credentials in the cluster's environment, as on a real node: the secrets test
+    # greps every output and log of the job for them (and for the token).
+    aws = {"AWS_ACCESS_KEY_ID": "AKIA" + secrets.token_hex(8).upper(), "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30)}
+    env.update(aws)
     env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # SIGTERM: shut down now, no 30 s drain wait
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=temp_dir,
                             start_new_session=True)
@@ -130,7 +134,7 @@ def ray_head():
         # The job server answers once the dashboard is up; the job agent on the node may lag.
         wait_http(address + "/api/jobs/", 60, headers={"Authorization": f"Bearer {token}"}, proc=proc)
         print(f"\n[ray_head] up in {time.time() - t0:.1f} s at {address} (temp dir {temp_dir})", flush=True)
-        yield {"address": address, "token": token, "temp_dir": temp_dir, "log": log_path}
+        yield {"address": address, "token": token, "temp_dir": temp_dir, "log": log_path, "secrets": [token, *aws.values()]}
     except BaseException:
         log.flush()
         print(log_path.read_text()[-4000:], file=sys.stderr)

@@ -172,3 +172,15 @@ def test_pipeline_job_succeeds_and_writes_the_layout(ray_head, tmp_path):
         size = sum(p.stat().st_size for p in pkg.rglob("*") if p.is_file())
         print(f"[job submit] working dir package {pkg.name}: {size / 1e6:.2f} MB", flush=True)
         assert size < 20e6, f"working dir upload is {size / 1e6:.1f} MB: excludes not applied?"
+
+    # Secrets (issue 8): the Ray token and the node's cloud keys appear in no output file (manifest,
+    # report, checkpoints with their saved config, model, metrics), in the job's logs, or in any
+    # log file of the Ray session.
+    logs = job_logs(ray_head, jid)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    files += [p for p in Path(ray_head["temp_dir"]).glob("session_2*/logs/**/*") if p.is_file()]
+    assert len(files) > 20
+    leaks = [str(p) for p in files if any(s.encode() in p.read_bytes() for s in ray_head["secrets"])]
+    leaks += ["job logs"] if any(s in logs or s in log for s in ray_head["secrets"]) else []
+    assert not leaks, f"secrets found in: {leaks}"
+
