@@ -1,12 +1,14 @@
 """Clean: one Ray Data UDF, `clean_batch`, running a chain of small filters over a pyarrow block.
 
-    normalize + length -> langid -> gopher_quality -> gopher_repetition -> c4 -> fineweb
+    repair + normalize + length -> langid -> bitext -> gopher_quality -> gopher_repetition -> c4 -> fineweb -> pii
 
 Each link is switched and tuned under `clean.<name>` and tags with stage `clean` and its own
 snake_case reason (so the manifest counts `by_stage.clean.<reason>`). Tag, then select: a link only
 looks at rows no earlier stage rejected, and never drops rows. The web-page filters (Gopher, C4,
 FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config.py for why);
-language ID applies to all kinds. Extraction, PII and bitext filters (issue 3) are still to come.
+language ID and PII redaction apply to all kinds; bitext filters (clean/bitext.py) to translation
+pairs. PII runs last so that every filter judged the text as written and dedup hashes the
+redacted text. HTML extraction happens in the read task (ingest/web.py, clean/extract.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from sft_ray import schema as S
-from sft_ray.clean import c4, fineweb, gopher_quality, gopher_repetition, langid
+from sft_ray.clean import bitext, c4, fineweb, gopher_quality, gopher_repetition, langid
 from sft_ray.clean.normalize import STAGE, normalize_batch
 from sft_ray.config import CleanConfig
 from sft_ray.tags import live_mask, set_columns, tag
@@ -28,6 +30,7 @@ def clean_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     """Ray Data UDF (pyarrow batch in, same schema out)."""
     table = normalize_batch(table, cfg)
     table = langid_batch(table, cfg)
+    table = bitext.bitext_batch(table, cfg.bitext)
     table = _text_filter(table, cfg.gopher_quality, gopher_quality.reason)
     table = _text_filter(table, cfg.gopher_repetition, gopher_repetition.reason)
     table = c4_batch(table, cfg)
