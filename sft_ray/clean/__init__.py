@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from sft_ray import schema as S
-from sft_ray.clean import bitext, c4, fineweb, gopher_quality, gopher_repetition, langid
+from sft_ray.clean import bitext, c4, fineweb, gopher_quality, gopher_repetition, langid, pii
 from sft_ray.clean.normalize import STAGE, normalize_batch
 from sft_ray.config import CleanConfig
 from sft_ray.tags import live_mask, set_columns, tag
@@ -34,7 +34,8 @@ def clean_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     table = _text_filter(table, cfg.gopher_quality, gopher_quality.reason)
     table = _text_filter(table, cfg.gopher_repetition, gopher_repetition.reason)
     table = c4_batch(table, cfg)
-    return _text_filter(table, cfg.fineweb, fineweb.reason)
+    table = _text_filter(table, cfg.fineweb, fineweb.reason)
+    return pii.redact_batch(table, cfg.pii)
 
 
 def _applicable(table: pa.Table, fcfg) -> list[bool]:
