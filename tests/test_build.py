@@ -36,6 +36,7 @@ def built(ray_local, tmp_path_factory):
         + '{"id": "d2", "text": "truncated\n'
         + json.dumps({"id": "d3", "text": "A perfectly fine document about rivers."}) + "\n"
         + json.dumps({"id": "d4", "text": "tiny"}) + "\n"
+        + json.dumps({"id": "d5", "text": "Questions about rivers? Write to river.desk@example.org or call (617) 555-0199."}) + "\n"
     )
     (tmp / "empty.jsonl").write_text("")
     cfg = RunConfig.model_validate(
@@ -77,7 +78,7 @@ def test_counts_are_conserved_and_reasons_named(built):
     cfg, res = built
     m = res.manifest
     c = m["counts"]
-    assert c["input"] == c["kept"] + c["rejected"] == 150 + 150 + 4
+    assert c["input"] == c["kept"] + c["rejected"] == 150 + 150 + 5
     for v in c["by_source"].values():
         assert v["input"] == v["kept"] + v["rejected"]
     assert c["by_stage"]["ingest"] == {"malformed_json": 1}
@@ -153,3 +154,18 @@ def test_empty_outputs_still_have_a_readable_parquet(ray_local, tmp_path):
     assert res.manifest["counts"]["kept"] == 1 and res.manifest["counts"]["rejected"] == 0
     assert pq.read_table(out / "rejects").num_rows == 0 and "reason" in pq.read_table(out / "rejects").column_names
     assert pq.read_table(out / "sft" / "validation").column_names == ["id", "task", "messages", "source", "source_id"]
+
+
+def test_pii_is_redacted_and_counted(built):
+    cfg, res = built
+    from pathlib import Path
+
+    curated = {r["id"]: r for r in pq.read_table(Path(res.output) / "curated").to_pylist()}
+    d5 = curated["docs-d5"]
+    assert d5["text"] == "Questions about rivers? Write to <EMAIL> or call <PHONE>."
+    assert json.loads(d5["pii"]) == {"EMAIL": 1, "PHONE": 1}
+    pii = res.manifest["counts"]["pii_redacted"]
+    assert pii["by_source"]["docs"] == {"EMAIL": 1, "PHONE": 1}
+    assert pii["by_type"]["EMAIL"] >= 1
+    assert "PII redacted" in (Path(res.output) / "report" / "report.html").read_text()
+
