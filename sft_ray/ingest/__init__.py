@@ -13,7 +13,7 @@ import pyarrow as pa
 import ray
 
 from sft_ray import schema as S
-from sft_ray.config import RunConfig, SourceConfig
+from sft_ray.config import ExtractConfig, RunConfig, SourceConfig
 from sft_ray.ingest.files import InputNotFound, list_source_files
 from sft_ray.ingest.records import read_items
 
@@ -25,13 +25,17 @@ def list_inputs(cfg: RunConfig) -> dict[str, list[dict]]:
     return {src.name: list_source_files(src) for src in cfg.sources}
 
 
-def _read_batch(batch: pa.Table, source_json: str, block_rows: int):
+def _read_batch(batch: pa.Table, source_json: str, block_rows: int, extract_json: str | None = None):
     """map_batches UDF: a batch of work items -> Arrow record blocks (a generator, so streaming)."""
     src = SourceConfig.model_validate_json(source_json)
-    yield from read_items(src, batch.to_pylist(), block_rows)
+    extract_cfg = ExtractConfig.model_validate_json(extract_json) if extract_json else None
+    yield from read_items(src, batch.to_pylist(), block_rows, extract_cfg)
 
 
-def read_source(src: SourceConfig, items: list[dict], block_rows: int) -> ray.data.Dataset:
+def read_source(
+    src: SourceConfig, items: list[dict], block_rows: int, extract_cfg: ExtractConfig | None = None
+) -> ray.data.Dataset:
+    """`extract_cfg` (clean.extract) is used by web formats, whose pages are extracted in the read task."""
     # One block per work item so Ray schedules files in parallel; a limited source is one block.
     per_task = len(items) if src.limit is not None else 1
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // per_task))
@@ -39,12 +43,16 @@ def read_source(src: SourceConfig, items: list[dict], block_rows: int) -> ray.da
         _read_batch,
         batch_size=per_task,
         batch_format="pyarrow",  # keeps None as None (numpy batches would turn it into NaN)
-        fn_kwargs={"source_json": src.model_dump_json(), "block_rows": block_rows},
+        fn_kwargs={
+            "source_json": src.model_dump_json(),
+            "block_rows": block_rows,
+            "extract_json": extract_cfg.model_dump_json() if extract_cfg else None,
+        },
     )
 
 
 def read_sources(cfg: RunConfig, inputs: dict[str, list[dict]]) -> ray.data.Dataset:
-    parts = [read_source(src, inputs[src.name], cfg.read_batch_size) for src in cfg.sources]
+    parts = [read_source(src, inputs[src.name], cfg.read_batch_size, cfg.clean.extract) for src in cfg.sources]
     if not parts:
         return ray.data.from_arrow(S.empty_records())
     ds = parts[0]

@@ -24,6 +24,8 @@ class Raw:
     fields: dict[str, Any] | None  # parsed row; keys are field names, or str(column index)
     reason: str | None = None  # reject reason when the row could not be parsed
     raw: str | None = None  # the unparsed row, kept for rejects
+    meta: dict[str, Any] | None = None  # extra keys for the record's `meta` (web: url, charset, date, ...)
+    stage: str | None = None  # stage of the reject when not `ingest` (web: extraction rejects are `clean`)
 
 
 def _open(url: str, storage_options: dict):

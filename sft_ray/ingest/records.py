@@ -15,8 +15,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from sft_ray import schema as S
-from sft_ray.config import SourceConfig
-from sft_ray.ingest import formats
+from sft_ray.config import ExtractConfig, SourceConfig
+from sft_ray.ingest import formats, web
 from sft_ray.ingest.formats import Raw
 
 DOC_COLUMNS = [S.ID, S.TEXT, S.TITLE, S.URL, S.LABEL]
@@ -58,7 +58,7 @@ def _as_text(v: Any) -> tuple[str | None, str | None]:
 
 
 def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: str) -> dict:
-    meta = {"file": file_rel, "line": raw.position}
+    meta = {"file": file_rel, "line": raw.position, **(raw.meta or {})}
     base = {S.SOURCE: src.name, S.KIND: src.kind}
     if raw.fields is None:  # unparseable row: reject with the raw text
         return {
@@ -66,7 +66,7 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
             S.ID: f"{src.name}-x{stable_hash(file_rel, raw.position, raw.raw)}",
             S.TEXT: raw.raw,
             S.META: json.dumps(meta, ensure_ascii=False),
-            S.REJECT_STAGE: STAGE,
+            S.REJECT_STAGE: raw.stage or STAGE,
             S.REJECT_REASON: raw.reason,
         }
     rec: dict[str, Any] = dict(base)
@@ -104,8 +104,12 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
     return rec
 
 
-def parse_file(src: SourceConfig, item: dict) -> Iterator[Raw]:
+def parse_file(src: SourceConfig, item: dict, extract_cfg: ExtractConfig | None = None) -> Iterator[Raw]:
     so = src.storage_options
+    if src.format in ("warc", "wet"):
+        return web.read_warc(item["url"], so, src.format, extract_cfg or ExtractConfig())
+    if src.format == "html":
+        return web.read_html(item["url"], so, int(item.get("size") or 0), extract_cfg or ExtractConfig())
     if src.format == "jsonl":
         return formats.read_jsonl(item["url"], so)
     if src.format == "parquet":
@@ -117,8 +121,13 @@ def parse_file(src: SourceConfig, item: dict) -> Iterator[Raw]:
     raise ValueError(f"unknown format {src.format}")
 
 
-def read_items(src: SourceConfig, items: list[dict], block_rows: int) -> Iterator[pa.Table]:
+def read_items(
+    src: SourceConfig, items: list[dict], block_rows: int, extract_cfg: ExtractConfig | None = None
+) -> Iterator[pa.Table]:
     """Read work items in order, yielding Arrow blocks of at most `block_rows` records.
+
+    `extract_cfg` (clean.extract) drives HTML main-content extraction for web formats, which
+    happens here in the read task; None means its defaults.
 
     An I/O error or corrupt compression mid-file keeps the records already read and adds one
     `unreadable_file` reject naming the file and the error (so the manifest can list it).
@@ -132,7 +141,7 @@ def read_items(src: SourceConfig, items: list[dict], block_rows: int) -> Iterato
             break
         rel = item["rel"] if not item.get("tgt_rel") else f"{item['rel']}|{item['tgt_rel']}"
         try:
-            for raw in parse_file(src, item):
+            for raw in parse_file(src, item, extract_cfg):
                 rows.append(to_record(src, mapping, raw, rel))
                 remaining -= 1
                 if len(rows) >= block_rows:
