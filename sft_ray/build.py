@@ -1,6 +1,6 @@
 """The build spine: corpora -> curated records, rejects and SFT examples (DESIGN.md, "Output layout").
 
-    read -> clean -> dedup -> (materialise) -> write curated/ + rejects/ -> format -> split -> write sft/
+    read -> clean -> dedup (exact, near, decontaminate) -> write curated/ + rejects/ -> format -> split -> write sft/
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
@@ -23,7 +23,7 @@ from sft_ray import schema as S
 from sft_ray import storage
 from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig, config_dict
-from sft_ray.dedup import exact_dedup
+from sft_ray.dedup import decontaminate, exact_dedup
 from sft_ray.format import format_batch
 from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.manifest import versions
@@ -59,6 +59,8 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
     ds = exact_dedup(ds, cfg.dedup)
     records = ds.materialize()
+    if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
+        records = decontaminate(records, cfg.dedup.decontaminate, cfg.format.validation_fraction, cfg.format.seed).materialize()
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
 
     t1 = time.time()

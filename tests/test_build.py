@@ -124,7 +124,9 @@ def test_same_records_in_1_or_4_files_give_same_ids_and_split(ray_local, tmp_pat
         results.append((_ids(out / "curated"), _ids(out / "rejects"), _ids(out / "sft" / "train"), _ids(out / "sft" / "validation")))
     assert results[0] == results[1]
     curated, rejects, train, val = results[0]
-    assert len(curated) == 160 - 0 and len(rejects) == 10 and val and train
+    # 10 exact duplicates; decontamination may also reject training records that share a 13-gram
+    # with a validation record (AG News repeats wire-service sentences).
+    assert len(curated) + len(rejects) == 170 and len(rejects) >= 10 and val and train
 
 
 def test_missing_input_fails_fast_naming_the_path(ray_local, tmp_path):

@@ -18,21 +18,25 @@ KEPT = "kept"
 
 
 _GROUP_SCHEMA = pa.schema(
-    [("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("label", pa.string()), ("pii", pa.string()), ("n", pa.int64())]
+    [("source", pa.string()), ("stage", pa.string()), ("reason", pa.string()), ("label", pa.string()), ("pii", pa.string()),
+     ("contaminated_by", pa.string()), ("n", pa.int64())]
 )
 
 
 def _record_groups(table: pa.Table) -> pa.Table:
-    """Per block: one row per (source, stage, reason, label), plus one per (source, PII type) of kept records."""
+    """Per block: one row per (source, stage, reason, label), plus one per (source, PII type) of kept
+    records and one per evaluation set that contaminated records (dedup/contamination.py)."""
     cols = [table[c].to_pylist() for c in (S.SOURCE, S.REJECT_STAGE, S.REJECT_REASON, S.LABEL)]
     c = Counter(zip(*cols))
-    rows = [{"source": s, "stage": st or KEPT, "reason": r or KEPT, "label": (lb if not r else None), "pii": None, "n": n} for (s, st, r, lb), n in c.items()]
+    rows = [{"source": s, "stage": st or KEPT, "reason": r or KEPT, "label": (lb if not r else None), "n": n} for (s, st, r, lb), n in c.items()]
+    contaminated = Counter(d for r, d in zip(cols[2], table[S.DUPLICATE_OF].to_pylist()) if r == "contaminated")
+    rows += [{"contaminated_by": d, "n": n} for d, n in contaminated.items()]
     pii: Counter = Counter()
     for s, r, p in zip(cols[0], cols[2], table[S.PII].to_pylist()):
         if p and not r:
             for typ, n in json.loads(p).items():
                 pii[(s, typ)] += n
-    rows += [{"source": s, "stage": None, "reason": None, "label": None, "pii": t, "n": n} for (s, t), n in pii.items()]
+    rows += [{"source": s, "pii": t, "n": n} for (s, t), n in pii.items()]
     return pa.Table.from_pylist(rows, schema=_GROUP_SCHEMA)
 
 
@@ -45,7 +49,11 @@ def record_counts(records: ray.data.Dataset) -> dict:
     labels: dict = defaultdict(Counter)
     pii_by_type: Counter = Counter()
     pii_by_source: dict = defaultdict(Counter)
+    contaminated_by: Counter = Counter()
     for r in rows:
+        if r["contaminated_by"] is not None:
+            contaminated_by[r["contaminated_by"]] += r["n"]
+            continue
         if r["pii"] is not None:
             pii_by_type[r["pii"]] += r["n"]
             pii_by_source[r["source"]][r["pii"]] += r["n"]
@@ -68,6 +76,7 @@ def record_counts(records: ray.data.Dataset) -> dict:
         "by_source": {k: dict(v) for k, v in sorted(by_source.items())},
         "by_stage": {k: dict(sorted(v.items())) for k, v in sorted(by_stage.items())},
         "labels": {k: dict(sorted(v.items())) for k, v in sorted(labels.items())},
+        "contaminated_by": dict(sorted(contaminated_by.items())),
         "pii_redacted": {"by_type": dict(sorted(pii_by_type.items())), "by_source": {k: dict(sorted(v.items())) for k, v in sorted(pii_by_source.items())}},
     }
 
