@@ -4,8 +4,8 @@
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
-it is incomplete and is rebuilt from scratch on the next run; a run with it is not redone unless
-`overwrite` is set.
+it is incomplete, and its rerun redoes only the input files whose read+clean had not finished
+(staging.py) and then the global stages; a run with it is not redone unless `overwrite` is set.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sft_ray.format import format_batch
 from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.manifest import versions
 from sft_ray.report import record_counts, sft_counts, write_report
+from sft_ray.staging import Workspace, fingerprint, units
 from sft_ray.tags import live_mask
 
 log = logging.getLogger("sft_ray")
@@ -54,9 +55,18 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
     timings: dict[str, float] = {}
     t0 = time.time()
 
-    ds = read_sources(cfg, inputs)
-    if cfg.clean.enabled:
-        ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
+    resume: dict = {}
+    if cfg.resumable:  # read + clean per input file, staged with completion markers (staging.py)
+        work = Workspace(out, so)
+        all_units = units(cfg, inputs)
+        done = work.prepare(fingerprint(cfg, all_units))
+        work.run(cfg, [u for u in all_units if u.key not in done])
+        resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
+        ds = work.read([u.key for u in all_units])
+    else:
+        ds = read_sources(cfg, inputs)
+        if cfg.clean.enabled:
+            ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
     ds = exact_dedup(ds, cfg.dedup)
     records = ds.materialize()
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
@@ -94,11 +104,14 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         "unreadable_files": unreadable,
         "warnings": _warnings(cfg, counts),
         "timings": timings,
+        "resume": resume,
         "versions": versions(),
     }
     storage.write_json(storage.join(out, "manifest.json"), manifest, so)
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "unreadable_files", "warnings")}, "samples": samples}, so)
     storage.write_text(storage.join(out, storage.SUCCESS), "", so)  # last: the run is complete
+    if cfg.resumable:
+        work.remove()  # staged records are only needed until the build is complete
     return BuildResult(out, manifest, samples=samples)
 
 

@@ -507,6 +507,11 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
     ray_address: str | None = Field(default=None, description="Ray address; default: the job's cluster or a local ray.init().")
     read_batch_size: int = Field(default=1024, ge=1, description="Records per block emitted by the readers.")
+    resumable: bool = Field(
+        default=True,
+        description="Stage read+clean output per input file under <output>/_work/ with completion markers, so a rerun of "
+        "an interrupted build redoes only unfinished files (false: stream read -> clean -> dedup without staging).",
+    )
 
     @model_validator(mode="after")
     def _unique_sources(self) -> "RunConfig":

@@ -5,20 +5,18 @@ of curated/, rejects/, sft/) equal those of an undisturbed run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from sft_ray.build import build_sft_data
 from sft_ray.config import RunConfig
 from tests.conftest import DEMO_DATA
+from tests.reliability.outputs import digest
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +29,6 @@ def _config(out: Path, inputs: Path) -> RunConfig:
         "sources": [{"name": "ag", "kind": "news", "format": "csv", "path": str(inputs / "*.csv"),
                      "fields": {"label": 0, "title": 1, "text": 2}, "label_names": AG_LABELS}],
     })
-
-
-def _digest(out: Path) -> dict[str, str]:
-    """Per output folder: a hash over its rows sorted by id (row order and file names may differ)."""
-    result = {}
-    for sub in ("curated", "rejects", "sft/train", "sft/validation"):
-        rows = sorted(pq.read_table(out / sub).to_pylist(), key=lambda r: r["id"])
-        result[sub] = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16] + f"/{len(rows)}"
-    return result
 
 
 def _task_workers() -> dict[int, str]:
@@ -64,7 +53,7 @@ def test_killed_worker_is_retried_and_output_equals_a_clean_run(ray_local, tmp_p
         (inputs / f"part{i}.csv").write_text("".join(lines[i::8]))
 
     build_sft_data(_config(tmp_path / "clean", inputs))
-    clean = _digest(tmp_path / "clean")
+    clean = digest(tmp_path / "clean")
 
     killed: list[str] = []
     stop = threading.Event()
@@ -90,4 +79,4 @@ def test_killed_worker_is_retried_and_output_equals_a_clean_run(ray_local, tmp_p
     print(f"\n[worker fault] killed: {killed}", flush=True)
     assert killed, "no Ray Data worker was seen running: nothing was killed"
     assert (tmp_path / "faulted" / "_SUCCESS").is_file() and not res.skipped
-    assert _digest(tmp_path / "faulted") == clean
+    assert digest(tmp_path / "faulted") == clean
