@@ -294,6 +294,12 @@ class NearDedupConfig(_Strict):
     strip_digits: bool = Field(default=False, description="Map digits to 0 before shingling.")
     strip_diacritics: bool = Field(default=False, description="Remove diacritics before shingling.")
     seed: int = Field(default=1, description="Seed of the MinHash permutations.")
+    broadcast_max_edges: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Up to this many candidate edges, send the edge list (~100 MB per million) to every worker instead of "
+        "shuffling texts and records by id, and find components in one task; above it, everything is shuffled (0: always).",
+    )
 
 
 class BenchmarkSetConfig(_Strict):

@@ -1,0 +1,503 @@
+"""sft_ray's MinHash-LSH near-dedup vs datasketch: quality and throughput, same documents, same run.
+
+    .venv/bin/python benchmarks/near_dedup.py --docs 100000            # the comparison (2 cores: ~5 min)
+    .venv/bin/python benchmarks/near_dedup.py --docs 5000 --cpus 2     # a quick look while developing
+    .venv/bin/python benchmarks/near_dedup.py --memory                 # peak RSS of Ray workers at 10k and 100k docs
+
+Corpus (real text, seeded edits; there is no labelled near-duplicate set in shared/corpora):
+  background documents: random samples of real units, joined as paragraphs, ~280 words median
+    news      AG News descriptions and WMT22 English sentences
+    news_de   WMT22 German sentences
+    web       paragraphs of the 70 web pages (trafilatura's main text) and XQuAD en/de contexts
+    captions  Multi30k captions of one language (en, de, fr or cs)
+    reviews   rt-polarity sentences
+  Units are sampled, not taken in runs, so two background documents share almost nothing.
+  planted near-duplicates: 10% of the documents are edited copies of others (1-3 per original):
+    word drops / inserts / substitutions at a rate drawn from 0-25% (this sets the Jaccard), plus
+    case changes, whitespace and punctuation changes, boilerplate lines, truncation, paragraph swaps.
+  Ids are random hex, so the survivor (smallest id) is as often the copy as the original.
+
+Truth: exact Jaccard of the normalised word 5-gram sets (a plain-Python implementation, independent
+of sft_ray's vectorised one) between members of each planted cluster. A document should be removed
+when some smaller-id member of its cluster has Jaccard >= 0.8 with it, and kept when every one has
+< 0.5; in between it is not scored. Removals outside planted clusters are checked the same way
+against the document they were matched to.
+
+What runs (same documents, same parameters: word 5-grams, 112 permutations as 14 bands x 8 rows):
+  sft_ray          near_dedup on a local Ray with --cpus CPUs: read jsonl -> signatures -> LSH ->
+                   exact-Jaccard verification (>= 0.8) -> connected components -> tags
+  sft_ray LSH only the same with verify_jaccard off (what the peers do)
+  datasketch       MinHash + MinHashLSH, query-then-insert keep-first, 1 process, own venv
+                   (benchmarks/peers/datasketch_minhash.py)
+Ray startup (ray.init plus the first tiny job that starts the worker processes) is reported on its
+own line; docs/s are given without and with it. Results also go to <cache>/runs/near-n<N>/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import gzip
+import html
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import unicodedata
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
+DEFAULT_CACHE = Path(os.environ.get("SFT_RAY_BENCH_CACHE", Path.home() / ".cache" / "sft_ray" / "bench"))
+VERSION = 1  # bump when the corpus recipe changes: the cache key includes it
+PARTS = 8
+NGRAM, BANDS, ROWS = 5, 14, 8
+POSITIVE, NEGATIVE = 0.8, 0.5
+
+BOILERPLATE = [
+    "Click here to subscribe", "Share this article", "Advertisement", "Skip to main content", "Related articles",
+    "Sign up for our daily newsletter to get the latest headlines delivered to your inbox.",
+    "Copyright 2023 The Associated Press. All rights reserved.", "Follow us on Twitter", "Back to top",
+    "This website uses cookies to improve your experience. By continuing you agree to our cookie policy.",
+]
+FAMILY_WEIGHTS = {"news": 0.35, "web": 0.2, "captions": 0.2, "reviews": 0.15, "news_de": 0.1}
+EDIT_RATES = [0.0, 0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.18, 0.25]
+
+
+# ------------------------------------------------------------------------------------ real units
+def _lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [" ".join(line.split()) for line in f if len(line.split()) >= 3]
+
+
+def unit_pools() -> dict[str, list[list[str]]]:
+    """family -> pools of units (a document draws from one pool of its family)."""
+    from clean_corpus import _web_pages  # trafilatura main text of the shared web pages
+
+    ag = []
+    with open(CORPORA / "news/ag_news/ag_news_test_part.csv", newline="", encoding="utf-8") as f:
+        for _label, _title, desc in csv.reader(f):
+            ag.append(" ".join(html.unescape(re.sub(r"#(\d+);", r"&#\1;", desc.replace("\\", " "))).split()))
+    wmt = CORPORA / "translation/wmt22_generaltest"
+    en = [s for p in sorted(wmt.glob("generaltest2022.*.en")) for s in _lines(p)]
+    de = [s for p in sorted(wmt.glob("generaltest2022.*.de")) for s in _lines(p)]
+    web = [p for _name, paras in _web_pages() for p in paras if len(p.split()) >= 5]
+    for lang in ("en", "de"):
+        data = json.loads((CORPORA / f"qa/xquad/xquad.{lang}.json").read_text(encoding="utf-8"))["data"]
+        web += [p["context"] for a in data for p in a["paragraphs"]]
+    m30k = CORPORA / "translation/multi30k_task1_raw"
+    rt = CORPORA / "sentiment/rt-polarity"
+    reviews = []
+    for name in ("rt-polarity.pos", "rt-polarity.neg"):
+        reviews += [" ".join(line.split()) for line in open(rt / name, encoding="utf-8", errors="replace") if line.strip()]
+    return {
+        "news": [ag + en],
+        "news_de": [de],
+        "web": [web],
+        "captions": [_lines(m30k / f"train.{lang}.gz") for lang in ("en", "de", "fr", "cs")],
+        "reviews": [reviews],
+    }
+
+
+def background_doc(rng: random.Random, pools: dict[str, list[list[str]]]) -> list[str]:
+    family = rng.choices(list(FAMILY_WEIGHTS), weights=list(FAMILY_WEIGHTS.values()))[0]
+    pool = rng.choice(pools[family])
+    target = min(2000, max(40, int(rng.lognormvariate(5.63, 0.6))))  # median ~280 words
+    units, words = [], 0
+    while words < target:
+        u = pool[rng.randrange(len(pool))]
+        units.append(u)
+        words += len(u.split())
+    per_para = rng.choice([1, 2, 3, 5])
+    return [" ".join(units[i : i + per_para]) for i in range(0, len(units), per_para)]
+
+
+def edited_copy(paras: list[str], rng: random.Random, vocab: list[str]) -> tuple[str, dict]:
+    """A near-duplicate: word edits at a drawn rate, plus edits the normalisation should ignore."""
+    rate = rng.choice(EDIT_RATES)
+    edits = {"rate": rate}
+    paras = list(paras)
+    if rng.random() < 0.15 and len(paras) > 2:
+        i = rng.randrange(len(paras) - 1)
+        paras[i], paras[i + 1] = paras[i + 1], paras[i]
+        edits["swap"] = True
+    if rng.random() < 0.1 and len(paras) > 3:
+        paras = paras[: max(2, int(len(paras) * rng.uniform(0.7, 0.95)))]
+        edits["truncate"] = True
+    out = []
+    for p in paras:
+        words = []
+        for w in p.split():
+            r = rng.random()
+            if r < rate / 3:
+                continue  # drop
+            if r < 2 * rate / 3:
+                words.append(rng.choice(vocab))  # substitute
+                continue
+            words.append(w)
+            if r < rate:
+                words.append(rng.choice(vocab))  # insert
+        out.append(" ".join(words))
+    if rng.random() < 0.3:
+        out = [" ".join(w.upper() if rng.random() < 0.1 else w for w in p.split()) for p in out]
+        edits["case"] = True
+    if rng.random() < 0.3:
+        out = [p.replace(", ", " , ").replace(". ", ".  ") for p in out]
+        edits["punct_space"] = True
+    if rng.random() < 0.3:
+        k = rng.randint(1, 3)
+        out = rng.sample(BOILERPLATE, k) + out + rng.sample(BOILERPLATE, rng.randint(0, 2))
+        edits["boilerplate"] = k
+    sep = rng.choice(["\n", "\n\n", " \n", "\r\n"])
+    return sep.join(out), edits
+
+
+def build_corpus(n: int, seed: int, cache: Path) -> Path:
+    out = cache / "corpus" / f"near-n{n}-s{seed}-v{VERSION}"
+    if (out / "truth.json").exists():
+        return out
+    print(f"building corpus of {n:,} documents in {out} ...", flush=True)
+    rng = random.Random(seed)
+    pools = unit_pools()
+    vocab = sorted({w for u in pools["news"][0][:3000] for w in u.split()})
+    n_copies = n // 10
+    docs: list[dict] = []
+    used_ids = set()
+
+    def new_id() -> str:
+        while True:
+            i = f"{rng.getrandbits(48):012x}"
+            if i not in used_ids:
+                used_ids.add(i)
+                return i
+
+    originals = []
+    for _ in range(n - n_copies):
+        paras = background_doc(rng, pools)
+        d = {"id": new_id(), "text": "\n".join(paras), "cluster": None}
+        docs.append(d)
+        originals.append((d, paras))
+    made = 0
+    while made < n_copies:
+        d, paras = originals[rng.randrange(len(originals))]
+        if d["cluster"] is None:
+            d["cluster"] = d["id"]
+        for _ in range(min(rng.choice([1, 1, 1, 2, 3]), n_copies - made)):
+            text, edits = edited_copy(paras, rng, vocab)
+            docs.append({"id": new_id(), "text": text, "cluster": d["id"], "edits": edits})
+            made += 1
+    rng.shuffle(docs)
+    out.mkdir(parents=True, exist_ok=True)
+    for k in range(PARTS):
+        with open(out / f"part-{k:02d}.jsonl", "w", encoding="utf-8") as f:
+            for d in docs[k::PARTS]:
+                f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
+    clusters = defaultdict(list)
+    for d in docs:
+        if d["cluster"]:
+            clusters[d["cluster"]].append(d)
+    pairs = {}
+    for members in clusters.values():
+        sets = {d["id"]: ref_shingles(d["text"]) for d in members}
+        ids = sorted(sets)
+        for i, a in enumerate(ids):
+            for b in ids[i + 1 :]:
+                pairs[f"{a} {b}"] = ref_jaccard(sets[a], sets[b])
+    cluster_of = {d["id"]: d["cluster"] for d in docs if d["cluster"]}
+    with open(out / "truth.json", "w", encoding="utf-8") as f:
+        json.dump({"docs": n, "seed": seed, "copies": n_copies, "cluster_of": cluster_of, "pair_jaccard": pairs}, f)
+    return out
+
+
+# ----------------------------------------------------------------------- truth (plain Python)
+def _sep(c: str) -> bool:
+    cat = unicodedata.category(c)[0]
+    return c.isspace() or cat in "ZPS"
+
+
+def ref_shingles(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
+    words = "".join(" " if _sep(c) else c for c in text.lower()).split()
+    if not words:
+        return set()
+    if len(words) < n:
+        return {tuple(words)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def ref_jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def labels(truth: dict, texts: dict[str, str], removals: list[dict[str, str]]) -> dict[str, str]:
+    """Per document: 'pos' (should be removed), 'neg' (should stay) or 'gray' (not scored)."""
+    cluster_of, pj = truth["cluster_of"], truth["pair_jaccard"]
+    members = defaultdict(list)
+    for d, c in cluster_of.items():
+        members[c].append(d)
+    lab = {d: "neg" for d in texts}
+    for ids in members.values():
+        for d in ids:
+            best = max((pj[f"{e} {d}"] for e in ids if e < d), default=0.0)
+            lab[d] = "pos" if best >= POSITIVE else "neg" if best < NEGATIVE else "gray"
+    # Accidental near-duplicates outside planted clusters: judge by the document they were matched to.
+    cache: dict[str, set] = {}
+    for removed in removals:
+        for d, p in removed.items():
+            if cluster_of.get(d) is not None and cluster_of.get(d) == cluster_of.get(p):
+                continue
+            for x in (d, p):
+                if x not in cache:
+                    cache[x] = ref_shingles(texts[x])
+            j = ref_jaccard(cache[d], cache[p])
+            if j >= NEGATIVE and lab[d] == "neg":
+                lab[d] = "pos" if j >= POSITIVE else "gray"
+    return lab
+
+
+def score(removed: dict[str, str], lab: dict[str, str]) -> dict:
+    pos = {d for d, v in lab.items() if v == "pos"}
+    rem = {d for d in removed if lab.get(d) != "gray"}
+    tp = len(rem & pos)
+    fp, fn = len(rem - pos), len(pos - rem)
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return {"removed": len(removed), "tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f1": f1}
+
+
+# ------------------------------------------------------------------------------------ sft_ray side
+def _init_ray(cpus: int) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    # Ray Data's shuffle map tasks run in workers of their own runtime env (hash_shuffle_v2), so a
+    # pipeline alternating maps and shuffles keeps two worker pools. With the default soft limit
+    # (num_cpus workers) idle workers beyond it are killed after 1 s and restarted at the next stage:
+    # measured here, 2 shuffles took 50-60 s that way and 1.3-2.9 s with the pool kept.
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}},
+             _system_config={"num_workers_soft_limit": 4 * cpus + 4, "idle_worker_killing_time_threshold_ms": 600_000})
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
+def _to_records(batch):
+    import pyarrow as pa
+
+    from sft_ray import schema as S
+
+    n = batch.num_rows
+    cols = {S.ID: batch["id"], S.TEXT: batch["text"], S.SOURCE: pa.array(["bench"] * n), S.KIND: pa.array(["web"] * n)}
+    return pa.Table.from_arrays([cols.get(f.name, pa.nulls(n, f.type)) for f in S.RECORD_SCHEMA], schema=S.RECORD_SCHEMA)
+
+
+def run_sft_ray(files: list[str], verify: float | None, cpus: int) -> tuple[float, dict[str, str]]:
+    """Timed: read jsonl -> near_dedup -> materialised output. Returns (seconds, {removed: survivor})."""
+    import ray
+
+    from sft_ray import schema as S
+    from sft_ray.config import DedupConfig
+    from sft_ray.dedup import near_dedup
+
+    cfg = DedupConfig(num_partitions=max(2, cpus * 2), near={"verify_jaccard": verify, "ngram_size": NGRAM,
+                                                             "num_bands": BANDS, "rows_per_band": ROWS})
+    t0 = time.perf_counter()
+    ds = ray.data.read_json(files, override_num_blocks=max(PARTS, cpus * 2)).map_batches(_to_records, batch_format="pyarrow")
+    out = near_dedup(ds, cfg).materialize()
+    seconds = time.perf_counter() - t0
+    tags = out.select_columns([S.ID, S.REJECT_REASON, S.DUPLICATE_OF]).to_arrow_refs()
+    removed = {}
+    for t in ray.get(tags):
+        for i, r, d in zip(t[S.ID].to_pylist(), t[S.REJECT_REASON].to_pylist(), t[S.DUPLICATE_OF].to_pylist()):
+            if r == "near_duplicate":
+                removed[i] = d
+    return seconds, removed
+
+
+def warm_up(files: list[str]) -> float:
+    """The first Ray Data job of a session starts the worker processes: time it on 50 documents."""
+    import ray
+
+    from sft_ray.config import DedupConfig
+    from sft_ray.dedup import near_dedup
+
+    t0 = time.perf_counter()
+    ds = ray.data.read_json(files[0]).limit(50).map_batches(_to_records, batch_format="pyarrow")
+    near_dedup(ds, DedupConfig(num_partitions=2)).materialize()
+    return time.perf_counter() - t0
+
+
+# -------------------------------------------------------------------------------- datasketch side
+def ensure_venv(venv: Path, packages: list[str], probe: str) -> Path:
+    py = venv / "bin" / "python"
+    if not (py.exists() and subprocess.run([str(py), "-c", f"import {probe}"], capture_output=True).returncode == 0):
+        print(f"creating {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True)
+    return py
+
+
+def run_datasketch(corpus: Path, cache: Path, run_dir: Path) -> tuple[float, float, dict[str, str]]:
+    py = ensure_venv(cache / "venv-datasketch", ["datasketch"], "datasketch")
+    joined = run_dir / "corpus.jsonl"
+    with open(joined, "w", encoding="utf-8") as f:
+        for p in sorted(corpus.glob("part-*.jsonl")):
+            f.write(p.read_text(encoding="utf-8"))
+    out = run_dir / "datasketch.json"
+    t0 = time.perf_counter()
+    subprocess.run([str(py), str(ROOT / "benchmarks/peers/datasketch_minhash.py"), "--input", str(joined), "--output", str(out),
+                    "--num-perm", str(BANDS * ROWS), "--bands", str(BANDS), "--rows", str(ROWS), "--ngram", str(NGRAM)], check=True)
+    wall = time.perf_counter() - t0
+    res = json.loads(out.read_text(encoding="utf-8"))
+    return res["seconds"], wall, res["removed"]
+
+
+# ------------------------------------------------------------------------------------------ memory
+class TreeSampler:
+    """Samples the RSS of this process's descendants (Ray's raylet, workers, ...) every `every` s."""
+
+    def __init__(self, every: float = 0.2):
+        self.every, self.peak = every, {}
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            for p in me.children(recursive=True):
+                try:
+                    m, name = p.memory_info(), p.name()
+                    rec = self.peak.setdefault(p.pid, {"name": name, "rss": 0, "private": 0})
+                    rec["name"] = name if name.startswith("ray::") else rec["name"]
+                    rec["rss"] = max(rec["rss"], m.rss)
+                    rec["private"] = max(rec["private"], m.rss - m.shared)
+                except psutil.Error:
+                    pass
+            self._stop.wait(self.every)
+
+
+def memory_child(n: int, seed: int, cache: Path, cpus: int) -> None:
+    corpus = build_corpus(n, seed, cache)
+    files = sorted(str(p) for p in corpus.glob("part-*.jsonl"))
+    _init_ray(cpus)
+    warm_up(files)
+    with TreeSampler() as s:
+        seconds, removed = run_sft_ray(files, 0.8, cpus)
+    workers = [v for v in s.peak.values() if v["name"].startswith("ray::") or "default_worker" in v["name"]]
+    workers.sort(key=lambda v: -v["private"])
+    print(json.dumps({"docs": n, "seconds": seconds, "removed": len(removed), "workers": len(workers),
+                      "max_private_mib": round(workers[0]["private"] / 2**20, 1) if workers else None,
+                      "max_rss_mib": round(max(v["rss"] for v in workers) / 2**20, 1) if workers else None,
+                      "top": [(v["name"][:40], round(v["private"] / 2**20, 1)) for v in workers[:4]]}))
+
+
+def memory_mode(args) -> None:
+    rows = []
+    for n in (10_000, 100_000):
+        build_corpus(n, args.seed, args.cache_dir)
+        res = subprocess.run([sys.executable, __file__, "--memory-child", str(n), "--seed", str(args.seed),
+                              "--cpus", str(args.cpus), "--cache-dir", str(args.cache_dir)], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(res.stderr[-3000:])
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    print("\n| docs | run s | Ray worker processes | peak private RSS, largest worker (MiB) | peak RSS incl. shared (MiB) |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['docs']:,} | {r['seconds']:.1f} | {r['workers']} | {r['max_private_mib']} | {r['max_rss_mib']} |")
+    print("largest workers:", *(r["top"] for r in rows), sep="\n  ")
+
+
+# -------------------------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--peers", default="datasketch", help="comma-separated peers to run: datasketch, or none")
+    ap.add_argument("--memory", action="store_true", help="peak RSS of Ray workers at 10k and 100k documents")
+    ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        return memory_child(args.memory_child, args.seed, args.cache_dir, args.cpus)
+    if args.memory:
+        return memory_mode(args)
+
+    corpus = build_corpus(args.docs, args.seed, args.cache_dir)
+    truth = json.loads((corpus / "truth.json").read_text(encoding="utf-8"))
+    files = sorted(str(p) for p in corpus.glob("part-*.jsonl"))
+    texts = {}
+    for p in files:
+        for line in open(p, encoding="utf-8"):
+            d = json.loads(line)
+            texts[d["id"]] = d["text"]
+    run_dir = args.cache_dir / "runs" / f"near-n{args.docs}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    n = len(texts)
+    mb = sum(len(t.encode("utf-8")) for t in texts.values()) / 1e6
+    print(f"corpus: {n:,} documents, {mb:.1f} MB, {truth['copies']:,} planted copies; {args.cpus} CPUs", flush=True)
+
+    results = {}
+    t0 = time.perf_counter()
+    _init_ray(args.cpus)
+    t_init = time.perf_counter() - t0
+    t_warm = warm_up(files)
+    for name, verify in (("sft_ray", 0.8), ("sft_ray LSH only", None)):
+        sec, removed = run_sft_ray(files, verify, args.cpus)
+        results[name] = {"seconds": sec, "startup": t_init + t_warm, "removed": removed}
+        print(f"{name}: {sec:.1f} s, {len(removed):,} removed", flush=True)
+    if "datasketch" in args.peers.split(","):
+        sec, wall, removed = run_datasketch(corpus, args.cache_dir, run_dir)
+        results["datasketch"] = {"seconds": sec, "startup": wall - sec, "removed": removed}
+        print(f"datasketch: {sec:.1f} s, {len(removed):,} removed", flush=True)
+
+    lab = labels(truth, texts, [r["removed"] for r in results.values()])
+    counts = {k: sum(1 for v in lab.values() if v == k) for k in ("pos", "neg", "gray")}
+    print(f"\ntruth: {counts['pos']:,} should be removed (Jaccard >= {POSITIVE} to a smaller id), "
+          f"{counts['gray']:,} in [{NEGATIVE}, {POSITIVE}) not scored, {counts['neg']:,} should stay")
+    print(f"Ray startup (ray.init {t_init:.1f} s + first job starting workers {t_warm:.1f} s): {t_init + t_warm:.1f} s\n")
+    peer = results.get("datasketch")
+    print("| method | docs/s | s | docs/s incl. startup | ÷ datasketch | ÷ datasketch incl. startup | removed | P | R | F1 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        s = score(r["removed"], lab)
+        r["score"] = s
+        rate, rate_all = n / r["seconds"], n / (r["seconds"] + r["startup"])
+        ratio = f"{rate / (n / peer['seconds']):.2f}x" if peer else "-"
+        ratio_all = f"{rate_all / (n / (peer['seconds'] + peer['startup'])):.2f}x" if peer else "-"
+        print(f"| {name} | {rate:,.0f} | {r['seconds']:.1f} | {rate_all:,.0f} | {ratio} | {ratio_all} | {s['removed']:,} | "
+              f"{s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
+    if peer:
+        a, b = set(results["sft_ray"]["removed"]), set(peer["removed"])
+        print(f"\nremoved-set agreement sft_ray vs datasketch: both {len(a & b):,}, only sft_ray {len(a - b):,}, "
+              f"only datasketch {len(b - a):,}, Jaccard {len(a & b) / max(1, len(a | b)):.3f}")
+        for name, only in (("only sft_ray", a - b), ("only datasketch", b - a)):
+            print(f"  {name} by truth label: " + ", ".join(f"{k} {sum(1 for d in only if lab[d] == k)}" for k in ("pos", "gray", "neg")))
+    with open(run_dir / "results.json", "w", encoding="utf-8") as f:
+        json.dump({"docs": n, "mb": mb, "cpus": args.cpus, "ray_init_s": t_init, "ray_first_job_s": t_warm, "truth": counts,
+                   "methods": {k: {kk: vv for kk, vv in v.items() if kk != "removed"} for k, v in results.items()}}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

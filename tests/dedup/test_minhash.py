@@ -1,0 +1,230 @@
+"""MinHash-LSH near-dedup: shingles and signatures on real text, planted near-duplicates found with
+the right survivor, untouched rows, and the same tags whatever the partitioning (both the broadcast
+path and the all-shuffle path)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import ray
+from conftest import DEMO_DATA, SHARED_CORPORA
+
+from sft_ray import schema as S
+from sft_ray.config import DedupConfig, NearDedupConfig
+from sft_ray.dedup import near_dedup
+from sft_ray.dedup.components import star_labels
+from sft_ray.dedup.minhash import (
+    candidate_probability,
+    jaccard,
+    lsh_threshold,
+    normalized_text,
+    permutations,
+    shingle_sets,
+    shingles,
+    signatures,
+)
+
+
+def _ag_news() -> list[str]:
+    path = SHARED_CORPORA / "news/ag_news/ag_news_test_part.csv"
+    path = path if path.exists() else DEMO_DATA / "ag_news_test_part.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        return [f"{title}. {desc}" for _label, title, desc in csv.reader(f)]
+
+
+def _xquad(lang: str) -> list[str]:
+    path = SHARED_CORPORA / f"qa/xquad/xquad.{lang}.json"
+    if not path.exists():
+        return []
+    return [p["context"] for a in json.loads(path.read_text(encoding="utf-8"))["data"] for p in a["paragraphs"]][:40]
+
+
+# A plain-Python reference of the normalisation and shingles (what the vectorised code must equal).
+def _ref_words(text: str) -> list[str]:
+    def sep(c):
+        return c.isspace() or unicodedata.category(c)[0] in "ZPS"
+
+    return "".join(" " if sep(c) else c for c in text.lower()).split()
+
+
+def _ref_shingles(text: str, n: int = 5, chars: bool = False) -> set:
+    toks = list(" ".join(_ref_words(text))) if chars else _ref_words(text)
+    if not toks:
+        return set()
+    return {tuple(toks)} if len(toks) < n else {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
+
+
+def _ref_jaccard(a: str, b: str, **kw) -> float:
+    x, y = _ref_shingles(a, **kw), _ref_shingles(b, **kw)
+    return len(x & y) / len(x | y) if x and y else 0.0
+
+
+def _edit(text: str, rate: float, rng: random.Random) -> str:
+    vocab = text.split()
+    out = []
+    for w in text.split():
+        r = rng.random()
+        if r < rate / 2:
+            continue
+        out.append(rng.choice(vocab) if r < rate else w)
+    return " ".join(out)
+
+
+# ----------------------------------------------------------------------------------- unit tests
+@pytest.mark.parametrize("chars,n", [(False, 5), (True, 5), (False, 1)])
+def test_shingle_sets_equal_plain_python_on_real_text(chars, n):
+    texts = _ag_news()[:300] + _xquad("de") + _xquad("zh") + ["", "  !!  ", "one two", "Emoji 😀 — “quoted” naïve…\ttab"]
+    cfg = NearDedupConfig(char_ngrams=chars, ngram_size=n)
+    got = shingle_sets(pa.array(texts), cfg)
+    assert [len(s) for s in got] == [len(_ref_shingles(t, n, chars)) for t in texts]
+    assert all(normalized_text(t, cfg) == " ".join(_ref_words(t)) for t in texts[:50])
+    rng = random.Random(n)
+    pairs = [(a, _edit(a, 0.05, rng)) for a in (" ".join(rng.sample(texts[:300], 4)) for _ in range(50))]
+    a = shingle_sets(pa.array([p[0] for p in pairs]), cfg)
+    b = shingle_sets(pa.array([p[1] for p in pairs]), cfg)
+    assert [jaccard(x, y) for x, y in zip(a, b)] == pytest.approx([_ref_jaccard(x, y, n=n, chars=chars) for x, y in pairs], abs=1e-12)
+
+
+def test_minhash_estimates_jaccard_within_binomial_error():
+    """The estimate's error behaves like sqrt(J(1-J)/K) of independent permutations, across J."""
+    news = _ag_news()
+    rng = random.Random(0)
+    pairs = []
+    for _ in range(600):
+        doc = " ".join(rng.sample(news, 8))
+        pairs.append((doc, _edit(doc, rng.choice([0.01, 0.03, 0.06, 0.1, 0.2]), rng)))
+    cfg, k = NearDedupConfig(), 112
+    a, b = permutations(k, seed=1)
+    sig = [signatures(*shingles(pa.array([p[i] for p in pairs]), cfg), a, b) for i in (0, 1)]
+    est = (sig[0] == sig[1]).mean(axis=1)
+    true = np.array([jaccard(x, y) for x, y in zip(*(shingle_sets(pa.array([p[i] for p in pairs]), cfg) for i in (0, 1)))])
+    keep = (true > 0.05) & (true < 0.95)
+    z = (est - true)[keep] / np.sqrt(true[keep] * (1 - true[keep]) / k)
+    assert keep.sum() > 300
+    assert abs(z.mean()) < 0.15 and 0.8 < z.std() < 1.25
+    assert np.abs(est - true).max() < 0.2
+
+
+def test_s_curve_of_fineweb_bands():
+    assert lsh_threshold(14, 8) == pytest.approx(0.719, abs=1e-3)
+    assert candidate_probability(0.5, 14, 8) == pytest.approx(0.053, abs=1e-3)
+    assert candidate_probability(0.8, 14, 8) == pytest.approx(0.924, abs=1e-3)
+    assert candidate_probability(0.9, 14, 8) > 0.999
+
+
+def test_star_labels_are_components_rooted_at_smallest():
+    rng = random.Random(0)
+    for _ in range(100):
+        n, m = rng.randint(2, 40), rng.randint(1, 50)
+        a = np.array([rng.randrange(n) for _ in range(m)])
+        b = np.array([rng.randrange(n) for _ in range(m)])
+        parent = list(range(n))
+
+        def find(x):
+            while parent[x] != x:
+                x = parent[x]
+            return x
+
+        for x, y in zip(a, b):
+            rx, ry = find(x), find(y)
+            parent[max(rx, ry)] = min(rx, ry)
+        expected = {x: find(x) for x in set(a) | set(b) if find(x) != x}
+        nodes, roots = star_labels(a, b)
+        assert dict(zip(nodes.tolist(), roots.tolist())) == expected
+
+
+# ------------------------------------------------------------------------------------ Ray tests
+def _corpus() -> tuple[list[dict], dict]:
+    """150 AG News documents (4 descriptions each) plus planted near-duplicates of known Jaccard."""
+    news = _ag_news()
+    rng = random.Random(7)
+    base = [" ".join(news[i * 4 : i * 4 + 4]) for i in range(150)]
+    rows = [{"id": f"n-{i:04d}", "source": "ag", "kind": "news", "text": t} for i, t in enumerate(base)]
+    expect = {}
+    # Format-only copies (Jaccard 1 after normalisation): survivor is the original's smaller id.
+    for i in range(10):
+        rows.append({"id": f"n-{1000 + i:04d}", "source": "ag", "kind": "news", "text": base[i].upper().replace(" ", "  \n")})
+        expect[f"n-{1000 + i:04d}"] = f"n-{i:04d}"
+    # A copy with a smaller id than its original: the copy survives, the original is tagged.
+    rows.append({"id": "m-0000", "source": "ag", "kind": "news", "text": base[20] + " Advertisement"})
+    expect["n-0020"] = "m-0000"
+    # Light word edits (Jaccard >= 0.85, checked below) and heavy ones (< 0.5): found / not found.
+    for i in range(30, 40):
+        light = _edit(base[i], 0.01, rng)
+        heavy = _edit(base[i], 0.3, rng)
+        assert _ref_jaccard(light, base[i]) >= 0.85 and _ref_jaccard(heavy, base[i]) < 0.5
+        rows.append({"id": f"n-{2000 + i:04d}", "source": "ag", "kind": "news", "text": light})
+        rows.append({"id": f"n-{3000 + i:04d}", "source": "ag", "kind": "news", "text": heavy})
+        expect[f"n-{2000 + i:04d}"] = f"n-{i:04d}"
+    # A chain: A ~ B and B ~ C at >= 0.8, A ~ C below: C still joins A's component (transitive).
+    words = base[50].split() + base[51].split()
+    k = len(words) // 12
+    filler = news[1000].split() + news[1001].split()
+    a, b, c = (" ".join(words[i * k :] + filler[: i * k]) for i in range(3))
+    assert _ref_jaccard(a, b) >= 0.8 and _ref_jaccard(b, c) >= 0.8 and _ref_jaccard(a, c) < 0.8
+    rows[50]["text"] = a
+    rows += [{"id": "n-4001", "source": "ag", "kind": "news", "text": b}, {"id": "n-4002", "source": "ag", "kind": "news", "text": c}]
+    expect["n-4001"] = expect["n-4002"] = "n-0050"
+    # Untouched: an already-rejected copy, a kind not configured, a translation pair, an empty text.
+    rows.append({"id": "n-5000", "source": "ag", "kind": "news", "text": base[0], "reject_stage": "clean", "reject_reason": "too_short"})
+    rows.append({"id": "n-5001", "source": "ag", "kind": "sft", "text": base[1]})
+    rows.append({"id": "p-0", "source": "p", "kind": "translation", "src_text": "Hi.", "tgt_text": "Hallo."})
+    rows.append({"id": "n-5002", "source": "ag", "kind": "news", "text": " ... "})
+    rows.append({"id": "n-5003", "source": "ag", "kind": "news", "text": " ... "})
+    return rows, expect
+
+
+def _run(rows: list[dict], blocks: int, cfg: DedupConfig) -> dict:
+    k = -(-len(rows) // blocks)
+    ds = ray.data.from_arrow([S.records_from_rows(rows[i : i + k]) for i in range(0, len(rows), k)])
+    out = near_dedup(ds, cfg).take_all()
+    assert len(out) == len(rows) and sorted(r["id"] for r in out) == sorted(r["id"] for r in rows)
+    assert set(out[0]) == set(S.RECORD_SCHEMA.names)
+    return {r["id"]: (r["reject_stage"], r["reject_reason"], r["duplicate_of"]) for r in out}
+
+
+BROADCAST = DedupConfig(num_partitions=3)
+SHUFFLED = DedupConfig(num_partitions=3, near={"broadcast_max_edges": 0})
+
+
+@pytest.fixture(scope="module")
+def reference(ray_local):
+    rows, expect = _corpus()
+    return rows, expect, _run(rows, 1, BROADCAST)
+
+
+def test_planted_near_duplicates_found_with_smallest_survivor(reference):
+    rows, expect, got = reference
+    tagged = {i: v[2] for i, v in got.items() if v[1] == "near_duplicate"}
+    assert tagged == expect
+    assert all(got[i][0] == "dedup" for i in expect)
+    assert got["n-5000"] == ("clean", "too_short", None)  # already rejected: untouched
+    assert got["n-5001"] == got["p-0"] == got["n-5002"] == (None, None, None)  # other kinds, no tokens
+
+
+@pytest.mark.parametrize("blocks", [4, 16])
+def test_same_tags_whatever_the_partitioning(reference, blocks):
+    rows, _, ref = reference
+    shuffled = rows[:]
+    random.Random(blocks).shuffle(shuffled)
+    assert _run(shuffled, blocks, BROADCAST) == ref
+
+
+@pytest.mark.parametrize("blocks", [1, 16])
+def test_all_shuffle_path_gives_the_same_tags(reference, blocks):
+    """broadcast_max_edges=0: verification by id shuffle, large/small-star rounds, final join shuffle."""
+    rows, _, ref = reference
+    shuffled = rows[:]
+    random.Random(100 + blocks).shuffle(shuffled)
+    assert _run(shuffled, blocks, SHUFFLED) == ref
+
+
+def test_disabled_is_identity(ray_local):
+    ds = ray.data.from_arrow(S.records_from_rows([{"id": "a", "source": "s", "kind": "news", "text": "x"}]))
+    assert near_dedup(ds, DedupConfig(near={"enabled": False})) is ds
