@@ -8,14 +8,17 @@ Filter set, both sides, in this order: fastText lid.176 language ID (English, 0.
 lid.176.ftz on both sides) -> Gopher quality -> Gopher repetition -> C4 (filter_no_terminal_punct
 off, as in FineWeb's recipe; it rewrites the text to its kept lines, which the next filter sees)
 -> FineWeb quality. sft_ray's length bounds are opened (min_chars 0, max_chars 10^9), PII, bitext,
-dedup and formatting are off, so both sides run exactly these five.
+dedup and formatting are off, so both sides run exactly these five. sft_ray's text repair (ftfy,
+markup) and boilerplate-line removal are off too (DataTrove has neither); its NFC + whitespace
+normalisation stays on (`--no-normalize` turns it off), and the report counts what it changes.
 
 What runs (each timed from process start to exit, with its process tree sampled for peak RSS):
   datatrove   DataTrove 0.10.1 in its own venv (benchmarks/peers/datatrove_clean.py):
               JsonlReader -> filters (with exclusion writers) -> JsonlWriter,
               LocalPipelineExecutor(tasks=--cpus, workers=--cpus)
-  ray build   sft_ray's real build (`sft_ray.build.build_sft_data`) on a local Ray with --cpus CPUs:
-              read jsonl -> clean -> write curated/ + rejects/ parquet, manifest, report
+  ray build   sft_ray's real build (`sft_ray.build.build_sft_data`, defaults: resumable) on a local
+              Ray with --cpus CPUs: read + clean one input file per task, staged as Parquet ->
+              read back, materialise -> counts, curated/ + rejects/ Parquet, manifest, report
   in-process  `sft_ray.clean.clean_batch` over 1,024-row pyarrow batches, in 1 process and in
               --cpus forked processes (the filter cost without Ray or I/O)
 Agreement: per-document keep/reject of DataTrove vs the Ray build, matched by id, with a table of
@@ -57,6 +60,15 @@ BATCH = 1024
 
 
 # ------------------------------------------------------------------------------------ utilities
+DOCS_PER_FILE = 2_500
+
+
+def n_files(docs: int, cpus: int) -> int:
+    """Input files of at most 2,500 documents (~9 MiB), and at least two per worker: the corpus
+    grows in files, as crawls do, so memory per worker is compared at the same file size."""
+    return max(2 * cpus, -(-docs // DOCS_PER_FILE))
+
+
 def lid_ftz() -> str:
     import importlib.resources
 
@@ -138,7 +150,15 @@ def mib(n: float) -> float:
 
 
 # ---------------------------------------------------------------------------------- DataTrove side
-def run_datatrove(corpus: Path, out: Path, venv: Path, cpus: int) -> dict:
+def run_datatrove(corpus: Path, out: Path, venv: Path, cpus: int, reuse: bool = False) -> dict:
+    """Run DataTrove (or, with `reuse`, read back its last complete run on this same corpus)."""
+    stamp = out / "bench_run.json"
+    if reuse and stamp.exists():
+        saved = json.loads(stamp.read_text())
+        if saved["corpus"] == str(corpus) and saved["cpus"] == cpus:
+            decisions, texts = read_datatrove_output(out)
+            print(f"  reusing DataTrove's run of {saved['finished']}", flush=True)
+            return {**saved["result"], "decisions": decisions, "texts": texts, "reused": saved["finished"]}
     py = ensure_peer_venv(venv)
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(py), str(ROOT / "benchmarks/peers/datatrove_clean.py"), "--input", str(corpus), "--output", str(out),
@@ -150,7 +170,9 @@ def run_datatrove(corpus: Path, out: Path, venv: Path, cpus: int) -> dict:
     # Workers are forked by the forkserver: every descendant except it and multiprocess' helpers.
     workers = [v for pid, v in peak.items() if pid != next(iter(peak)) and "resource_tracker" not in v["cmd"]]
     workers = sorted(workers, key=lambda v: -v["rss"])[:cpus]
-    return {"wall_s": wall, "cpu_s": cpu, "decisions": decisions, "texts": texts, "workers": workers, "processes": processes}
+    result = {"wall_s": wall, "cpu_s": cpu, "workers": workers, "processes": processes, "load_avg": os.getloadavg()}
+    stamp.write_text(json.dumps({"corpus": str(corpus), "cpus": cpus, "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "result": result}))
+    return {**result, "decisions": decisions, "texts": texts}
 
 
 def _processes(peak: dict) -> list[dict]:
@@ -187,30 +209,32 @@ def _their_reason(filt: str, reason: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------ sft_ray side
-def bench_config(corpus: Path, output: Path):
-    from sft_ray.config import RunConfig
+def bench_config(corpus: Path, output: Path, normalize: bool = True):
+    """The build config: one jsonl web source, the clean chain cut down to DataTrove's filter set."""
+    from sft_ray.config import CleanConfig, RunConfig
 
-    return RunConfig.model_validate({
+    clean = {
+        # No length bounds, no text repair (ftfy, markup) or boilerplate-line removal before the
+        # filters (DataTrove has none); NFC + whitespace normalisation as `normalize` says.
+        "normalize": normalize, "min_chars": 0, "max_chars": 10**9,
+        "fix_mojibake": False, "strip_markup": False, "boilerplate_kinds": [],
+        "langid": {"threshold": 0.65},
+        "c4": {"filter_no_terminal_punct": False},  # FineWeb's recipe
+        "pii": {"enabled": False}, "bitext": {"enabled": False},
+    }
+    cfg = {
         "output": str(output),
         "overwrite": True,
         "sources": [{"name": "bench", "kind": "web", "format": "jsonl", "path": str(corpus / "*.jsonl"),
                      "fields": {"id": "id", "text": "text"}, "langs": {"text": "en"}}],
-        "clean": {
-            # Only DataTrove's filter set: no length bounds, no text repair (ftfy, markup) or
-            # boilerplate-line removal before the filters (DataTrove has none); NFC + whitespace
-            # normalisation stays on (sft_ray always does it; see the report for its effect).
-            "min_chars": 0, "max_chars": 10**9,
-            "fix_mojibake": False, "strip_markup": False, "boilerplate_kinds": [],
-            "langid": {"threshold": 0.65},
-            "c4": {"filter_no_terminal_punct": False},
-            "pii": {"enabled": False}, "bitext": {"enabled": False},
-        },
-        "dedup": {"enabled": False},
-        "format": {"enabled": False},
-    })
+        # Switches of this version only, so the script keeps working as stages come and go.
+        "clean": {k: v for k, v in clean.items() if k in CleanConfig.model_fields},
+        **{stage: {"enabled": False} for stage in ("dedup", "label", "format") if stage in RunConfig.model_fields},
+    }
+    return RunConfig.model_validate(cfg)
 
 
-def ray_build_child(corpus: str, output: str, cpus: int) -> None:
+def ray_build_child(corpus: str, output: str, cpus: int, normalize: bool) -> None:
     """Entry point of the timed child process: a local Ray with `cpus` CPUs, then the real build."""
     import ray
 
@@ -223,17 +247,18 @@ def ray_build_child(corpus: str, output: str, cpus: int) -> None:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     t0 = time.time()
-    res = build_sft_data(bench_config(Path(corpus), Path(output)))
+    res = build_sft_data(bench_config(Path(corpus), Path(output), normalize))
     print(json.dumps({"build_s": round(time.time() - t0, 3), "timings": res.manifest["timings"]}))
     ray.shutdown()
 
 
-def run_ray_build(corpus: Path, out: Path, cpus: int) -> dict:
+def run_ray_build(corpus: Path, out: Path, cpus: int, normalize: bool = True) -> dict:
     import pyarrow.parquet as pq
 
     shutil.rmtree(out, ignore_errors=True)
     log = out.with_suffix(".log")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_ray-build-child", str(corpus), str(out), "--cpus", str(cpus)]
+    cmd += [] if normalize else ["--no-normalize"]
     env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
     wall, peak = run_timed(cmd, log, env=env)
     cpu = sum(v.get("cpu_s", 0) for v in peak.values())
@@ -284,7 +309,7 @@ def _clean_range(args) -> tuple[list, float]:
     return out, time.time() - t0
 
 
-def run_in_process(corpus: Path, cpus: int) -> dict:
+def run_in_process(corpus: Path, cpus: int, normalize: bool = True) -> dict:
     """clean_batch over pyarrow batches: `cpus` forked processes, then 1 process. The fork comes
     first so that no process starts with memo caches (words.py) warmed by the other run."""
     import multiprocessing as mp
@@ -294,7 +319,7 @@ def run_in_process(corpus: Path, cpus: int) -> dict:
 
     global _BATCHES
     _BATCHES = load_batches(corpus)
-    cfg = bench_config(corpus, Path("/unused")).clean
+    cfg = bench_config(corpus, Path("/unused"), normalize).clean
     load_model()  # loaded once per process in the build too (first batch); not the thing measured
     clean_batch(_BATCHES[0].slice(0, 8), cfg)  # imports, regex compilation
     k = len(_BATCHES)
@@ -329,7 +354,12 @@ def filter_of(reason: str | None) -> str:
     return reason
 
 
-def agreement(ours: dict, theirs: dict, corpus: Path) -> dict:
+def agreement(ours: dict, theirs: dict, corpus: Path, normalized: bool = True) -> dict:
+    """Equal keep/reject decisions by id, and the classes of unequal ones (our reason, theirs).
+
+    Each disagreeing document is also run through sft_ray's chain without NFC/whitespace
+    normalisation (DataTrove has none): `normalisation` counts those that then agree, i.e. the
+    ones that only the normalisation separates."""
     ids = sorted(set(ours) | set(theirs))
     missing = [i for i in ids if i not in ours or i not in theirs]
     both = [i for i in ids if i in ours and i in theirs]
@@ -340,13 +370,14 @@ def agreement(ours: dict, theirs: dict, corpus: Path) -> dict:
             classes[(ours[i] or "kept", theirs[i] or "kept")].append(i)
     same_filter = sum(filter_of(ours[i]) == filter_of(theirs[i]) for i in both if ours[i] and theirs[i])
     rejected_both = sum(1 for i in both if ours[i] and theirs[i])
+    wanted = {i for v in classes.values() for i in v}
     text = {}
-    wanted = {v[0] for v in classes.values()}
     for f in sorted(corpus.glob("*.jsonl")):
         for line in open(f, encoding="utf-8"):
             d = json.loads(line)
             if d["id"] in wanted:
                 text[d["id"]] = d["text"]
+    raw = decide(text, corpus, normalize=False) if normalized and text else {}
     return {
         "docs": len(both),
         "missing": len(missing),
@@ -356,11 +387,27 @@ def agreement(ours: dict, theirs: dict, corpus: Path) -> dict:
         "kept_theirs": sum(theirs[i] is None for i in both),
         "rejected_both_same_filter": f"{same_filter}/{rejected_both}",
         "classes": sorted(
-            ({"ours": k[0], "theirs": k[1], "count": len(v), "example": v[0], "text": text.get(v[0], "")[:160]}
+            ({"ours": k[0], "theirs": k[1], "count": len(v), "example": v[0], "text": text.get(v[0], "")[:160],
+              "normalisation": sum(i in raw and (raw[i] is None) == (theirs[i] is None) for i in v), "ids": v}
              for k, v in classes.items()),
             key=lambda c: -c["count"],
         ),
     }
+
+
+def decide(texts: dict[str, str], corpus: Path, normalize: bool) -> dict[str, str | None]:
+    """sft_ray's clean chain (in this process) on a few documents: id -> reason or None."""
+    import pyarrow as pa
+
+    from sft_ray import schema as S
+    from sft_ray.clean import clean_batch
+
+    ids = sorted(texts)
+    cols = {f.name: [None] * len(ids) for f in S.RECORD_SCHEMA}
+    cols.update({S.ID: ids, S.TEXT: [texts[i] for i in ids], S.SOURCE: ["bench"] * len(ids), S.KIND: ["web"] * len(ids),
+                 S.LANG: ["en"] * len(ids)})
+    out = clean_batch(pa.Table.from_pydict(cols, schema=S.RECORD_SCHEMA), bench_config(corpus, Path("/unused"), normalize).clean)
+    return dict(zip(out[S.ID].to_pylist(), out[S.REJECT_REASON].to_pylist()))
 
 
 def kept_text_equal(ours: dict, theirs: dict) -> str:
@@ -378,10 +425,10 @@ def reason_table(decisions: dict) -> Counter:
 def memory_mode(args) -> None:
     rows = []
     for n in args.memory_docs:
-        corpus, meta = build_corpus(n, args.seed, args.cache_dir / "corpus", parts=2 * args.cpus)
+        corpus, meta = build_corpus(n, args.seed, args.cache_dir / "corpus", parts=n_files(n, args.cpus))
         run = args.cache_dir / "runs" / f"memory-n{n}"
         run.mkdir(parents=True, exist_ok=True)
-        r = run_ray_build(corpus, run / "sft_ray", args.cpus)
+        r = run_ray_build(corpus, run / "sft_ray", args.cpus, not args.no_normalize)
         w = r["workers"]
         rows.append((n, r["wall_s"], max(v["private"] for v in w), max(v["rss"] for v in w), len(w)))
         print(f"  {n:,} docs: {r['wall_s']:.1f} s, {len(w)} workers, peak private {mib(rows[-1][2])} MiB, peak RSS {mib(rows[-1][3])} MiB", flush=True)
@@ -405,33 +452,36 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--peer-venv", type=Path, default=None, help="DataTrove's venv (default <cache-dir>/venv-datatrove)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["datatrove", "ray", "inprocess"])
+    ap.add_argument("--reuse-datatrove", action="store_true", help="read back DataTrove's last run on this corpus instead of rerunning it")
+    ap.add_argument("--no-normalize", action="store_true", help="sft_ray without NFC/whitespace normalisation (clean.normalize=false)")
     ap.add_argument("--memory", action="store_true", help="only: sft_ray build peak RSS per worker at --memory-docs")
     ap.add_argument("--memory-docs", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--_ray-build-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._ray_build_child:
-        return ray_build_child(*args._ray_build_child, args.cpus)
+        return ray_build_child(*args._ray_build_child, args.cpus, not args.no_normalize)
     args.cache_dir = args.cache_dir.expanduser()
     if args.memory:
         return memory_mode(args)
 
     load0 = os.getloadavg()
-    corpus, meta = build_corpus(args.docs, args.seed, args.cache_dir / "corpus", parts=2 * args.cpus)
+    corpus, meta = build_corpus(args.docs, args.seed, args.cache_dir / "corpus", parts=n_files(args.docs, args.cpus))
     print(f"corpus: {corpus} ({meta['docs']:,} docs, {meta['bytes'] / 2**20:.1f} MiB, mean {meta['mean_chars']:,} chars)", flush=True)
     run = args.cache_dir / "runs" / f"clean-n{args.docs}"
     run.mkdir(parents=True, exist_ok=True)
     res: dict = {}
     if "datatrove" not in args.skip:
         print("running DataTrove ...", flush=True)
-        res["datatrove"] = run_datatrove(corpus, run / "datatrove", args.peer_venv or args.cache_dir / "venv-datatrove", args.cpus)
+        res["datatrove"] = run_datatrove(corpus, run / "datatrove", args.peer_venv or args.cache_dir / "venv-datatrove", args.cpus,
+                                         reuse=args.reuse_datatrove)
         print(f"  {res['datatrove']['wall_s']:.1f} s", flush=True)
     if "ray" not in args.skip:
         print("running sft_ray build on Ray ...", flush=True)
-        res["ray"] = run_ray_build(corpus, run / "sft_ray", args.cpus)
+        res["ray"] = run_ray_build(corpus, run / "sft_ray", args.cpus, not args.no_normalize)
         print(f"  {res['ray']['wall_s']:.1f} s", flush=True)
     if "inprocess" not in args.skip:
         print("running sft_ray clean chain in-process ...", flush=True)
-        res["inproc"] = run_in_process(corpus, args.cpus)
+        res["inproc"] = run_in_process(corpus, args.cpus, not args.no_normalize)
         print(f"  1 process {res['inproc']['one_s']:.1f} s, {args.cpus} processes {res['inproc']['many_s']:.1f} s", flush=True)
     load1 = os.getloadavg()
     report(args, meta, res, corpus, load0, load1, run)
@@ -457,7 +507,10 @@ def report(args, meta, res, corpus, load0, load1, run) -> None:
     if "datatrove" in res:
         d = res["datatrove"]
         mem = ", ".join(f"{mib(w['rss'])} MiB RSS ({mib(w['private'])} private)" for w in d["workers"])
-        row(f"DataTrove 0.10.1, LocalPipelineExecutor(tasks={args.cpus}, workers={args.cpus})", "datatrove", d["wall_s"], d["cpu_s"], mem)
+        name = f"DataTrove 0.10.1, LocalPipelineExecutor(tasks={args.cpus}, workers={args.cpus})"
+        if d.get("reused"):
+            name += f" (run of {d['reused']}, load average {d['load_avg'][0]:.2f})"
+        row(name, "datatrove", d["wall_s"], d["cpu_s"], mem)
     if "ray" in res:
         r = res["ray"]
         w = r["workers"]
@@ -476,7 +529,7 @@ def report(args, meta, res, corpus, load0, load1, run) -> None:
               + (f" In-process, {args.cpus} processes ÷ DataTrove: {rows['inproc'] / rows['datatrove']:.2f}." if "inproc" in rows else ""))
     summary = {"corpus": meta, "cpus": args.cpus, "load_avg": [load0, load1], "docs_per_s": rows, "docs_per_cpu_s": per_cpu}
     if "datatrove" in res and "ray" in res:
-        ag = agreement(res["ray"]["decisions"], res["datatrove"]["decisions"], corpus)
+        ag = agreement(res["ray"]["decisions"], res["datatrove"]["decisions"], corpus, normalized=not args.no_normalize)
         summary["agreement"] = ag
         print(f"\n## Agreement of keep/reject decisions (sft_ray build vs DataTrove)\n")
         print(f"{ag['equal']:,} of {ag['docs']:,} equal: **{ag['agreement']:.2%}**; kept: sft_ray {ag['kept_ours']:,}, "
@@ -484,11 +537,11 @@ def report(args, meta, res, corpus, load0, load1, run) -> None:
               f"rejected by both with the same filter: {ag['rejected_both_same_filter']}.")
         print(f"Kept by both, final text (after C4 line removal): {kept_text_equal(res['ray']['texts'], res['datatrove']['texts'])}.\n")
         if ag["classes"]:
-            print("| sft_ray | DataTrove | docs | example id | example text |")
-            print("|---|---|---:|---|---|")
+            print("| sft_ray | DataTrove | docs | of which agree without sft_ray's normalisation | example id | example text |")
+            print("|---|---|---:|---:|---|---|")
             for c in ag["classes"]:
                 snippet = c["text"][:100].replace("\n", "⏎").replace("|", "\\|")
-                print(f"| {c['ours']} | {c['theirs']} | {c['count']} | {c['example']} | {snippet} |")
+                print(f"| {c['ours']} | {c['theirs']} | {c['count']} | {c['normalisation']} | {c['example']} | {snippet} |")
         print("\n## Decisions per reason\n")
         ours, theirs = reason_table(res["ray"]["decisions"]), reason_table(res["datatrove"]["decisions"])
         print("| reason | sft_ray | DataTrove |")
