@@ -23,7 +23,7 @@ from sft_ray import schema as S
 from sft_ray import storage
 from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig, config_dict
-from sft_ray.dedup import decontaminate, exact_dedup
+from sft_ray.dedup import decontaminate, exact_dedup, near_dedup
 from sft_ray.format import format_batch
 from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.manifest import versions
@@ -68,6 +68,7 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         if cfg.clean.enabled:
             ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
     ds = exact_dedup(ds, cfg.dedup)
+    ds = near_dedup(ds, cfg.dedup)
     records = ds.materialize()
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
         records = decontaminate(records, cfg.dedup.decontaminate, cfg.format.validation_fraction, cfg.format.seed).materialize()
