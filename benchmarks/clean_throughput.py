@@ -119,7 +119,8 @@ class TreeSampler:
                     rec = self.peak[p.pid]
                     rec["cpu_s"] = t.user + t.system
                     rec["rss"] = max(rec["rss"], m.rss)
-                    rec["private"] = max(rec["private"], m.rss - m.shared)
+                    if m.rss - m.shared > rec["private"]:
+                        rec["private"], rec["peak_during"] = m.rss - m.shared, p.name()
                     # Ray names a worker ray::<task> while it runs one, ray::IDLE between tasks
                     rec["name"] = p.name()
                     rec["ran_task"] = rec.get("ran_task", False) or (rec["name"].startswith("ray::") and "IDLE" not in rec["name"])
@@ -178,7 +179,7 @@ def run_datatrove(corpus: Path, out: Path, venv: Path, cpus: int, reuse: bool = 
 def _processes(peak: dict) -> list[dict]:
     """Every sampled process, most CPU first (for results.json: where the time went)."""
     rows = [{"name": v["name"], "cpu_s": round(v.get("cpu_s", 0), 2), "rss_mib": mib(v["rss"]), "private_mib": mib(v["private"]),
-             "cmd": v["cmd"][:120]} for v in peak.values()]
+             "peak_during": v.get("peak_during"), "cmd": v["cmd"][:120]} for v in peak.values()]
     return sorted(rows, key=lambda r: -r["cpu_s"])
 
 
@@ -241,8 +242,16 @@ def ray_build_child(corpus: str, output: str, cpus: int, normalize: bool) -> Non
     from sft_ray.build import build_sft_data
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}})
+    for attempt in range(3):  # a local Ray can time out starting on a busy machine: try again
+        try:
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}})
+            break
+        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception on startup timeouts
+            print(f"ray.init failed ({e}); retrying", file=sys.stderr, flush=True)
+            ray.shutdown()
+            if attempt == 2:
+                raise
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
