@@ -37,6 +37,7 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
@@ -124,8 +125,10 @@ def _xquad() -> list[tuple[str, list[str]]]:
     return out
 
 
+@lru_cache(maxsize=1)
 def base_documents() -> dict[str, list[tuple[str, list[str]]]]:
-    """Base documents by family: English ones to edit, other languages to splice in or use whole."""
+    """Base documents by family: English ones to edit, other languages to splice in or use whole
+    (read once per process; callers copy before editing)."""
     from sft_ray.clean.langid import predict, top
 
     rng = random.Random(0)

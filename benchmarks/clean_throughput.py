@@ -121,6 +121,8 @@ class TreeSampler:
                     rec["rss"] = max(rec["rss"], m.rss)
                     if m.rss - m.shared > rec["private"]:
                         rec["private"], rec["peak_during"] = m.rss - m.shared, p.name()
+                    by_task = rec.setdefault("by_task", {})  # Ray: peak private memory per task name
+                    by_task[p.name()] = max(by_task.get(p.name(), 0), m.rss - m.shared)
                     # Ray names a worker ray::<task> while it runs one, ray::IDLE between tasks
                     rec["name"] = p.name()
                     rec["ran_task"] = rec.get("ran_task", False) or (rec["name"].startswith("ray::") and "IDLE" not in rec["name"])
@@ -431,26 +433,37 @@ def reason_table(decisions: dict) -> Counter:
     return Counter(r or "kept" for r in decisions.values())
 
 
+CLEAN_TASKS = ("_stage_units", "clean_batch")  # the Ray tasks that read + clean (resumable or streaming build)
+
+
 def memory_mode(args) -> None:
-    rows = []
+    """sft_ray build at each of --memory-docs: peak private memory (RSS - shared) per Ray worker,
+    over all tasks and over the read + clean tasks alone."""
+    rows, out = [], {}
     for n in args.memory_docs:
         corpus, meta = build_corpus(n, args.seed, args.cache_dir / "corpus", parts=n_files(n, args.cpus))
         run = args.cache_dir / "runs" / f"memory-n{n}"
         run.mkdir(parents=True, exist_ok=True)
         r = run_ray_build(corpus, run / "sft_ray", args.cpus, not args.no_normalize)
         w = r["workers"]
-        rows.append((n, r["wall_s"], max(v["private"] for v in w), max(v["rss"] for v in w), len(w)))
-        print(f"  {n:,} docs: {r['wall_s']:.1f} s, {len(w)} workers, peak private {mib(rows[-1][2])} MiB, peak RSS {mib(rows[-1][3])} MiB", flush=True)
-    print(f"\n## sft_ray build peak memory per Ray worker (load average {os.getloadavg()[0]:.2f})\n")
-    print("| docs | wall s | Ray workers that ran tasks | peak private (RSS - shared) MiB | peak RSS MiB |")
-    print("|---:|---:|---:|---:|---:|")
-    for n, wall, priv, rss, k in rows:
-        print(f"| {n:,} | {wall:.1f} | {k} | {mib(priv)} | {mib(rss)} |")
+        top = max(w, key=lambda v: v["private"])
+        clean = max((m for v in w for t, m in v.get("by_task", {}).items() if any(c in t for c in CLEAN_TASKS)), default=0)
+        rows.append((n, meta["files"], r["wall_s"], top["private"], top.get("peak_during", "?"), clean, max(v["rss"] for v in w), len(w)))
+        out[n] = {"wall_s": r["wall_s"], "files": meta["files"], "workers": w, "processes": r["processes"], "load_avg": os.getloadavg()}
+        print(f"  {n:,} docs: {r['wall_s']:.1f} s, {len(w)} workers, peak private {mib(top['private'])} MiB "
+              f"({top.get('peak_during')}), read+clean tasks {mib(clean)} MiB", flush=True)
+    (args.cache_dir / "runs" / "memory.json").write_text(json.dumps(out, indent=1, default=str))
+    print(f"\n## sft_ray build: peak memory per Ray worker ({args.cpus} CPUs, load average {os.getloadavg()[0]:.2f})\n")
+    print("| docs | input files | wall s | Ray workers that ran tasks | peak private MiB (task) | peak private in read+clean tasks MiB | peak RSS MiB |")
+    print("|---:|---:|---:|---:|---|---:|---:|")
+    for n, files, wall, priv, task, clean, rss, k in rows:
+        print(f"| {n:,} | {files} | {wall:.1f} | {k} | {mib(priv)} ({task}) | {mib(clean)} | {mib(rss)} |")
     if len(rows) >= 2:
-        growth = rows[-1][2] / rows[0][2] - 1
-        print(f"\nprivate memory {rows[0][0]:,} -> {rows[-1][0]:,} docs: {growth:+.1%} "
-              f"({'flat, within 20%' if abs(growth) <= 0.20 else 'NOT within 20%'}); "
-              f"RSS: {rows[-1][3] / rows[0][3] - 1:+.1%} (RSS includes object-store pages the worker mapped)")
+        a, b = rows[0], rows[-1]
+        print(f"\n{a[0]:,} -> {b[0]:,} docs: peak private per worker {b[3] / a[3] - 1:+.1%}, in read+clean tasks "
+              f"{b[5] / a[5] - 1 if a[5] else 0:+.1%}, RSS {b[6] / a[6] - 1:+.1%} (flat = within ±20%; private = RSS minus "
+              "shared pages, i.e. without object-store pages the worker mapped; input files hold at most "
+              f"{DOCS_PER_FILE:,} documents each).")
 
 
 def main() -> None:
