@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/label_quality.py --eval-rows 400 --throughput-rows 512   # a quick look
 
 Quality: each head is fitted exactly as the build fits it (`sft_ray.label.seed.load_seed` -> embed
--> `fit_head`, <= --seed-rows balanced seed rows, 20% of them held out for L2 + temperature), then
+-> `fit_head`, <= --seed-rows balanced seed rows, 5-fold CV over them for L2 + temperature), then
 scored on rows of the same corpus that were *not* in the seed (a balanced sample of --eval-rows;
 0 = all). Printed: accuracy (targets: topic >= 0.85, sentiment >= 0.75), per-class P/R/F1,
 confusion matrix, expected calibration error (15 equal-width bins), and accuracy/coverage of the
@@ -83,7 +83,7 @@ def quality(name: str, lcfg: LabelConfig.Labeler, embedder: Embedder, eval_rows:
     t0 = time.time()
     seed = load_seed(spec, where=name)
     head = fit_head(embedder.encode(seed.texts, batch_size, layers=layers), seed.labels, seed.label_names,
-                    holdout_fraction=spec.holdout_fraction, seed=spec.sample_seed, layers=layers)
+                    folds=spec.calibration_folds, seed=spec.sample_seed, layers=layers)
     fit_s = time.time() - t0
     rows, names = read_seed_rows(spec, where=name)
     used = set(seed.positions)
@@ -101,7 +101,7 @@ def quality(name: str, lcfg: LabelConfig.Labeler, embedder: Embedder, eval_rows:
     print(f"\n## {name}: {len(seed.texts)} seed rows, {len(held)} held-out rows of {len(rows)}\n")
     print(f"features: layers {list(layers)}; accuracy **{acc:.4f}**, macro-F1 {_macro_f1(gold, guess, len(names)):.4f}, "
           f"ECE {expected_calibration_error(conf, correct):.4f}; head: l2={head.info['l2']}, T={head.info['temperature']}, "
-          f"seed-holdout accuracy {head.info.get('holdout_accuracy')}; fit {fit_s:.1f} s (embed seed + fit), "
+          f"seed {head.info.get('cv_folds')}-fold CV accuracy {head.info.get('cv_accuracy')}; fit {fit_s:.1f} s (embed seed + fit), "
           f"eval embed {eval_s:.1f} s ({len(held) / eval_s:.0f} docs/s, 2 threads)\n")
     prf = []
     for c, label in enumerate(names):

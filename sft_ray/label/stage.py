@@ -34,7 +34,7 @@ def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None) -> dict[str, L
         seed = load_seed(getattr(cfg, name).seed, where=f"label.{name}.seed")
         layers = tuple(getattr(cfg, name).feature_layers)
         x = embedder.encode(seed.texts, cfg.embed_batch_size, layers=layers)
-        head = fit_head(x, seed.labels, seed.label_names, holdout_fraction=getattr(cfg, name).seed.holdout_fraction,
+        head = fit_head(x, seed.labels, seed.label_names, folds=getattr(cfg, name).seed.calibration_folds,
                         seed=getattr(cfg, name).seed.sample_seed, layers=layers)
         head.info["fit_s"] = round(time.time() - t0, 2)
         log.info("label: %s head fitted on %d seed rows %s", name, len(seed.texts), head.info)

@@ -86,8 +86,8 @@ def _records():
     rows = [
         {"id": "n0", "source": "ag", "kind": "news", "title": "Yankees beat Red Sox 5-3",
          "text": "Derek Jeter homered twice as New York won the series opener at Fenway Park on Friday night."},
-        {"id": "n1", "source": "ag", "kind": "news", "title": "Oil prices climb to record",
-         "text": "Crude futures rose above \\$50 a barrel as investors worried about supplies, lifting energy stocks."},
+        {"id": "n1", "source": "ag", "kind": "news", "title": "Wal-Mart profit rises 10 percent",
+         "text": "Wal-Mart Stores Inc., the world's largest retailer, said quarterly profit rose 10 percent on strong sales."},
         {"id": "n2", "source": "ag", "kind": "news", "title": "Yankees beat Red Sox",
          "text": "Already rejected upstream.", "reject_stage": "clean", "reject_reason": "too_short"},
         {"id": "t0", "source": "m30k", "kind": "translation", "src_text": "A dog runs.", "tgt_text": "Ein Hund rennt."},
