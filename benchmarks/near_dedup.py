@@ -44,6 +44,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -253,7 +254,7 @@ def labels(truth: dict, texts: dict[str, str], removals: list[dict[str, str]]) -
     cache: dict[str, set] = {}
     for removed in removals:
         for d, p in removed.items():
-            if cluster_of.get(d) is not None and cluster_of.get(d) == cluster_of.get(p):
+            if p is None or (cluster_of.get(d) is not None and cluster_of.get(d) == cluster_of.get(p)):
                 continue
             for x in (d, p):
                 if x not in cache:
@@ -326,14 +327,18 @@ def run_sft_ray(files: list[str], verify: float | None, cpus: int) -> tuple[floa
 
 
 def warm_up(files: list[str]) -> float:
-    """The first Ray Data job of a session starts the worker processes: time it on 50 documents."""
+    """The first Ray Data jobs of a session start the worker processes (one pool for maps, one for
+    shuffle maps): time a run on 30 documents and a copy of each, so that every stage has work."""
+    import pyarrow as pa
     import ray
 
     from sft_ray.config import DedupConfig
     from sft_ray.dedup import near_dedup
 
     t0 = time.perf_counter()
-    ds = ray.data.read_json(files[0]).limit(50).map_batches(_to_records, batch_format="pyarrow")
+    docs = [json.loads(line) for _, line in zip(range(30), open(files[0], encoding="utf-8"))]
+    docs += [{"id": d["id"] + "~copy", "text": d["text"]} for d in docs]
+    ds = ray.data.from_arrow(pa.Table.from_pylist(docs)).repartition(4).map_batches(_to_records, batch_format="pyarrow")
     near_dedup(ds, DedupConfig(num_partitions=2)).materialize()
     return time.perf_counter() - t0
 
@@ -361,6 +366,26 @@ def run_datasketch(corpus: Path, cache: Path, run_dir: Path) -> tuple[float, flo
     wall = time.perf_counter() - t0
     res = json.loads(out.read_text(encoding="utf-8"))
     return res["seconds"], wall, res["removed"]
+
+
+def run_datatrove(corpus: Path, cache: Path, run_dir: Path, cpus: int) -> tuple[float, float, dict[str, None]]:
+    py = ensure_venv(cache / "venv-datatrove", ["datatrove==0.10.1", "xxhash<4", "spacy", "regex", "tokenizers", "orjson"], "datatrove, spacy")
+    docs = sorted((json.loads(line) for p in sorted(corpus.glob("part-*.jsonl")) for line in open(p, encoding="utf-8")), key=lambda d: d["id"])
+    inp, work = run_dir / "datatrove-input", run_dir / "datatrove-work"
+    for d in (inp, work):
+        shutil.rmtree(d, ignore_errors=True)
+    inp.mkdir(parents=True)
+    k = -(-len(docs) // cpus)
+    for i in range(cpus):  # contiguous id ranges: DataTrove keeps a cluster's first document = smallest id
+        with open(inp / f"part-{i:02d}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in docs[i * k : (i + 1) * k])
+    out = run_dir / "datatrove.json"
+    t0 = time.perf_counter()
+    subprocess.run([str(py), str(ROOT / "benchmarks/peers/datatrove_minhash.py"), "--input", str(inp), "--work", str(work),
+                    "--output", str(out), "--tasks", str(cpus), "--workers", str(cpus)], check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    res = json.loads(out.read_text(encoding="utf-8"))
+    return res["seconds"], wall, dict.fromkeys(res["removed"])
 
 
 # ------------------------------------------------------------------------------------------ memory
@@ -435,7 +460,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
-    ap.add_argument("--peers", default="datasketch", help="comma-separated peers to run: datasketch, or none")
+    ap.add_argument("--peers", default="datasketch", help="comma-separated peers to run: datasketch, datatrove (or none)")
     ap.add_argument("--memory", action="store_true", help="peak RSS of Ray workers at 10k and 100k documents")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -471,28 +496,40 @@ def main() -> None:
         sec, wall, removed = run_datasketch(corpus, args.cache_dir, run_dir)
         results["datasketch"] = {"seconds": sec, "startup": wall - sec, "removed": removed}
         print(f"datasketch: {sec:.1f} s, {len(removed):,} removed", flush=True)
+    if "datatrove" in args.peers.split(","):
+        try:
+            sec, wall, removed = run_datatrove(corpus, args.cache_dir, run_dir, args.cpus)
+        except subprocess.CalledProcessError as e:  # report the others rather than lose them
+            print(f"datatrove failed: {e}\n{(e.stderr or b'').decode(errors='replace')[-3000:]}", flush=True)
+        else:
+            results["datatrove"] = {"seconds": sec, "startup": wall - sec, "removed": removed}
+            print(f"datatrove: {sec:.1f} s, {len(removed):,} removed", flush=True)
 
     lab = labels(truth, texts, [r["removed"] for r in results.values()])
     counts = {k: sum(1 for v in lab.values() if v == k) for k in ("pos", "neg", "gray")}
     print(f"\ntruth: {counts['pos']:,} should be removed (Jaccard >= {POSITIVE} to a smaller id), "
           f"{counts['gray']:,} in [{NEGATIVE}, {POSITIVE}) not scored, {counts['neg']:,} should stay")
     print(f"Ray startup (ray.init {t_init:.1f} s + first job starting workers {t_warm:.1f} s): {t_init + t_warm:.1f} s\n")
-    peer = results.get("datasketch")
-    print("| method | docs/s | s | docs/s incl. startup | ÷ datasketch | ÷ datasketch incl. startup | removed | P | R | F1 |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    peers = [p for p in ("datasketch", "datatrove") if p in results]
+    print("| method | docs/s | s | docs/s incl. startup | " + " | ".join(f"sft_ray ÷ {p} (incl. startup)" for p in peers)
+          + " | removed | P | R | F1 |")
+    print("|---|---:|---:|---:|" + "---:|" * len(peers) + "---:|---:|---:|---:|")
     for name, r in results.items():
         s = score(r["removed"], lab)
         r["score"] = s
         rate, rate_all = n / r["seconds"], n / (r["seconds"] + r["startup"])
-        ratio = f"{rate / (n / peer['seconds']):.2f}x" if peer else "-"
-        ratio_all = f"{rate_all / (n / (peer['seconds'] + peer['startup'])):.2f}x" if peer else "-"
-        print(f"| {name} | {rate:,.0f} | {r['seconds']:.1f} | {rate_all:,.0f} | {ratio} | {ratio_all} | {s['removed']:,} | "
+        ratios = []
+        for p in peers:
+            pr = results[p]
+            ratios.append(f"{rate / (n / pr['seconds']):.2f}x ({rate_all / (n / (pr['seconds'] + pr['startup'])):.2f}x)")
+        print(f"| {name} | {rate:,.0f} | {r['seconds']:.1f} | {rate_all:,.0f} | " + " | ".join(ratios) + f" | {s['removed']:,} | "
               f"{s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |")
-    if peer:
-        a, b = set(results["sft_ray"]["removed"]), set(peer["removed"])
-        print(f"\nremoved-set agreement sft_ray vs datasketch: both {len(a & b):,}, only sft_ray {len(a - b):,}, "
-              f"only datasketch {len(b - a):,}, Jaccard {len(a & b) / max(1, len(a | b)):.3f}")
-        for name, only in (("only sft_ray", a - b), ("only datasketch", b - a)):
+    print("(the ratio columns: this row's docs/s ÷ the peer's; for the peers' own rows, read them as peer ÷ peer)")
+    for p in peers:
+        a, b = set(results["sft_ray"]["removed"]), set(results[p]["removed"])
+        print(f"\nremoved-set agreement sft_ray vs {p}: both {len(a & b):,}, only sft_ray {len(a - b):,}, "
+              f"only {p} {len(b - a):,}, Jaccard {len(a & b) / max(1, len(a | b)):.3f}")
+        for name, only in (("only sft_ray", a - b), (f"only {p}", b - a)):
             print(f"  {name} by truth label: " + ", ".join(f"{k} {sum(1 for d in only if lab[d] == k)}" for k in ("pos", "gray", "neg")))
     with open(run_dir / "results.json", "w", encoding="utf-8") as f:
         json.dump({"docs": n, "mb": mb, "cpus": args.cpus, "ray_init_s": t_init, "ray_first_job_s": t_warm, "truth": counts,

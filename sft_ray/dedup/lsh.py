@@ -41,6 +41,7 @@ BAND_KEY = "near_band_key"
 DOC, REP = "near_doc", "near_rep"  # an edge: a document and the smaller id it is linked to
 EDGE_SCHEMA = pa.schema([pa.field(DOC, pa.string()), pa.field(REP, pa.string())])
 _SIDE, _TEXT = "near_side_is_doc", "near_text"
+PAIRS_PER_STEP = 256  # texts shingled at once while verifying (~1 MB of text, ~30 MB of arrays)
 
 
 def _edges(doc, rep) -> pa.Table:
@@ -141,15 +142,14 @@ def _score_pairs(part: pa.Table, cfg: NearDedupConfig) -> pa.Table:
     pair = np.flatnonzero((~side[:-1]) & side[1:] & (doc[:-1] == doc[1:]) & (rep[:-1] == rep[1:]))
     if len(pair) == 0:
         return EDGE_SCHEMA.empty_table()
-    rows = np.sort(np.concatenate((pair, pair + 1)))
-    h, off = shingles(part[_TEXT].take(pa.array(rows)), cfg)
-    pos = {r: i for i, r in enumerate(rows)}
     keep = []
-    for p in pair:
-        a, b = pos[p], pos[p + 1]
-        sa, sb = np.unique(h[off[a] : off[a + 1]]), np.unique(h[off[b] : off[b + 1]])
-        if jaccard(sa, sb) >= cfg.verify_jaccard:
-            keep.append(p)
+    for chunk in np.array_split(pair, -(-len(pair) // PAIRS_PER_STEP)):  # bounded shingle arrays
+        h, off = shingles(part[_TEXT].take(pa.array(np.column_stack((chunk, chunk + 1)).ravel())), cfg)
+        for i, p in enumerate(chunk):
+            rep_set = np.unique(h[off[2 * i] : off[2 * i + 1]])
+            doc_set = np.unique(h[off[2 * i + 1] : off[2 * i + 2]])
+            if jaccard(doc_set, rep_set) >= cfg.verify_jaccard:
+                keep.append(p)
     return _edges(doc[keep], rep[keep]) if keep else EDGE_SCHEMA.empty_table()
 
 
@@ -211,7 +211,7 @@ def edge_index(ref: ray.ObjectRef) -> EdgeIndex:
 def concat_edges(*tables: pa.Table) -> pa.Table:
     """One table of a small, materialised edge dataset: the object every worker reads."""
     tables = [t.select([DOC, REP]) for t in tables if t.num_rows]
-    return pa.concat_tables(tables) if tables else EDGE_SCHEMA.empty_table()
+    return unique_rows(pa.concat_tables(tables)) if tables else EDGE_SCHEMA.empty_table()
 
 
 def broadcast(edges: ray.data.Dataset) -> ray.ObjectRef:

@@ -16,8 +16,11 @@ Only live records of `kinds` with text take part; every other record passes thro
 nothing is dropped (tag, then select: DESIGN.md principle 2). Buckets, pairs and components are
 formed by hash shuffles across all blocks, and every choice is "smallest id", so the result does not
 depend on how the input was split into files or blocks (principle 4). Memory per worker is one
-batch of signatures or one hash partition of band rows, texts under verification, edges or records.
-Record ids must be unique, which exact_dedup guarantees when it runs first.
+batch of signatures (text processed in 1 MB steps), one hash partition of band rows, texts under
+verification, edges or records, and on the broadcast path the edge list (<= broadcast_max_edges).
+The records themselves wait in Ray's object store (spilled to disk when large) between the map that
+adds band keys and the final tagging. Record ids must be unique, which exact_dedup guarantees when
+it runs first.
 """
 
 from __future__ import annotations
