@@ -154,10 +154,11 @@ def _rejoin_specials(tokens: list[str]) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1024)
 def split_words(text: str) -> tuple[str, ...]:
     """DataTrove's `split_into_words(text, "en")`: spaCy English tokens, whitespace dropped.
-    Memoised for the last few texts: Gopher quality and repetition split the same text."""
+    Memoised for one block's texts (the build's 1,024 records): `clean_batch` runs Gopher quality
+    over a whole block before Gopher repetition splits the same texts again (~10 MiB at most)."""
     return tuple(chain.from_iterable(map(chunk_tokens, text.split())))
 
 
