@@ -59,8 +59,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
 DEFAULT_CACHE = Path(os.environ.get("SFT_RAY_BENCH_CACHE", Path.home() / ".cache" / "sft_ray" / "bench"))
-VERSION = 1  # bump when the corpus recipe changes: the cache key includes it
-PARTS = 8
+VERSION = 2  # bump when the corpus recipe changes: the cache key includes it
+PARTS = 8  # at least; one file per 2,000 documents (~4.4 MB), as a real corpus comes in files
+DOCS_PER_FILE = 2000
 NGRAM, BANDS, ROWS = 5, 14, 8
 POSITIVE, NEGATIVE = 0.8, 0.5
 
@@ -199,9 +200,10 @@ def build_corpus(n: int, seed: int, cache: Path) -> Path:
             made += 1
     rng.shuffle(docs)
     out.mkdir(parents=True, exist_ok=True)
-    for k in range(PARTS):
-        with open(out / f"part-{k:02d}.jsonl", "w", encoding="utf-8") as f:
-            for d in docs[k::PARTS]:
+    parts = max(PARTS, n // DOCS_PER_FILE)
+    for k in range(parts):
+        with open(out / f"part-{k:03d}.jsonl", "w", encoding="utf-8") as f:
+            for d in docs[k::parts]:
                 f.write(json.dumps({"id": d["id"], "text": d["text"]}, ensure_ascii=False) + "\n")
     clusters = defaultdict(list)
     for d in docs:
@@ -303,18 +305,21 @@ def _to_records(batch):
     return pa.Table.from_arrays([cols.get(f.name, pa.nulls(n, f.type)) for f in S.RECORD_SCHEMA], schema=S.RECORD_SCHEMA)
 
 
-def run_sft_ray(files: list[str], verify: float | None, cpus: int) -> tuple[float, dict[str, str]]:
-    """Timed: read jsonl -> near_dedup -> materialised output. Returns (seconds, {removed: survivor})."""
+def run_sft_ray(files: list[str], verify: float | None, cpus: int, docs: int) -> tuple[float, dict[str, str]]:
+    """Timed: read jsonl -> near_dedup -> materialised output. Returns (seconds, {removed: survivor}).
+    One block per file of ~2,000 documents (~4.4 MB), as a real corpus would give, whatever its size."""
     import ray
 
     from sft_ray import schema as S
     from sft_ray.config import DedupConfig
     from sft_ray.dedup import near_dedup
 
-    cfg = DedupConfig(num_partitions=max(2, cpus * 2), near={"verify_jaccard": verify, "ngram_size": NGRAM,
+    # Shuffle partitions grow with the data (one per 10k documents, at least 2 per CPU), as
+    # `dedup.num_partitions` should on a cluster: a partition's size, not the corpus, bounds memory.
+    cfg = DedupConfig(num_partitions=max(cpus * 2, docs // 10_000), near={"verify_jaccard": verify, "ngram_size": NGRAM,
                                                              "num_bands": BANDS, "rows_per_band": ROWS})
     t0 = time.perf_counter()
-    ds = ray.data.read_json(files, override_num_blocks=max(PARTS, cpus * 2)).map_batches(_to_records, batch_format="pyarrow")
+    ds = ray.data.read_json(files).map_batches(_to_records, batch_format="pyarrow")
     out = near_dedup(ds, cfg).materialize()
     seconds = time.perf_counter() - t0
     tags = out.select_columns([S.ID, S.REJECT_REASON, S.DUPLICATE_OF]).to_arrow_refs()
@@ -428,7 +433,7 @@ def memory_child(n: int, seed: int, cache: Path, cpus: int) -> None:
     _init_ray(cpus)
     warm_up(files)
     with TreeSampler() as s:
-        seconds, removed = run_sft_ray(files, 0.8, cpus)
+        seconds, removed = run_sft_ray(files, 0.8, cpus, n)
     workers = [v for v in s.peak.values() if v["name"].startswith("ray::") or "default_worker" in v["name"]]
     workers.sort(key=lambda v: -v["private"])
     print(json.dumps({"docs": n, "seconds": seconds, "removed": len(removed), "workers": len(workers),
@@ -489,7 +494,7 @@ def main() -> None:
     t_init = time.perf_counter() - t0
     t_warm = warm_up(files)
     for name, verify in (("sft_ray", 0.8), ("sft_ray LSH only", None)):
-        sec, removed = run_sft_ray(files, verify, args.cpus)
+        sec, removed = run_sft_ray(files, verify, args.cpus, n)
         results[name] = {"seconds": sec, "startup": t_init + t_warm, "removed": removed}
         print(f"{name}: {sec:.1f} s, {len(removed):,} removed", flush=True)
     if "datasketch" in args.peers.split(","):
