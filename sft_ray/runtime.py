@@ -35,14 +35,19 @@ def init_ray(address: str | None = None) -> None:
         # here would conflict with it and Ray refuses to merge the two.
         ray.init(address=address, log_to_driver=True)
     else:
+        num_cpus = max(MIN_LOCAL_CPUS, os.cpu_count() or 1)
         ray.init(
             address="local",
-            num_cpus=max(MIN_LOCAL_CPUS, os.cpu_count() or 1),
+            num_cpus=num_cpus,
             # The dashboard serves the State API, which Ray Train's placement-group cleaner polls;
             # without it every training run logs a warning per second.
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             runtime_env=runtime_env,
+            # Ray Data's shuffle map tasks run in their own runtime env, so map -> shuffle -> map keeps
+            # two worker pools; past the default soft limit idle workers die after 1 s and re-spawn
+            # (measured: 2 shuffles 50-60 s with the default, 1.3-2.9 s with this; benchmarks/near_dedup.py).
+            _system_config={"num_workers_soft_limit": 4 * num_cpus + 4, "idle_worker_killing_time_threshold_ms": 600_000},
         )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False

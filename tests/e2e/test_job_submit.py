@@ -32,7 +32,14 @@ def submit(head: dict, args: list[str], env: dict, *, wait: bool = False, timeou
     if not wait:
         cmd.append("--no-wait")
     cmd += ["--", *args]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    # On a loaded machine the node's job agent can come up after the job server answers: the server
+    # then says "No available agent to submit job, please try again later". Do as it says.
+    for _ in range(30):
+        r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        if "No available agent to submit job" not in r.stdout + r.stderr:
+            return r
+        time.sleep(2)
+    return r
 
 
 def job_id(out: str) -> str:
