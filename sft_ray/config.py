@@ -124,7 +124,7 @@ class GopherQualityConfig(_Strict):
     max_bullet_lines_ratio: float = Field(default=0.9, ge=0, le=1, description="Share of lines starting with a bullet above -> `gopher_too_many_bullets`.")
     max_ellipsis_lines_ratio: float = Field(default=0.3, ge=0, le=1, description="Share of lines ending in an ellipsis above -> `gopher_too_many_end_ellipsis`.")
     max_non_alpha_words_ratio: float = Field(default=0.8, ge=0, le=1, description="Share of words with a letter below -> `gopher_below_alpha_threshold`.")
-    min_stop_words: int = Field(default=2, ge=0, description="Fewer English stop words (the, be, to, of, and, that, have, with) -> `gopher_enough_stop_words`.")
+    min_stop_words: int = Field(default=2, ge=0, description="Fewer different English stop words (the, be, to, of, and, that, have, with) -> `gopher_enough_stop_words`.")
 
 
 class GopherRepetitionConfig(_Strict):
