@@ -38,18 +38,17 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from clean_corpus import build_corpus  # noqa: E402
+from rss import TreeSampler  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("SFT_RAY_BENCH_CACHE", Path.home() / ".cache" / "sft_ray" / "bench"))
 PEER_PACKAGES = [  # DataTrove's own venv; fasttext-numpy2-wheel: the old `fasttext` breaks under NumPy 2
@@ -83,52 +82,6 @@ def ensure_peer_venv(venv: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
     return py
-
-
-class TreeSampler:
-    """Samples RSS and CPU time of a process and its descendants every `every` s; keeps each pid's
-    peak RSS and last CPU time (CPU seconds are the load-independent cost: on a busy machine wall
-    time also counts waiting for a core)."""
-
-    def __init__(self, pid: int, every: float = 0.5):
-        self.root, self.every = pid, every
-        self.peak: dict[int, dict] = {}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                root = psutil.Process(self.root)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                procs = []
-            for p in procs:
-                try:
-                    m, t = p.memory_info(), p.cpu_times()
-                    if p.pid not in self.peak:
-                        self.peak[p.pid] = {"cmd": " ".join(p.cmdline())[:200], "name": p.name(), "ppid": p.ppid(), "rss": 0, "private": 0}
-                    rec = self.peak[p.pid]
-                    rec["cpu_s"] = t.user + t.system
-                    rec["rss"] = max(rec["rss"], m.rss)
-                    if m.rss - m.shared > rec["private"]:
-                        rec["private"], rec["peak_during"] = m.rss - m.shared, p.name()
-                    by_task = rec.setdefault("by_task", {})  # Ray: peak private memory per task name
-                    by_task[p.name()] = max(by_task.get(p.name(), 0), m.rss - m.shared)
-                    # Ray names a worker ray::<task> while it runs one, ray::IDLE between tasks
-                    rec["name"] = p.name()
-                    rec["ran_task"] = rec.get("ran_task", False) or (rec["name"].startswith("ray::") and "IDLE" not in rec["name"])
-                except psutil.Error:
-                    pass
-            self._stop.wait(self.every)
 
 
 def run_timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float | None = None) -> tuple[float, dict]:

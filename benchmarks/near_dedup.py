@@ -47,7 +47,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import unicodedata
 from collections import defaultdict
@@ -56,6 +55,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from rss import TreeSampler  # noqa: E402
 
 CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
 DEFAULT_CACHE = Path(os.environ.get("SFT_RAY_BENCH_CACHE", Path.home() / ".cache" / "sft_ray" / "bench"))
@@ -394,39 +395,6 @@ def run_datatrove(corpus: Path, cache: Path, run_dir: Path, cpus: int) -> tuple[
 
 
 # ------------------------------------------------------------------------------------------ memory
-class TreeSampler:
-    """Samples the RSS of this process's descendants (Ray's raylet, workers, ...) every `every` s."""
-
-    def __init__(self, every: float = 0.2):
-        self.every, self.peak = every, {}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-
-    def _run(self):
-        import psutil
-
-        me = psutil.Process()
-        while not self._stop.is_set():
-            for p in me.children(recursive=True):
-                try:
-                    m, name = p.memory_info(), p.name()
-                    rec = self.peak.setdefault(p.pid, {"name": name, "rss": 0, "private": 0})
-                    rec["name"] = name if name.startswith("ray::") else rec["name"]
-                    rec["rss"] = max(rec["rss"], m.rss)
-                    rec["private"] = max(rec["private"], m.rss - m.shared)
-                except psutil.Error:
-                    pass
-            self._stop.wait(self.every)
-
-
 def memory_child(n: int, seed: int, cache: Path, cpus: int) -> None:
     corpus = build_corpus(n, seed, cache)
     files = sorted(str(p) for p in corpus.glob("part-*.jsonl"))
@@ -434,7 +402,7 @@ def memory_child(n: int, seed: int, cache: Path, cpus: int) -> None:
     warm_up(files)
     with TreeSampler() as s:
         seconds, removed = run_sft_ray(files, 0.8, cpus, n)
-    workers = [v for v in s.peak.values() if v["name"].startswith("ray::") or "default_worker" in v["name"]]
+    workers = s.ray_workers()
     workers.sort(key=lambda v: -v["private"])
     print(json.dumps({"docs": n, "seconds": seconds, "removed": len(removed), "workers": len(workers),
                       "max_private_mib": round(workers[0]["private"] / 2**20, 1) if workers else None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.rss import WorkerRSS
+from benchmarks.rss import TreeSampler
 from sft_ray.build import build_sft_data
 from sft_ray.config import RunConfig
 from tests.conftest import DEMO_DATA
@@ -38,14 +38,14 @@ def _corpus(d: Path, n: int, files: int = 8) -> None:
         h.close()
 
 
-def _run(tmp: Path, n: int) -> tuple[dict, WorkerRSS, float]:
+def _run(tmp: Path, n: int) -> tuple[dict, TreeSampler, float]:
     _corpus(tmp / f"in{n}", n)
     cfg = RunConfig.model_validate({
         "output": str(tmp / f"out{n}"), "dedup": {"num_partitions": 4, "decontaminate": {"validation_split": False}},
         "sources": [{"name": "news", "kind": "news", "format": "jsonl", "path": str(tmp / f"in{n}" / "*.jsonl")}],
     })
     t0 = time.time()
-    with WorkerRSS() as mem:
+    with TreeSampler() as mem:
         res = build_sft_data(cfg)
     return res.manifest, mem, time.time() - t0
 
