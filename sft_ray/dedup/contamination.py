@@ -35,7 +35,7 @@ import ray
 from sft_ray import schema as S
 from sft_ray.config import BenchmarkSetConfig, DecontaminateConfig
 from sft_ray.format.split import split_of
-from sft_ray.ingest.files import list_source_files
+from sft_ray.ingest.files import expand
 from sft_ray.tags import live_mask, tag
 
 log = logging.getLogger("sft_ray")
@@ -79,6 +79,10 @@ def item_grams(text: str, cfg: DecontaminateConfig, cache: dict[str, int]) -> tu
     return None
 
 
+def _unique(parts: dict[int, list[np.ndarray]]) -> Index:
+    return {n: np.unique(np.concatenate(arrs)) for n, arrs in parts.items()}
+
+
 def build_index(items, cfg: DecontaminateConfig) -> Index:
     parts: dict[int, list[np.ndarray]] = {}
     cache: dict[str, int] = {}
@@ -86,25 +90,14 @@ def build_index(items, cfg: DecontaminateConfig) -> Index:
         g = item_grams(text, cfg, cache) if text else None
         if g is not None:
             parts.setdefault(g[0], []).append(g[1])
-    return {n: np.unique(np.concatenate(arrs)) for n, arrs in parts.items()}
-
-
-def merge_indexes(indexes: list[Index]) -> Index:
-    out: dict[int, list[np.ndarray]] = {}
-    for idx in indexes:
-        for n, arr in idx.items():
-            out.setdefault(n, []).append(arr)
-    return {n: np.unique(np.concatenate(a)) for n, a in out.items()}
+    return _unique(parts)
 
 
 # ----------------------------------------------------------------------------- evaluation sets
 def benchmark_items(bench: BenchmarkSetConfig):
     """Yield the text items of one evaluation set (every file its path matches)."""
-    from sft_ray.config import SourceConfig
-
-    probe = SourceConfig(name="bench", kind="text", path=bench.path, format="jsonl", storage_options=bench.storage_options)
-    for item in list_source_files(probe):
-        with fsspec.open(item["url"], "rt", encoding="utf-8", compression="infer", **bench.storage_options) as f:
+    for item in expand(bench.path, bench.storage_options):
+        with fsspec.open(item.url, "rt", encoding="utf-8", compression="infer", **bench.storage_options) as f:
             if bench.format == "lines":
                 yield from (line.rstrip("\n") for line in f)
             elif bench.format == "jsonl":
@@ -126,21 +119,11 @@ def _validation_grams(table: pa.Table, cfg: DecontaminateConfig, fraction: float
     live = live_mask(table).to_pylist()
     ids = table[S.ID].to_pylist()
     texts = [table[c].to_pylist() for c in TEXT_COLUMNS]
-    cache: dict[str, int] = {}
-    parts: dict[int, list[np.ndarray]] = {}
-    for i, ok in enumerate(live):
-        if ok and split_of(ids[i], fraction, seed) == "validation":
-            for col in texts:
-                g = item_grams(col[i], cfg, cache) if col[i] else None
-                if g is not None:
-                    parts.setdefault(g[0], []).append(g[1])
-    ns, hs = [], []
-    for n, arrs in parts.items():
-        u = np.unique(np.concatenate(arrs))
-        ns.append(np.full(len(u), n, dtype=np.int32))
-        hs.append(u)
+    val = (col[i] for i, ok in enumerate(live) if ok and split_of(ids[i], fraction, seed) == "validation" for col in texts)
+    index = build_index(val, cfg)
+    ns = [np.full(len(h), n, dtype=np.int32) for n, h in index.items()]
     return pa.table({"n": pa.array(np.concatenate(ns) if ns else np.empty(0, np.int32)),
-                     "h": pa.array(np.concatenate(hs) if hs else np.empty(0, np.uint64))})
+                     "h": pa.array(np.concatenate(list(index.values())) if index else np.empty(0, np.uint64))})
 
 
 def validation_index(records: ray.data.Dataset, cfg: DecontaminateConfig, fraction: float, seed: int) -> Index:
@@ -150,7 +133,7 @@ def validation_index(records: ray.data.Dataset, cfg: DecontaminateConfig, fracti
         ns, hs = batch["n"].to_numpy(), batch["h"].to_numpy()
         for n in np.unique(ns):
             parts.setdefault(int(n), []).append(hs[ns == n])
-    return {n: np.unique(np.concatenate(a)) for n, a in parts.items()}
+    return _unique(parts)
 
 
 # ----------------------------------------------------------------------------------- the check
