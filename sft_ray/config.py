@@ -505,6 +505,23 @@ class FormatConfig(_Strict):
 
 
 # ------------------------------------------------------------------------------------------ train
+class LoraConfig(_Strict):
+    """Low-rank adapters (Hu et al. 2021, arXiv:2106.09685) through PEFT: only A/B matrices train.
+
+    Defaults follow the QLoRA paper's finding (Dettmers et al. 2023, §4) that adapting *all* linear
+    layers matters more than the rank: r=16, alpha=32, dropout 0.05 on every projection.
+    """
+
+    enabled: bool = Field(default=False, description="Train LoRA adapters instead of all weights.")
+    r: int = Field(default=16, ge=1, description="Adapter rank.")
+    alpha: int = Field(default=32, ge=1, description="Scaling numerator (scale = alpha / r).")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names that get adapters (Llama naming).",
+    )
+
+
 class TrainConfig(_Strict):
     """Ray Train fine-tuning of a causal LM on sft/train (loss on assistant tokens only)."""
 
@@ -535,6 +552,29 @@ class TrainConfig(_Strict):
     seed: int = Field(default=0, description="Seed for model init (tiny-llama), data order and dropout.")
     tokenize_actors: int = Field(default=1, ge=1, description="Most tokenizer actors Ray Data may run for training data (autoscaled from 1; each loads the tokenizer once).")
     tokenize_cpus: float = Field(default=0.5, gt=0, description="CPUs reserved per tokenizer actor.")
+    packing: bool = Field(
+        default=True,
+        description="Pack several examples into each max_seq_len row (best-fit decreasing; attention never crosses "
+        "examples). false: one example per row, padded to the batch's longest.",
+    )
+    pack_window: int = Field(default=2048, ge=1, description="Examples packed together at a time (larger: fuller rows, more memory in the packing actor).")
+    loss_on: Literal["all_assistant", "last_assistant"] = Field(
+        default="all_assistant", description="Which assistant turns carry the loss; every other token gets label -100."
+    )
+    shuffle_buffer: int = Field(default=1024, ge=0, description="Rows in each worker's local shuffle buffer (0: read order).")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        default="ddp", description="Data parallelism: 'ddp' replicates the model; 'fsdp' shards parameters, gradients "
+        "and optimizer state across workers (FSDP2, torch.distributed.fsdp.fully_shard)."
+    )
+    gradient_checkpointing: bool = Field(default=False, description="Recompute activations in backward: less memory, ~30% more compute.")
+    lora: LoraConfig = Field(default_factory=lambda: LoraConfig(), description="LoRA adapters via PEFT (merged into the exported model).")
+    task_eval_max_examples: int = Field(
+        default=32, ge=0, description="Validation examples scored by generation (accuracy, chrF/BLEU, QA EM/F1), "
+        "base and fine-tuned model; 0 turns task metrics off."
+    )
+    max_new_tokens: int = Field(default=48, ge=1, description="Most tokens generated per answer for task metrics.")
+    tensorboard: bool = Field(default=False, description="Also write metrics as TensorBoard events to <output>/train/tensorboard (needs the tensorboard package).")
+    mlflow_tracking_uri: str | None = Field(default=None, description="Also log params and metrics to this MLflow tracking URI (needs mlflow).")
     tiny: dict[str, int] = Field(
         default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                                  "num_attention_heads": 4, "num_key_value_heads": 2},

@@ -32,29 +32,61 @@ log = logging.getLogger("sft_ray")
 __all__ = ["run_finetune", "plan_steps"]
 
 
-def plan_steps(cfg: RunConfig, n_train: int | None) -> dict:
+def plan_steps(cfg: RunConfig, n_train: int | None, rows_per_example: float = 1.0) -> dict:
     """Steps per epoch and in total, from the number of train examples in the manifest.
 
     Ray Train splits the dataset into `num_workers` equal shards (streaming_split(equal=True)), each
     worker forms ceil(rows / batch_size) micro-batches and an optimizer step takes `grad_accum` of
-    them. `max_steps`, when set, wins (and epochs then repeat as needed).
+    them. With packing a row holds several examples: `rows_per_example` (< 1) comes from packing a
+    tokenized sample (`packing_ratio`), so the count is an estimate that sizes the LR schedule; the
+    loop still trains exactly `epochs` passes. `max_steps`, when set, wins (epochs repeat as needed).
     """
     tc = cfg.train
     steps_per_epoch = None
     if n_train is not None:
-        rows_per_worker = n_train // tc.num_workers
+        rows_per_worker = math.ceil(n_train * rows_per_example) // tc.num_workers
         steps_per_epoch = math.ceil(rows_per_worker / tc.batch_size) // tc.grad_accum
     if tc.max_steps is not None:
         total = tc.max_steps
     elif steps_per_epoch is None:
         raise ConfigError("train.max_steps is required when <output>/manifest.json (sft.train count) is missing")
     elif steps_per_epoch == 0:
-        raise ConfigError(f"sft/train has {n_train} examples: fewer than train.num_workers x train.batch_size x "
-                          f"train.grad_accum = {tc.num_workers * tc.batch_size * tc.grad_accum}; lower them")
+        raise ConfigError(f"sft/train has {n_train} examples ({'packed into ~' + str(math.ceil(n_train * rows_per_example)) + ' rows' if rows_per_example < 1 else 'one per row'}): "
+                          f"fewer rows than train.num_workers x train.batch_size x train.grad_accum = "
+                          f"{tc.num_workers * tc.batch_size * tc.grad_accum}; lower them")
     else:
         total = tc.epochs * steps_per_epoch
     return {"steps_per_epoch": steps_per_epoch, "total_steps": total,
             "warmup_steps": int(round(tc.warmup_ratio * total))}
+
+
+def packing_ratio(tokenizer, rows: list[dict], tc) -> float:
+    """Packed rows per example, measured by tokenizing and packing a sample of training examples
+    exactly as the Ray Data stages will (same tokenizer, truncation and best-fit decreasing)."""
+    from sft_ray.train.pack import best_fit_decreasing
+    from sft_ray.train.tokenize import tokenize_example
+
+    lengths = [len(t["input_ids"]) for t in (tokenize_example(tokenizer, r["messages"], tc.max_seq_len, tc.loss_on)
+                                              for r in rows) if not t["drop_reason"]]
+    if not lengths:
+        return 1.0
+    return len(best_fit_decreasing(lengths, tc.max_seq_len)) / len(lengths)
+
+
+def task_sample(tasks: list[str | None], n: int) -> list[int]:
+    """Indices of up to n rows for task metrics, round-robin over tasks (in order of first
+    appearance within each task), so a small sample covers every task."""
+    by_task: dict[str, list[int]] = {}
+    for i, t in enumerate(tasks):
+        q = by_task.setdefault(t or "", [])
+        if len(q) < n:
+            q.append(i)
+    out, queues = [], [v for _, v in sorted(by_task.items())]
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return sorted(out)
 
 
 def _manifest_counts(output: str, storage_options: dict) -> dict:
@@ -93,7 +125,6 @@ def run_finetune(cfg: RunConfig) -> dict:
         raise FileNotFoundError(f"no SFT training data: {train_url} holds no .parquet files (run the build first)")
     counts = _manifest_counts(output, so)
     n_train = counts.get("train")
-    plan = plan_steps(cfg, n_train)
     has_val = _has_parquet(val_url, so)
     if not has_val:
         log.warning("no validation data at %s: eval.json will not be written", val_url)
@@ -101,34 +132,50 @@ def run_finetune(cfg: RunConfig) -> dict:
     if not ray.is_initialized():
         init_ray(cfg.ray_address)
     model_path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed, storage_options=so)
-    log.info("fine-tuning %s (%s) on %s: %s examples, %d steps (%s per epoch), %d workers",
-             tc.model, model_path, train_url, n_train if n_train is not None else "?", plan["total_steps"],
-             plan["steps_per_epoch"] or "?", tc.num_workers)
-
     fs, _ = pyarrow_fs(output, so)
+    import pyarrow.dataset as pads
+
+    # Small bounded samples are read with pyarrow directly: a Ray Data job on the driver costs
+    # ~20 s of task startup for a few hundred rows.
+    ratio = 1.0
+    if tc.packing and n_train and tc.max_steps is None:
+        from sft_ray.models import load_tokenizer
+
+        sample = pads.dataset(pyarrow_fs(train_url, so)[1], filesystem=fs, format="parquet").head(
+            min(tc.pack_window, 1024), columns=["messages"]).to_pylist()
+        ratio = packing_ratio(load_tokenizer(model_path, tc.trust_remote_code), sample, tc)
+    plan = plan_steps(cfg, n_train, ratio)
+    log.info("fine-tuning %s (%s) on %s: %s examples, %s steps (%s per epoch%s), %d workers, %s",
+             tc.model, model_path, train_url, n_train if n_train is not None else "?", plan["total_steps"],
+             plan["steps_per_epoch"] or "?", f", ~{ratio:.3f} packed rows per example" if ratio < 1 else "",
+             tc.num_workers, tc.strategy + (" + LoRA" if tc.lora.enabled else ""))
 
     train_ds = ray.data.read_parquet(pyarrow_fs(train_url, so)[1], filesystem=fs)
     # A fixed row order makes resume's fast-forward land on the same examples.
     train_ds.context.execution_options.preserve_order = True
     train_ds = tokenize_dataset(train_ds, model_path, tc.max_seq_len, trust_remote_code=tc.trust_remote_code,
+                                loss_on=tc.loss_on, packing=tc.packing, pack_window=tc.pack_window,
                                 max_actors=tc.tokenize_actors, num_cpus=tc.tokenize_cpus)
-    # The validation sample is small and bounded (eval_max_examples rows): it travels in the loop's
-    # config and each worker tokenizes its slice with the tokenizer it already holds. A second
-    # streaming dataset would cost a split coordinator and a tokenizer actor per run for 64 rows.
-    val_rows = []
+    # The validation sample is small and bounded: it travels in the loop's config and each worker
+    # tokenizes its slice with the tokenizer it already holds. A second streaming dataset would cost
+    # a split coordinator and a tokenizer actor per run for 64 rows.
+    val_rows, task_rows = [], []
     if has_val:
-        import pyarrow.dataset as pads
-
-        # pyarrow directly: a Ray Data job on the driver costs ~20 s of task startup for 64 rows.
         val = pads.dataset(pyarrow_fs(val_url, so)[1], filesystem=fs, format="parquet")
-        val_rows = val.head(tc.eval_max_examples, columns=["id", "messages"]).to_pylist()
+        cols = ["id", "task", "messages"]
+        val_rows = val.head(tc.eval_max_examples, columns=cols).to_pylist()
+        # Task rows: round-robin over tasks across the whole split (files are grouped by source, so
+        # the head alone may hold one task). Only the small `task` column is read in full.
+        picks = task_sample(val.to_table(columns=["task"]).column("task").to_pylist(), tc.task_eval_max_examples)
+        task_rows = val.take(picks, columns=cols).to_pylist() if picks else []
 
     train_dir = join(output, "train")
     storage_fs, storage_path = pyarrow_fs(train_dir, so)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"run": cfg.model_dump(mode="json"),
-                           "plan": {**plan, "output": output, "model_path": model_path, "val_rows": val_rows}},
+                           "plan": {**plan, "output": output, "model_path": model_path, "val_rows": val_rows,
+                                    "task_rows": task_rows}},
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
                                      resources_per_worker={"CPU": tc.cpus_per_worker, **tc.resources_per_worker}),
         run_config=RayRunConfig(
@@ -145,6 +192,7 @@ def run_finetune(cfg: RunConfig) -> dict:
         raise result.error
 
     rows = [json.loads(line) for line in read_text(join(train_dir, "metrics.jsonl"), so).splitlines() if line.strip()]
+    rows = [r for r in rows if "loss" in r]  # event rows (resume markers) carry no loss
     ev = read_json(join(train_dir, "eval.json"), so) if exists(join(train_dir, "eval.json"), so) else {}
     st = read_json(join(train_dir, "train_state.json"), so)
     summary = {
@@ -152,6 +200,8 @@ def run_finetune(cfg: RunConfig) -> dict:
         "loss_end": rows[-1]["loss"] if rows else None,
         "val_loss_before": (ev.get("base") or {}).get("loss"),
         "val_loss_after": (ev.get("finetuned") or {}).get("loss"),
+        "tasks_before": (ev.get("base") or {}).get("tasks"),
+        "tasks_after": (ev.get("finetuned") or {}).get("tasks"),
         "steps": st["steps"],
         "train_examples": n_train if n_train is not None else st.get("train_examples_read"),
         "train_dropped": st.get("train_dropped", {}),

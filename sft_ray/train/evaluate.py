@@ -19,14 +19,17 @@ from typing import Iterable
 import torch
 import torch.distributed as dist
 
-from sft_ray.train.tokenize import DROP_REASONS, IGNORE, tokenize_example
+from sft_ray.train.loss import token_loss_sum
+from sft_ray.train.tokenize import DROP_REASONS, tokenize_example
 
 
-def validation_batches(tokenizer, rows: list[dict], max_seq_len: int, batch_size: int, collate, device) -> list[dict]:
-    """Tokenize this rank's validation rows (same code as training) into padded batches on `device`."""
+def validation_batches(tokenizer, rows: list[dict], max_seq_len: int, batch_size: int, collate, device,
+                       loss_on: str = "all_assistant") -> list[dict]:
+    """Tokenize this rank's validation rows (same code as training) into padded batches on `device`
+    (one example per row: validation loss is per example, packing would not change it)."""
     batches = []
     for i in range(0, len(rows), batch_size):
-        toks = [tokenize_example(tokenizer, r["messages"], max_seq_len) for r in rows[i:i + batch_size]]
+        toks = [tokenize_example(tokenizer, r["messages"], max_seq_len, loss_on) for r in rows[i:i + batch_size]]
         b = collate({
             "input_ids": [t["input_ids"] for t in toks],
             "labels": [t["labels"] for t in toks],
@@ -34,21 +37,6 @@ def validation_batches(tokenizer, rows: list[dict], max_seq_len: int, batch_size
         })
         batches.append({k: v.to(device) for k, v in b.items()})
     return batches
-
-
-def token_loss_sum(model, batch: dict, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of next-token cross-entropy over supervised tokens, number of supervised tokens).
-
-    Labels are aligned with inputs; position t predicts token t+1, hence the shift. Logits are
-    upcast to fp32 for the loss (bf16 log-softmax over a 49k vocabulary loses precision).
-    """
-    with autocast:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = batch["labels"][:, 1:]
-    loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
-    )
-    return loss, (targets != IGNORE).sum()
 
 
 def all_reduce_sum(values: list[float], device) -> list[float]:

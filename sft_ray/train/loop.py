@@ -1,21 +1,27 @@
 """THE training loop: supervised fine-tuning on assistant tokens, one Ray Train worker's view.
 
-Plain PyTorch, read top to bottom (nanoGPT / torchtune style): load (or resume) -> evaluate the
-base model -> steps -> evaluate the fine-tuned model -> final checkpoint -> export. Ray only
-supplies the process group (`prepare_model` wraps DDP), the data shard and checkpoint storage.
+Plain PyTorch, read top to bottom (nanoGPT / torchtune style): load -> wrap (DDP or FSDP, optional
+LoRA) -> resume -> evaluate the base model -> steps -> evaluate the fine-tuned model -> final
+checkpoint -> export. Ray supplies the process group, the data shard and checkpoint storage.
 
 Things worth knowing before editing:
-- Step count is fixed by the driver from the build manifest (`plan["total_steps"]`); nothing here
-  counts the dataset. Shards may still differ in length (rows dropped by tokenization, uneven
-  splits), so before every optimizer step all ranks all-reduce "I have a full step of data" and the
-  epoch ends for everyone when one rank runs dry. Without that, one rank would wait forever in
-  DDP's gradient all-reduce.
+- The step count comes from the driver (`plan`): `max_steps` when set, else `epochs` passes over
+  the data with the LR schedule sized from the build manifest's example count and a token-length
+  sample (no counting pass over the data). Shards may still differ in length (rows dropped by
+  tokenization, uneven packing), so before every optimizer step all ranks all-reduce "I have a full
+  step of data" and the epoch ends for everyone when one rank runs dry. Without that, one rank
+  would wait forever in the gradient all-reduce.
 - Loss is the exact token mean over the whole global batch (all micro-batches on all ranks): each
-  micro-batch contributes sum(token losses) * world / global_supervised_tokens, because DDP averages
-  gradients over ranks. A plain per-micro-batch mean would over-weight short answers.
-- A checkpoint is the complete state: model (HF folder), optimizer, scheduler, step, epoch, each
-  rank's position in the epoch and RNG state, the metric history and the resolved config (secrets
-  redacted). Rank 0 writes it; every rank calls `ray.train.report` (it is a barrier).
+  micro-batch contributes sum(token losses) * world / global_supervised_tokens, because DDP/FSDP
+  average gradients over ranks. A per-micro-batch mean would over-weight short answers, and
+  `tests/train/test_parity.py` holds 2 workers x b to the same curve as 1 worker x 2b.
+- A checkpoint is the complete state: model and optimizer (full state dicts, parallel.py; LoRA:
+  adapters only), scheduler, step, epoch, each rank's position in the epoch and RNG state, the
+  metric history and the resolved config (secrets redacted). Every rank takes part in gathering
+  the state (a collective under FSDP), rank 0 writes it, and every rank calls `ray.train.report`.
+- A resume appends `{"event": "resume", "step", "checkpoint"}` to metrics.jsonl, after the rows
+  restored from the checkpoint; rows logged after that checkpoint by the failed attempt are gone,
+  so every step appears once.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import tempfile
@@ -34,18 +41,31 @@ import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
-from transformers import get_cosine_schedule_with_warmup
 
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.models import load_model, load_tokenizer, resolve_model
 from sft_ray.storage import join, write_json, write_text
-from sft_ray.train.evaluate import all_reduce_sum, evaluate, token_loss_sum, validation_batches
+from sft_ray.train import parallel
+from sft_ray.train.evaluate import all_reduce_sum, evaluate, validation_batches
 from sft_ray.train.export import export_model
-from sft_ray.train.tokenize import DROP_REASONS, IGNORE, PadCollate
+from sft_ray.train.loss import IGNORE, token_loss_sum
+from sft_ray.train.task_eval import task_metrics
+from sft_ray.train.tokenize import DROP_REASONS, PadCollate, TorchCollate
+from sft_ray.train.trackers import Trackers
 
 log = logging.getLogger("sft_ray")
 
-SHUFFLE_BUFFER = 1024  # rows; a local shuffle so examples grouped by task/source in files mix
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup then cosine decay to 0 (Loshchilov & Hutter 2017), as a multiple of the peak LR.
+
+    Warmup starts at 1/(warmup+1), not 0 (HF's schedule spends the first step at lr 0), and the
+    factor stays at 0 past `total` (an epoch-sized run whose packing estimate fell short).
+    """
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -67,43 +87,40 @@ def train_loop_per_worker(config: dict) -> None:
         # bf16 matmuls are slower, not faster.
         return torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else contextlib.nullcontext()
 
-    # ---------------------------------------------------------------- model, optimizer, resume
+    # ------------------------------------------------------------------- model, optimizer, resume
     model_path = plan["model_path"]
     if os.path.isabs(model_path) and not os.path.isdir(model_path):
         # The driver's cache folder is not on this node: convert / download here (once per node).
         model_path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed,
                                    storage_options=cfg.storage_options)
     tokenizer = load_tokenizer(model_path, tc.trust_remote_code)
+    _seed_everything(tc.seed)  # same LoRA init on every rank
+    model = load_model(model_path, trust_remote_code=tc.trust_remote_code)
+    model.config.use_cache = False  # no KV cache while training: it only costs memory
+    model, raw = parallel.prepare(model, tc, device)
+    fsdp, lora = parallel.is_fsdp(model), tc.lora.enabled
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                                  weight_decay=tc.weight_decay, betas=(0.9, 0.95))
+    total, warmup = plan["total_steps"], plan["warmup_steps"]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total))
     _seed_everything(tc.seed + rank)
 
     state = {"step": 0, "epoch": 0, "done": False, "history": [], "eval": {}, "ranks": None}
-    opt_state = sched_state = rng_states = None
+    rng_states = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
             with open(os.path.join(d, "state.json")) as f:
                 state = json.load(f)
-            model = load_model(os.path.join(d, "model"), trust_remote_code=tc.trust_remote_code)
-            opt_state = torch.load(os.path.join(d, "optimizer.pt"), map_location="cpu", weights_only=True)
-            sched_state = torch.load(os.path.join(d, "scheduler.pt"), weights_only=True)
+            parallel.load_state(model, optimizer, torch.load(os.path.join(d, "model.pt"), weights_only=True),
+                                torch.load(os.path.join(d, "optimizer.pt"), weights_only=False), lora)
+            scheduler.load_state_dict(torch.load(os.path.join(d, "scheduler.pt"), weights_only=True))
             rng_states = torch.load(os.path.join(d, "rng.pt"), weights_only=False)
-        log.info("resuming from checkpoint at step %d (epoch %d)", state["step"], state["epoch"])
-    else:
-        model = load_model(model_path, trust_remote_code=tc.trust_remote_code)
-    model.config.use_cache = False  # no KV cache while training: it only costs memory
+        name = os.path.basename(checkpoint.path.rstrip("/"))
+        state["history"].append({"event": "resume", "step": state["step"], "checkpoint": name})
+        log.info("resuming from checkpoint %s at step %d (epoch %d)", name, state["step"], state["epoch"])
 
-    model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
-    raw = getattr(model, "module", model)  # the HF model itself: for eval, save, export
-    ddp = raw is not model
-
-    optimizer = torch.optim.AdamW(raw.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95))
-    total = plan["total_steps"]
-    scheduler = get_cosine_schedule_with_warmup(optimizer, plan["warmup_steps"], total)
-    if opt_state is not None:
-        optimizer.load_state_dict(opt_state)
-        scheduler.load_state_dict(sched_state)
-
-    if state["done"] and state["step"] < total:
+    if state["done"] and state["step"] < (tc.max_steps or 0):
         state["done"] = False  # finished before, but max_steps was raised since: keep training
 
     # Per-rank bookkeeping is only valid if the world size did not change since the checkpoint.
@@ -115,40 +132,52 @@ def train_loop_per_worker(config: dict) -> None:
     skip = ranks_state[rank]["batches_done"] if ranks_state else 0
     dropped = Counter({int(k): v for k, v in ranks_state[rank]["dropped"].items()}) if ranks_state else Counter()
 
-    collate = PadCollate(tokenizer.pad_token_id)
+    collate = TorchCollate(tokenizer.pad_token_id, packed=tc.packing)
     train_shard = ray.train.get_dataset_shard("train")
     # This rank's slice of the validation sample (eval_max_examples rows in all), tokenized once.
     val_batches = validation_batches(tokenizer, plan["val_rows"][rank::world], tc.max_seq_len, tc.batch_size,
-                                     collate, device)
+                                     PadCollate(tokenizer.pad_token_id), device, tc.loss_on)
+    task_rows = plan.get("task_rows") or []
+    trackers = Trackers(tc, train_dir, config_dict(cfg)["train"]) if rank == 0 else None
 
     def run_eval() -> dict | None:
         if not plan["val_rows"]:
             return None
-        return evaluate(raw, val_batches, device=device, autocast=amp())
+        out = evaluate(raw, val_batches, device=device, autocast=amp())
+        if task_rows and not fsdp:
+            # Generation on the unwrapped module; under FSDP every rank would have to run the
+            # same number of forwards in lockstep, which free-running generation does not.
+            out["tasks"] = task_metrics(raw, tokenizer, task_rows[rank::world], device=device,
+                                        max_new_tokens=tc.max_new_tokens, batch_size=tc.batch_size,
+                                        autocast=amp(), max_prompt_len=tc.max_seq_len)
+        return out
 
     if "base" not in state["eval"] and not state["done"]:
         state["eval"]["base"] = run_eval()
         if rank == 0 and state["eval"]["base"]:
-            log.info("base model: val loss %.4f  ppl %.2f", state["eval"]["base"]["loss"], state["eval"]["base"]["perplexity"])
+            log.info("base model: %s", _eval_line(state["eval"]["base"]))
 
     def save_checkpoint(consumed: int) -> None:
-        """Every rank gathers its position + RNG to rank 0; rank 0 writes; all ranks report."""
+        """Every rank gathers its position + RNG and its part of the state; rank 0 writes; all report."""
         mine = {"batches_done": consumed, "rng": _get_rng(), "dropped": dict(dropped)}
         everyone = [None] * world
         if world > 1:
             dist.all_gather_object(everyone, mine)
         else:
             everyone = [mine]
+        model_sd = parallel.model_state(model, lora)  # collectives under FSDP: every rank calls them
+        optim_sd = parallel.optim_state(model, optimizer, lora)
         metrics = {"step": state["step"], "epoch": state["epoch"], "done": state["done"]}
-        if state["history"]:
-            metrics["loss"] = state["history"][-1]["loss"]
+        losses = [r["loss"] for r in state["history"] if "loss" in r]
+        if losses:
+            metrics["loss"] = losses[-1]
         if rank != 0:
             ray.train.report(metrics)
             return
         state["ranks"] = [{k: v for k, v in r.items() if k != "rng"} for r in everyone]
         with tempfile.TemporaryDirectory(prefix="sft_ray_ckpt_") as tmp:
-            raw.save_pretrained(os.path.join(tmp, "model"), safe_serialization=True)
-            torch.save(optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
+            torch.save(model_sd, os.path.join(tmp, "model.pt"))
+            torch.save(optim_sd, os.path.join(tmp, "optimizer.pt"))
             torch.save(scheduler.state_dict(), os.path.join(tmp, "scheduler.pt"))
             torch.save([r["rng"] for r in everyone], os.path.join(tmp, "rng.pt"))
             with open(os.path.join(tmp, "state.json"), "w") as f:
@@ -157,16 +186,24 @@ def train_loop_per_worker(config: dict) -> None:
                              checkpoint_dir_name=f"step_{state['step']:06d}")
         log.info("checkpoint at step %d", state["step"])
 
-    # ---------------------------------------------------------------------------- training
+    def new_window() -> dict:
+        return {"loss": torch.zeros((), device=device), "sup": 0.0, "tokens": 0, "slots": 0, "steps": 0,
+                "time": 0.0, "data_time": 0.0}
+
+    # ---------------------------------------------------------------------------------- training
     model.train()
-    win = {"loss": torch.zeros((), device=device), "sup": 0.0, "tokens": 0, "steps": 0, "time": 0.0, "data_time": 0.0}
+    win = new_window()
     consumed = skip  # raw batches of the current epoch this rank has taken (the resume position)
-    while state["step"] < total and not state["done"]:
-        if tc.max_steps is None and state["epoch"] >= tc.epochs:
-            break  # epochs done: fewer steps than planned because tokenization dropped rows
+
+    def finished() -> bool:
+        if tc.max_steps is not None:
+            return state["step"] >= tc.max_steps
+        return state["epoch"] >= tc.epochs
+
+    while not finished() and not state["done"]:
         batches = iter(train_shard.iter_torch_batches(
             batch_size=tc.batch_size, collate_fn=collate, device=device,
-            local_shuffle_buffer_size=SHUFFLE_BUFFER, local_shuffle_seed=tc.seed + state["epoch"]))
+            local_shuffle_buffer_size=tc.shuffle_buffer or None, local_shuffle_seed=tc.seed + state["epoch"]))
         consumed = 0
         for _ in range(skip):  # resume mid-epoch: fast-forward past batches already trained on
             if next(batches, None) is None:
@@ -174,7 +211,7 @@ def train_loop_per_worker(config: dict) -> None:
             consumed += 1
         skip = 0
         steps_this_epoch = 0
-        while state["step"] < total:
+        while tc.max_steps is None or state["step"] < tc.max_steps:
             t0 = time.perf_counter()
             # 1. Fetch one optimizer step's worth of micro-batches (skipping rows tokenize dropped).
             micro = []
@@ -185,7 +222,7 @@ def train_loop_per_worker(config: dict) -> None:
                 consumed += 1
                 if state["epoch"] == 0:
                     dropped.update(int(c) for c in b["drop_codes"].tolist())
-                    dropped[0] += b["input_ids"].size(0)  # code 0 = kept
+                    dropped[0] += int(b["num_examples"])  # code 0 = kept
                 if b["input_ids"].numel():
                     micro.append(b)
             t_data = time.perf_counter() - t0
@@ -196,15 +233,15 @@ def train_loop_per_worker(config: dict) -> None:
                 break  # some rank is out of data: end the epoch on every rank together
             if n_sup_global == 0:
                 continue  # nothing to learn from in this step anywhere (cannot happen after tokenize)
-            # 3. Forward/backward; DDP syncs gradients only on the last micro-batch.
+            # 3. Forward/backward; gradients are reduced across ranks only on the last micro-batch.
             for i, b in enumerate(micro):
-                sync = i == len(micro) - 1
-                with contextlib.nullcontext() if (sync or not ddp) else model.no_sync():
+                with parallel.no_sync(model, skip=i < len(micro) - 1):
                     loss_sum, _ = token_loss_sum(model, b, amp())
                     (loss_sum * world / n_sup_global).backward()
                 win["loss"] += loss_sum.detach()
-                win["tokens"] += int(b["attention_mask"].sum())
-            grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), tc.max_grad_norm)
+                win["tokens"] += int(b["num_tokens"])
+                win["slots"] += b["input_ids"].numel()
+            grad_norm = parallel.grad_norm(model, tc.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -216,56 +253,77 @@ def train_loop_per_worker(config: dict) -> None:
             win["time"] += time.perf_counter() - t0
             win["data_time"] += t_data
             step = state["step"]
+            last = tc.max_steps is not None and step == tc.max_steps
             # 4. Log (step 1 too, so the run shows its starting loss) and checkpoint.
-            if step == 1 or step % tc.log_every == 0 or step == total:
-                loss_total, tokens_total = all_reduce_sum([win["loss"].item(), win["tokens"]], device)
+            if step == 1 or step % tc.log_every == 0 or last:
+                loss_total, tokens_total, slots_total = all_reduce_sum(
+                    [win["loss"].item(), win["tokens"], win["slots"]], device)
                 row = {"step": step, "epoch": state["epoch"], "loss": loss_total / win["sup"], "lr": lr,
-                       "grad_norm": float(grad_norm), "tokens_per_s": tokens_total / win["time"],
+                       "grad_norm": grad_norm, "tokens_per_s": tokens_total / win["time"],
+                       "token_util": tokens_total / max(1.0, slots_total),
                        "step_time": win["time"] / win["steps"], "data_time": win["data_time"] / win["steps"]}
                 state["history"].append(row)
-                win = {"loss": torch.zeros((), device=device), "sup": 0.0, "tokens": 0, "steps": 0, "time": 0.0, "data_time": 0.0}
+                win = new_window()
                 if rank == 0:
-                    log.info("step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  tok/s %.0f  step %.2fs (data %.2fs)",
-                             step, total, row["loss"], lr, row["grad_norm"], row["tokens_per_s"], row["step_time"],
-                             row["data_time"])
+                    log.info("step %d/%s  loss %.4f  lr %.2e  grad_norm %.3f  tok/s %.0f  util %.2f  step %.2fs "
+                             "(data %.2fs)", step, tc.max_steps or f"~{total}", row["loss"], lr, row["grad_norm"],
+                             row["tokens_per_s"], row["token_util"], row["step_time"], row["data_time"])
                     _write_metrics(train_dir, state["history"], cfg.storage_options)
-            if step % tc.checkpoint_every == 0 and step < total:
+                    trackers.log(row)
+            if step % tc.checkpoint_every == 0 and not last:
                 save_checkpoint(consumed)
-        if steps_this_epoch == 0 and state["step"] < total:
+        if steps_this_epoch == 0 and not finished():
             raise RuntimeError(f"epoch {state['epoch']} yielded no training step: sft/train has fewer usable "
                                f"examples than num_workers x batch_size x grad_accum")
-        if state["step"] < total:
+        if tc.max_steps is None or state["step"] < tc.max_steps:
             state["epoch"] += 1
             consumed = 0
 
-    # ------------------------------------------------------------------- evaluate, save, export
+    # --------------------------------------------------------------------- evaluate, save, export
     if not state["done"]:
-        if state["step"] < total and rank == 0:
-            log.warning("data ran out after %d of %d planned steps", state["step"], total)
         state["eval"]["finetuned"] = run_eval()
         counts = all_reduce_sum([dropped[c] for c in range(len(DROP_REASONS))], device)
         state["train_examples_read"] = int(counts[0])
         state["train_dropped"] = {DROP_REASONS[c]: int(v) for c, v in enumerate(counts) if c and v}
         state["done"] = True
         save_checkpoint(consumed)
+    export = parallel.export_module(model, raw, tc, model_path, rank)  # every rank: gathers under FSDP
     if rank == 0:
         _write_metrics(train_dir, state["history"], cfg.storage_options)
         ev = state["eval"]
         if ev.get("base"):
-            write_json(join(train_dir, "eval.json"), {
-                "base": {k: ev["base"][k] for k in ("loss", "perplexity")},
-                "finetuned": {k: ev["finetuned"][k] for k in ("loss", "perplexity")},
-                "examples": ev["finetuned"]["examples"],
-                "tokens": ev["finetuned"]["tokens"],
-                "dropped": ev["finetuned"]["dropped"],
-            }, cfg.storage_options)
-            log.info("val loss %.4f -> %.4f", ev["base"]["loss"], ev["finetuned"]["loss"])
+            write_json(join(train_dir, "eval.json"), _eval_json(ev), cfg.storage_options)
+            log.info("eval: base %s | fine-tuned %s", _eval_line(ev["base"]), _eval_line(ev["finetuned"]))
         write_json(join(train_dir, "train_state.json"), {
-            "steps": state["step"], "epochs_started": state["epoch"] + 1,
-            "train_examples_read": state.get("train_examples_read"), "train_dropped": state.get("train_dropped", {}),
+            "steps": state["step"], "epochs_completed": state["epoch"],
+            "planned_steps": total, "train_examples_read": state.get("train_examples_read"),
+            "train_dropped": state.get("train_dropped", {}),
         }, cfg.storage_options)
-        export_model(raw, tokenizer, join(train_dir, "model"), cfg.storage_options)
+        export_model(export, tokenizer, join(train_dir, "model"), cfg.storage_options)
         log.info("model exported to %s", join(train_dir, "model"))
+        trackers.close()
+
+
+def _eval_json(ev: dict) -> dict:
+    """eval.json: validation loss/perplexity and task metrics, base vs fine-tuned."""
+    out = {}
+    for which in ("base", "finetuned"):
+        e = ev[which]
+        out[which] = {"loss": e["loss"], "perplexity": e["perplexity"]}
+        if "tasks" in e:
+            out[which]["tasks"] = {t: m for t, m in e["tasks"].items() if t != "samples"}
+    out.update({k: ev["finetuned"][k] for k in ("examples", "tokens", "dropped")})
+    if "tasks" in ev["finetuned"]:
+        out["samples"] = {"base": ev["base"]["tasks"]["samples"], "finetuned": ev["finetuned"]["tasks"]["samples"]}
+    return out
+
+
+def _eval_line(e: dict) -> str:
+    parts = [f"val loss {e['loss']:.4f} ppl {e['perplexity']:.2f}"]
+    for task, m in sorted((e.get("tasks") or {}).items()):
+        if task != "samples":
+            parts.append(task + " " + " ".join(f"{k} {v:.1f}" for k, v in m.items() if k not in ("n", "skipped")))
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -67,9 +67,13 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
     return text, spans
 
 
-def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int) -> dict[str, Any]:
+def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int,
+                     loss_on: str = "all_assistant") -> dict[str, Any]:
     """One conversation -> {input_ids, labels, drop_reason, truncated} (labels aligned with ids;
-    the model shifts them). `drop_reason` is "" for a usable example."""
+    the model shifts them). `drop_reason` is "" for a usable example.
+
+    loss_on: "all_assistant" supervises every assistant turn; "last_assistant" only the final one
+    (earlier answers then act as context, as in multi-turn chat data whose early turns are weak)."""
     out = {"input_ids": [], "labels": [], "drop_reason": "", "truncated": False}
     messages = [{"role": m["role"], "content": m["content"]} for m in (messages if messages is not None else [])]
     if not messages:
@@ -83,6 +87,8 @@ def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int) -> dict[
         out["drop_reason"] = "template_prefix_mismatch"
         return out
     text, spans = rendered
+    if loss_on == "last_assistant":
+        spans = spans[-1:]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
     labels = [IGNORE] * len(ids)
@@ -110,16 +116,17 @@ class TokenizeBatch:
     input row (dropped rows carry a non-zero `drop_code` and empty ids).
     """
 
-    def __init__(self, model_path: str, max_seq_len: int, trust_remote_code: bool = False):
+    def __init__(self, model_path: str, max_seq_len: int, trust_remote_code: bool = False,
+                 loss_on: str = "all_assistant"):
         from sft_ray.models import load_tokenizer
 
         self.tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-        self.max_seq_len = max_seq_len
+        self.max_seq_len, self.loss_on = max_seq_len, loss_on
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = {"id": [], "input_ids": [], "labels": [], "drop_code": [], "truncated": []}
         for ex_id, messages in zip(batch.column("id").to_pylist(), batch.column("messages").to_pylist()):
-            r = tokenize_example(self.tokenizer, messages, self.max_seq_len)
+            r = tokenize_example(self.tokenizer, messages, self.max_seq_len, self.loss_on)
             rows["id"].append(ex_id)
             rows["input_ids"].append(r["input_ids"])
             rows["labels"].append(r["labels"])
@@ -129,50 +136,53 @@ class TokenizeBatch:
 
 
 def tokenize_dataset(ds, model_path: str, max_seq_len: int, *, trust_remote_code: bool = False,
+                     loss_on: str = "all_assistant", packing: bool = False, pack_window: int = 2048,
                      max_actors: int = 1, num_cpus: float = 1.0, batch_size: int = 256):
-    """Apply TokenizeBatch to a Ray Dataset of SFT examples (actor pool autoscaling 1..max_actors)."""
+    """SFT examples -> tokenized rows (TokenizeBatch in an actor pool autoscaling 1..max_actors,
+    each loading the tokenizer once) -> with `packing`, packed rows (pack.pack_batch as tasks over
+    windows of `pack_window` examples)."""
     from ray.data import ActorPoolStrategy
 
-    return ds.select_columns(["id", "messages"]).map_batches(
+    from sft_ray.train.pack import pack_batch
+
+    ds = ds.select_columns(["id", "messages"]).map_batches(
         TokenizeBatch,
         fn_constructor_kwargs={"model_path": model_path, "max_seq_len": max_seq_len,
-                               "trust_remote_code": trust_remote_code},
+                               "trust_remote_code": trust_remote_code, "loss_on": loss_on},
         batch_format="pyarrow",
         batch_size=batch_size,
         compute=ActorPoolStrategy(min_size=1, max_size=max(1, max_actors)),
         num_cpus=num_cpus,
     )
+    if packing:
+        ds = ds.map_batches(pack_batch, fn_kwargs={"max_seq_len": max_seq_len}, batch_format="pyarrow",
+                            batch_size=pack_window, num_cpus=min(num_cpus, 0.5))
+    return ds
 
 
-class PadCollate(NumpyBatchCollateFn):
-    """Collate for `iter_torch_batches`: drop flagged rows, right-pad to the longest kept row.
+class TorchCollate(NumpyBatchCollateFn):
+    """Collate for `iter_torch_batches`: packed rows (pack.collate_packed: position ids, no mask)
+    or one example per row (pack.collate_padded: right padding + attention mask), as tensors.
 
-    Returns tensors input_ids / labels (-100 on padding) / attention_mask, plus `drop_codes`: the
-    codes of rows skipped in this batch, so the loop can count them (the batch may be empty).
-    Padding to the batch's longest row (rounded up to a multiple of 8 for tensor cores), not to
-    max_seq_len, saves most of the compute on short SFT examples.
+    Besides the model inputs it returns `drop_codes` (codes of rows skipped in this batch, so the
+    loop can count them; the batch may be empty), `num_tokens` (real, non-pad tokens) and
+    `num_examples`.
     """
 
-    def __init__(self, pad_id: int, pad_to_multiple: int = 8):
-        self.pad_id, self.pad_to_multiple = pad_id, pad_to_multiple
+    def __init__(self, pad_id: int, packed: bool = False, pad_to_multiple: int = 8):
+        self.pad_id, self.packed, self.pad_to_multiple = pad_id, packed, pad_to_multiple
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         import torch
 
-        codes = np.asarray(batch["drop_code"], dtype=np.int64)
-        keep = np.flatnonzero(codes == 0)
-        seqs = [np.asarray(batch["input_ids"][i], dtype=np.int64) for i in keep]
-        labs = [np.asarray(batch["labels"][i], dtype=np.int64) for i in keep]
-        width = max((len(s) for s in seqs), default=0)
-        width = -(-width // self.pad_to_multiple) * self.pad_to_multiple
-        ids = np.full((len(seqs), width), self.pad_id, dtype=np.int64)
-        labels = np.full((len(seqs), width), IGNORE, dtype=np.int64)
-        mask = np.zeros((len(seqs), width), dtype=np.int64)
-        for r, (seq, lab) in enumerate(zip(seqs, labs)):
-            ids[r, : len(seq)], labels[r, : len(seq)], mask[r, : len(seq)] = seq, lab, 1
-        return {
-            "input_ids": torch.from_numpy(ids),
-            "labels": torch.from_numpy(labels),
-            "attention_mask": torch.from_numpy(mask),
-            "drop_codes": torch.from_numpy(codes[codes != 0]),
-        }
+        from sft_ray.train.pack import collate_packed, collate_padded
+
+        out = (collate_packed if self.packed else collate_padded)(batch, self.pad_id, self.pad_to_multiple)
+        return {k: torch.from_numpy(np.asarray(v)) for k, v in out.items()}
+
+
+class PadCollate(TorchCollate):
+    """One example per row, right-padded (TorchCollate with packed=False)."""
+
+    def __init__(self, pad_id: int, pad_to_multiple: int = 8):
+        super().__init__(pad_id, packed=False, pad_to_multiple=pad_to_multiple)

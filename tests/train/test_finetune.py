@@ -37,7 +37,7 @@ def test_plan_steps_from_manifest_count(tmp_path):
     assert plan_steps(_cfg(tmp_path, max_steps=5), None)["total_steps"] == 5
     with pytest.raises(ConfigError, match="train.max_steps"):
         plan_steps(_cfg(tmp_path), None)
-    with pytest.raises(ConfigError, match="fewer than"):
+    with pytest.raises(ConfigError, match="fewer rows than"):
         plan_steps(_cfg(tmp_path), 1)
 
 
@@ -49,7 +49,7 @@ def test_finetune_checkpoints_exports_and_resumes(tmp_path, ray_local):
            "source": "capitals", "source_id": "x", "split": "train"}
     pq.write_table(pa.Table.from_pylist([bad], schema=SFT_SCHEMA), out / "sft" / "train" / "part-zz.parquet")
 
-    s1 = run_finetune(_cfg(out, max_steps=4))
+    s1 = run_finetune(_cfg(out, max_steps=4, packing=False))
     assert s1["steps"] == 4
     assert set(s1) >= {"loss_start", "loss_end", "val_loss_before", "val_loss_after", "steps", "train_examples",
                        "model_dir", "checkpoint_dir", "wall_s"}
@@ -62,11 +62,13 @@ def test_finetune_checkpoints_exports_and_resumes(tmp_path, ray_local):
         assert r["loss"] > 0 and r["tokens_per_s"] > 0 and r["step_time"] > 0
     ev = json.loads((out / "train" / "eval.json").read_text())
     assert set(ev) >= {"base", "finetuned", "examples"} and ev["examples"] == 8
-    assert set(ev["base"]) == {"loss", "perplexity"} == set(ev["finetuned"])
+    assert set(ev["base"]) == {"loss", "perplexity", "tasks"} == set(ev["finetuned"])
+    assert ev["finetuned"]["tasks"]["qa"]["n"] == 8 and set(ev["finetuned"]["tasks"]["qa"]) >= {"exact_match", "f1"}
+    assert len(ev["samples"]["finetuned"]["qa"]) == 3
     assert _checkpoints(out) == ["step_000002", "step_000004"]
     state = json.loads((out / "train" / "checkpoints" / "step_000004" / "state.json").read_text())
     assert state["step"] == 4 and state["config"]["train"]["model"] == "tiny-llama"
-    assert {"optimizer.pt", "scheduler.pt", "rng.pt", "model"} <= set(os.listdir(out / "train" / "checkpoints" / "step_000004"))
+    assert {"model.pt", "optimizer.pt", "scheduler.pt", "rng.pt"} <= set(os.listdir(out / "train" / "checkpoints" / "step_000004"))
 
     # The exported model is a plain HF folder that generates.
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -80,10 +82,11 @@ def test_finetune_checkpoints_exports_and_resumes(tmp_path, ray_local):
 
     # Rerun with more steps: resumes from the step-4 checkpoint: steps 1-4 are not retrained (their
     # metric rows and the base evaluation are kept), the step counter continues to 6.
-    s2 = run_finetune(_cfg(out, max_steps=6))
+    s2 = run_finetune(_cfg(out, max_steps=6, packing=False))
     assert s2["steps"] == 6
-    assert [r["step"] for r in _metrics(out)] == [1, 2, 4, 6]
+    assert [r["step"] for r in _metrics(out) if "loss" in r] == [1, 2, 4, 6]
     assert _metrics(out)[:3] == rows
+    assert _metrics(out)[3] == {"event": "resume", "step": 4, "checkpoint": "step_000004"}
     assert s2["val_loss_before"] == s1["val_loss_before"]
     assert _checkpoints(out) == ["step_000004", "step_000006"]  # num_to_keep=2
 
