@@ -561,6 +561,10 @@ class TrainConfig(_Strict):
     loss_on: Literal["all_assistant", "last_assistant"] = Field(
         default="all_assistant", description="Which assistant turns carry the loss; every other token gets label -100."
     )
+    materialize_max_mb: float = Field(
+        default=256, ge=0, description="Tokenized train data estimated at most this size is tokenized once and kept "
+        "in the object store for all epochs; larger data streams and is re-tokenized each epoch (0: always stream)."
+    )
     shuffle_buffer: int = Field(default=1024, ge=0, description="Rows in each worker's local shuffle buffer (0: read order).")
     strategy: Literal["ddp", "fsdp"] = Field(
         default="ddp", description="Data parallelism: 'ddp' replicates the model; 'fsdp' shards parameters, gradients "

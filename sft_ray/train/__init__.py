@@ -38,7 +38,7 @@ def plan_steps(cfg: RunConfig, n_train: int | None, rows_per_example: float = 1.
     Ray Train splits the dataset into `num_workers` equal shards (streaming_split(equal=True)), each
     worker forms ceil(rows / batch_size) micro-batches and an optimizer step takes `grad_accum` of
     them. With packing a row holds several examples: `rows_per_example` (< 1) comes from packing a
-    tokenized sample (`packing_ratio`), so the count is an estimate that sizes the LR schedule; the
+    tokenized sample (`sample_stats`), so the count is an estimate that sizes the LR schedule; the
     loop still trains exactly `epochs` passes. `max_steps`, when set, wins (epochs repeat as needed).
     """
     tc = cfg.train
@@ -60,17 +60,19 @@ def plan_steps(cfg: RunConfig, n_train: int | None, rows_per_example: float = 1.
             "warmup_steps": int(round(tc.warmup_ratio * total))}
 
 
-def packing_ratio(tokenizer, rows: list[dict], tc) -> float:
-    """Packed rows per example, measured by tokenizing and packing a sample of training examples
-    exactly as the Ray Data stages will (same tokenizer, truncation and best-fit decreasing)."""
+def sample_stats(tokenizer, rows: list[dict], tc) -> tuple[float, float | None]:
+    """(packed rows per example, mean tokens per example) of a sample of training examples,
+    tokenized and packed exactly as the Ray Data stages will (same tokenizer, truncation and
+    best-fit decreasing). Rows per example is 1.0 without packing."""
     from sft_ray.train.pack import best_fit_decreasing
     from sft_ray.train.tokenize import tokenize_example
 
     lengths = [len(t["input_ids"]) for t in (tokenize_example(tokenizer, r["messages"], tc.max_seq_len, tc.loss_on)
                                               for r in rows) if not t["drop_reason"]]
     if not lengths:
-        return 1.0
-    return len(best_fit_decreasing(lengths, tc.max_seq_len)) / len(lengths)
+        return 1.0, None
+    ratio = len(best_fit_decreasing(lengths, tc.max_seq_len)) / len(lengths) if tc.packing else 1.0
+    return ratio, sum(lengths) / len(lengths)
 
 
 def task_sample(tasks: list[str | None], n: int) -> list[int]:
@@ -137,14 +139,15 @@ def run_finetune(cfg: RunConfig) -> dict:
 
     # Small bounded samples are read with pyarrow directly: a Ray Data job on the driver costs
     # ~20 s of task startup for a few hundred rows.
-    ratio = 1.0
-    if tc.packing and n_train and tc.max_steps is None:
+    ratio, mean_tokens = 1.0, None
+    if n_train:
         from sft_ray.models import load_tokenizer
 
         sample = pads.dataset(pyarrow_fs(train_url, so)[1], filesystem=fs, format="parquet").head(
             min(tc.pack_window, 1024), columns=["messages"]).to_pylist()
-        ratio = packing_ratio(load_tokenizer(model_path, tc.trust_remote_code), sample, tc)
+        ratio, mean_tokens = sample_stats(load_tokenizer(model_path, tc.trust_remote_code), sample, tc)
     plan = plan_steps(cfg, n_train, ratio)
+    plan["n_train"] = n_train
     log.info("fine-tuning %s (%s) on %s: %s examples, %s steps (%s per epoch%s), %d workers, %s",
              tc.model, model_path, train_url, n_train if n_train is not None else "?", plan["total_steps"],
              plan["steps_per_epoch"] or "?", f", ~{ratio:.3f} packed rows per example" if ratio < 1 else "",
@@ -156,6 +159,13 @@ def run_finetune(cfg: RunConfig) -> dict:
     train_ds = tokenize_dataset(train_ds, model_path, tc.max_seq_len, trust_remote_code=tc.trust_remote_code,
                                 loss_on=tc.loss_on, packing=tc.packing, pack_window=tc.pack_window,
                                 max_actors=tc.tokenize_actors, num_cpus=tc.tokenize_cpus)
+    # Every epoch re-executes the stream (tokenizer actors included, ~35 s on a small machine); a
+    # small tokenized set is computed once and kept in the object store instead. ids + labels
+    # (+ position ids) are int32: 12 bytes per token.
+    est_mb = n_train * mean_tokens * 12 / 2**20 if n_train and mean_tokens else None
+    if est_mb is not None and est_mb <= tc.materialize_max_mb:
+        log.info("tokenized train set ~%.1f MB <= train.materialize_max_mb: tokenizing once for all epochs", est_mb)
+        train_ds = train_ds.materialize()
     # The validation sample is small and bounded: it travels in the loop's config and each worker
     # tokenizes its slice with the tokenizer it already holds. A second streaming dataset would cost
     # a split coordinator and a tokenizer actor per run for 64 rows.
@@ -205,6 +215,7 @@ def run_finetune(cfg: RunConfig) -> dict:
         "steps": st["steps"],
         "train_examples": n_train if n_train is not None else st.get("train_examples_read"),
         "train_dropped": st.get("train_dropped", {}),
+        "train_left_over_epoch_0": st.get("train_left_over_epoch_0"),
         "model_dir": join(train_dir, "model"),
         "checkpoint_dir": join(train_dir, "checkpoints"),
         "wall_s": round(time.time() - t0, 1),

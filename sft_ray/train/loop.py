@@ -110,6 +110,9 @@ def train_loop_per_worker(config: dict) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
+            if not os.path.exists(os.path.join(d, "model.pt")):
+                raise RuntimeError(f"checkpoint {checkpoint.path} has no model.pt: it was written by an older "
+                                   f"sft_ray; train into a new output (or delete {train_dir}/checkpoints)")
             with open(os.path.join(d, "state.json")) as f:
                 state = json.load(f)
             parallel.load_state(model, optimizer, torch.load(os.path.join(d, "model.pt"), weights_only=True),
@@ -204,7 +207,7 @@ def train_loop_per_worker(config: dict) -> None:
         batches = iter(train_shard.iter_torch_batches(
             batch_size=tc.batch_size, collate_fn=collate, device=device,
             local_shuffle_buffer_size=tc.shuffle_buffer or None, local_shuffle_seed=tc.seed + state["epoch"]))
-        consumed = 0
+        consumed, resumed_mid_epoch = 0, skip > 0
         for _ in range(skip):  # resume mid-epoch: fast-forward past batches already trained on
             if next(batches, None) is None:
                 break
@@ -214,7 +217,7 @@ def train_loop_per_worker(config: dict) -> None:
         while tc.max_steps is None or state["step"] < tc.max_steps:
             t0 = time.perf_counter()
             # 1. Fetch one optimizer step's worth of micro-batches (skipping rows tokenize dropped).
-            micro = []
+            micro, kept = [], 0
             while len(micro) < tc.grad_accum:
                 b = next(batches, None)
                 if b is None:
@@ -222,7 +225,7 @@ def train_loop_per_worker(config: dict) -> None:
                 consumed += 1
                 if state["epoch"] == 0:
                     dropped.update(int(c) for c in b["drop_codes"].tolist())
-                    dropped[0] += int(b["num_examples"])  # code 0 = kept
+                kept += int(b["num_examples"])
                 if b["input_ids"].numel():
                     micro.append(b)
             t_data = time.perf_counter() - t0
@@ -233,6 +236,8 @@ def train_loop_per_worker(config: dict) -> None:
                 break  # some rank is out of data: end the epoch on every rank together
             if n_sup_global == 0:
                 continue  # nothing to learn from in this step anywhere (cannot happen after tokenize)
+            if state["epoch"] == 0:
+                dropped[0] += kept  # code 0 = trained on (a partial last step of an epoch is not)
             # 3. Forward/backward; gradients are reduced across ranks only on the last micro-batch.
             for i, b in enumerate(micro):
                 with parallel.no_sync(model, skip=i < len(micro) - 1):
@@ -272,7 +277,7 @@ def train_loop_per_worker(config: dict) -> None:
                     trackers.log(row)
             if step % tc.checkpoint_every == 0 and not last:
                 save_checkpoint(consumed)
-        if steps_this_epoch == 0 and not finished():
+        if steps_this_epoch == 0 and not finished() and not resumed_mid_epoch:
             raise RuntimeError(f"epoch {state['epoch']} yielded no training step: sft/train has fewer usable "
                                f"examples than num_workers x batch_size x grad_accum")
         if tc.max_steps is None or state["step"] < tc.max_steps:
@@ -285,6 +290,11 @@ def train_loop_per_worker(config: dict) -> None:
         counts = all_reduce_sum([dropped[c] for c in range(len(DROP_REASONS))], device)
         state["train_examples_read"] = int(counts[0])
         state["train_dropped"] = {DROP_REASONS[c]: int(v) for c, v in enumerate(counts) if c and v}
+        if plan.get("n_train") is not None and state["epoch"] >= 1:
+            # Examples of a full first epoch neither trained on nor dropped by tokenization: the
+            # rows streaming_split(equal=True) holds back so every worker gets as many, and the
+            # micro-batches of a last step some worker could not fill. Recorded, never silent.
+            state["train_left_over"] = plan["n_train"] - int(sum(counts))
         state["done"] = True
         save_checkpoint(consumed)
     export = parallel.export_module(model, raw, tc, model_path, rank)  # every rank: gathers under FSDP
@@ -297,6 +307,7 @@ def train_loop_per_worker(config: dict) -> None:
         write_json(join(train_dir, "train_state.json"), {
             "steps": state["step"], "epochs_completed": state["epoch"],
             "planned_steps": total, "train_examples_read": state.get("train_examples_read"),
+            "train_examples_in_manifest": plan.get("n_train"), "train_left_over_epoch_0": state.get("train_left_over"),
             "train_dropped": state.get("train_dropped", {}),
         }, cfg.storage_options)
         export_model(export, tokenizer, join(train_dir, "model"), cfg.storage_options)

@@ -112,8 +112,16 @@ def _options(lora: bool, **kw) -> StateDictOptions:
 
 
 def model_state(model, lora: bool) -> dict:
-    """Full state dict on rank 0 (empty elsewhere under FSDP); every rank must call it."""
-    return get_model_state_dict(model, options=_options(lora))
+    """Full state dict on rank 0 (empty elsewhere under FSDP); every rank must call it.
+
+    With LoRA only trainable tensors are kept: `ignore_frozen_params` still returns a tied
+    `lm_head.weight` (the frozen embedding under another name), 28M parameters for SmolLM2.
+    """
+    sd = get_model_state_dict(model, options=_options(lora))
+    if lora:
+        trainable = {n.removeprefix("module.") for n, p in model.named_parameters() if p.requires_grad}
+        sd = {k: v for k, v in sd.items() if k in trainable}
+    return sd
 
 
 def optim_state(model, optimizer, lora: bool) -> dict:
