@@ -141,7 +141,9 @@ def _check_packed_equals_unpacked(model, ids, labels, device, amp) -> float:
 
 
 def run(data: str, seq_len: int, steps: int, warmup: int, models: list[str], json_out: str | None,
-        device_name: str = "cuda", rows_per_step: int | None = None) -> list[dict]:
+        device_name: str = "cuda", rows_per_step: int | None = None,
+        variants: tuple[str, ...] = ("packed:sdpa:foreach", "padded:sdpa:foreach")) -> list[dict]:
+    """variants: "packed|padded:<attn_implementation>:foreach|fused" (AdamW implementation)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -164,10 +166,12 @@ def run(data: str, seq_len: int, steps: int, warmup: int, models: list[str], jso
     for name in models:
         shape = MODELS[name]
         per_step = rows_per_step or (16 if name == "smollm2-135m" else 8)
-        for packed in (True, False):
+        for variant in variants:
+            mode, attn, optim = variant.split(":")
+            packed = mode == "packed"
             torch.manual_seed(0)
             cfg = LlamaConfig(vocab_size=VOCAB, max_position_embeddings=8192, use_cache=False,
-                              attn_implementation="sdpa", **shape)
+                              attn_implementation=attn, **shape)
             with device:  # initialise on the device: a 1B fp32 init on the host takes tens of seconds
                 model = LlamaForCausalLM(cfg)
             model.train()
@@ -175,13 +179,14 @@ def run(data: str, seq_len: int, steps: int, warmup: int, models: list[str], jso
             # matmul params: non-embedding + the (tied) LM head = all params when tied; the embedding
             # lookup itself does no FLOPs.
             n_dense = n_params
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=optim == "fused",
+                                    foreach=optim == "foreach")
             check = _check_packed_equals_unpacked(model, ids, labels, device, amp) if packed else None
             batches = _batches(ids, labels, packed, seq_len, per_step, warmup + steps, seed=0)
             if gpu:
                 torch.cuda.reset_peak_memory_stats()
             real_tokens = slots = 0
-            attn = 0.0
+            attn_flops = 0.0
             for i, b in enumerate(batches):
                 if i == warmup:
                     sync()
@@ -195,11 +200,11 @@ def run(data: str, seq_len: int, steps: int, warmup: int, models: list[str], jso
                 if i >= warmup:
                     real_tokens += int(b["num_tokens"])
                     slots += b["input_ids"].size
-                    attn += 12.0 * cfg.num_hidden_layers * cfg.hidden_size * b["attn_context"]
+                    attn_flops += 12.0 * cfg.num_hidden_layers * cfg.hidden_size * b["attn_context"]
             sync()
             wall = time.perf_counter() - t0
-            flops = 6.0 * n_dense * real_tokens + attn
-            row = {"model": name, "params_M": round(n_params / 1e6, 1), "packing": packed,
+            flops = 6.0 * n_dense * real_tokens + attn_flops
+            row = {"model": name, "params_M": round(n_params / 1e6, 1), "packing": packed, "attn": attn, "optim": optim,
                    "seq_len": seq_len if packed else "longest in batch",
                    "tokens_per_step": real_tokens // steps, "real_token_share": round(real_tokens / slots, 4),
                    "tokens_per_s": round(real_tokens / wall), "step_s": round(wall / steps, 4),
@@ -212,14 +217,19 @@ def run(data: str, seq_len: int, steps: int, warmup: int, models: list[str], jso
             if gpu:
                 torch.cuda.empty_cache()
     print()
-    print(f"{'model':14} {'packing':8} {'real tok share':>14} {'tokens/s':>10} {'TFLOP/s':>8} {'MFU':>6} {'mem GiB':>8}")
+    print(f"{'model':14} {'packing':8} {'attention':15} {'AdamW':8} {'real tok share':>14} {'tokens/s':>10} "
+          f"{'TFLOP/s':>8} {'MFU':>6} {'mem GiB':>8}")
     for r in results:
-        print(f"{r['model']:14} {str(r['packing']):8} {r['real_token_share']:>14.3f} {r['tokens_per_s']:>10,} "
+        print(f"{r['model']:14} {str(r['packing']):8} {r['attn']:15} {r['optim']:8} {r['real_token_share']:>14.3f} "
+              f"{r['tokens_per_s']:>10,} "
               f"{r['tflops']:>8.1f} {r['mfu']:>6.1%} {r['peak_mem_GiB'] or 0:>8.1f}")
+    base = variants[0].split(":")[1:]
     for name in models:
-        on, off = [r for r in results if r["model"] == name]
-        print(f"{name}: packing speed-up {on['tokens_per_s'] / off['tokens_per_s']:.2f}x; "
-              f"packed vs unpacked loss rel. diff {on['packed_vs_unpacked_loss_rel_diff']:.2e}")
+        same = {r["packing"]: r for r in results if r["model"] == name and [r["attn"], r["optim"]] == base}
+        if True in same and False in same:
+            print(f"{name}: packing speed-up {same[True]['tokens_per_s'] / same[False]['tokens_per_s']:.2f}x "
+                  f"({'/'.join(base)}); packed vs unpacked loss rel. diff "
+                  f"{same[True]['packed_vs_unpacked_loss_rel_diff']:.2e}")
     if json_out:
         Path(json_out).write_text(json.dumps(results, indent=1))
     return results
@@ -241,12 +251,16 @@ def main(argv=None) -> None:
     r.add_argument("--models", default="smollm2-135m,llama-1b")
     r.add_argument("--json")
     r.add_argument("--device", default="cuda")
+    r.add_argument("--variants", default="packed:sdpa:foreach,padded:sdpa:foreach",
+                   help="comma list of packed|padded:<attn_implementation>:foreach|fused; the first one's "
+                        "attention/optimizer pair is the one packing on/off is compared with")
     r.add_argument("--rows-per-step", type=int, default=None, help="packed rows per step (default 16 for 135M, 8 else)")
     a = ap.parse_args(argv)
     if a.cmd == "prepare":
         prepare(a.sft, a.out, a.model, a.max_seq_len)
     else:
-        run(a.data, a.seq_len, a.steps, a.warmup, a.models.split(","), a.json, a.device, a.rows_per_step)
+        run(a.data, a.seq_len, a.steps, a.warmup, a.models.split(","), a.json, a.device, a.rows_per_step,
+            tuple(a.variants.split(",")))
 
 
 if __name__ == "__main__":

@@ -570,6 +570,11 @@ class TrainConfig(_Strict):
         default="ddp", description="Data parallelism: 'ddp' replicates the model; 'fsdp' shards parameters, gradients "
         "and optimizer state across workers (FSDP2, torch.distributed.fsdp.fully_shard)."
     )
+    attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] = Field(
+        default="sdpa", description="Attention kernel (all keep packed examples apart). On one H200, flex_attention "
+        "trained 14% (135M) to 12% (1B) faster than sdpa with packing (benchmarks/gpu_train_throughput.py); it needs "
+        "a GPU (no CPU backward) and compiles its kernel on the first step."
+    )
     gradient_checkpointing: bool = Field(default=False, description="Recompute activations in backward: less memory, ~30% more compute.")
     lora: LoraConfig = Field(default_factory=lambda: LoraConfig(), description="LoRA adapters via PEFT (merged into the exported model).")
     task_eval_max_examples: int = Field(

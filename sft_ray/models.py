@@ -89,12 +89,14 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(path: str, dtype: Any = None, trust_remote_code: bool = False):
+def load_model(path: str, dtype: Any = None, trust_remote_code: bool = False, attn_implementation: str | None = None):
     """Causal LM from a directory or hub id. Training keeps fp32 master weights (dtype=None)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
+    kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, trust_remote_code=trust_remote_code,
+                                                **kw)
 
 
 # -------------------------------------------------------------------------------- cached builders
