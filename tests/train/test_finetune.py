@@ -92,3 +92,30 @@ def test_finetune_checkpoints_exports_and_resumes(tmp_path, ray_local):
 
     train_state = json.loads((out / "train" / "train_state.json").read_text())
     assert train_state["train_dropped"] == {"no_assistant_turn": 1}
+
+
+@pytest.mark.slow
+def test_exported_model_has_the_fine_tuned_behaviour(tmp_path, ray_local):
+    """A model trained to answer one question gives that answer after export (plain transformers,
+    greedy), and eval.json's task metric shows it: exact match 0 before, 100 after."""
+    out = tmp_path / "run"
+    qa = [{"role": "user", "content": "What is the secret word?"}, {"role": "assistant", "content": "Pineapple."}]
+    for split, n in (("train", 16), ("validation", 2)):
+        d = out / "sft" / split
+        d.mkdir(parents=True)
+        rows = [{"id": f"{split}-{i}", "task": "qa", "messages": qa, "source": "s", "source_id": f"s-{i}",
+                 "split": split} for i in range(n)]
+        pq.write_table(pa.Table.from_pylist(rows, schema=SFT_SCHEMA), d / "part-00000.parquet")
+    (out / "manifest.json").write_text(json.dumps({"sft": {"train": 16, "validation": 2}}))
+    s = run_finetune(_cfg(out, num_workers=1, batch_size=8, max_steps=40, lr=1e-2, packing=False,
+                          checkpoint_every=1000, log_every=10, max_new_tokens=8))
+    assert s["tasks_before"]["qa"]["exact_match"] == 0.0
+    assert s["tasks_after"]["qa"]["exact_match"] == 100.0
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(s["model_dir"])
+    model = AutoModelForCausalLM.from_pretrained(s["model_dir"])
+    enc = tok.apply_chat_template(qa[:1], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    gen = model.generate(**enc, max_new_tokens=8, do_sample=False)
+    assert tok.decode(gen[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip() == "Pineapple."
