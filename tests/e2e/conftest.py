@@ -125,6 +125,9 @@ def ray_head():
     aws = {"AWS_ACCESS_KEY_ID": "AKIA" + secrets.token_hex(8).upper(), "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30)}
     env.update(aws)
     env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # SIGTERM: shut down now, no 30 s drain wait
+    # Ray gives its dashboard (the job server) 60 s to start; on a loaded 2-core CI machine it took
+    # 77 s once and `ray start` gave up. Our own wait below is 180 s: let Ray wait as long.
+    env["RAY_DASHBOARD_STARTUP_TIMEOUT_S"] = "180"
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=temp_dir,
                             start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
