@@ -1,0 +1,52 @@
+"""Smoke test of benchmarks/train_throughput.py: --quick runs every measurement (plain loop, Ray
+1 worker packed and unpacked, Ray 2 workers) on a tiny model and prints/writes the whole table.
+No timing assertions: this machine's speed says nothing about the code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import train_throughput as bench
+
+MEASURES = {
+    "Ray overhead": {"plain PyTorch loop, 1 process", "Ray Train, 1 worker (run_finetune)", "overhead = 1 - ray/plain"},
+    "Packing": {"token util, packed (Ray metrics)", "token util, unpacked (Ray metrics)",
+                "token util, packed (whole set, collate)", "token util, unpacked (whole set, collate)",
+                "tokens/s packed (Ray, 1 worker)", "tokens/s unpacked (Ray, 1 worker)", "speed-up packed/unpacked"},
+    "Scaling": {"1 worker x 1 CPU", "2 workers x 1 CPU (DDP, gloo)", "2 workers / 1 worker"},
+}
+
+
+def test_warmup_boundary_matches_logged_windows():
+    assert bench.logged_steps(10, 4) == [1, 4, 8, 10]
+    assert bench.warmup_boundary(20, 2, 2) == 2
+    assert bench.warmup_boundary(20, 4, 2) == 1  # steps 2-4 share a window: only step 1 can be left out
+    rows = [{"step": 1, "loss": 3.0, "tokens_per_s": 10.0, "token_util": 0.5, "step_time": 4.0, "data_time": 3.0},
+            {"step": 2, "loss": 2.0, "tokens_per_s": 100.0, "token_util": 1.0, "step_time": 1.0, "data_time": 0.0},
+            {"step": 4, "loss": 1.0, "tokens_per_s": 300.0, "token_util": 0.5, "step_time": 1.0, "data_time": 0.0}]
+    s = bench.steady_metrics(rows, skip=1)  # steps 2-4: 100 + 600 tokens in 3 s, 100 + 1200 slots
+    assert s["steady_steps"] == 3 and s["tokens_per_s"] == pytest.approx(700 / 3)
+    assert s["token_util"] == pytest.approx(700 / 1300) and s["data_time"] == 0.0
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_row(tmp_path, ray_local, capsys):
+    out = bench.main(["--quick", "--json", str(tmp_path / "r.json")])
+    printed = capsys.readouterr().out
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(out["rows"]))
+    got: dict[str, set] = {}
+    for r in saved["rows"]:
+        got.setdefault(r["section"], set()).add(r["measure"])
+        assert r["measure"] in printed
+        if r["measure"] != "overhead = 1 - ray/plain":  # may be negative: Ray can beat the plain loop
+            assert r["value"] > 0, r
+        assert r["value"] == r["value"]  # not NaN
+    assert got == MEASURES
+    runs = saved["runs"]
+    assert set(runs) == {"plain_1", "plain_2", "ray_1w", "ray_1w_unpacked", "ray_2w"}
+    assert all(r["tokens_per_s"] > 0 and 0 < r["token_util"] <= 1 for r in runs.values())
+    assert all(runs[k]["steps"] == 4 for k in ("ray_1w", "ray_1w_unpacked", "ray_2w"))
+    assert runs["ray_1w"]["token_util"] > runs["ray_1w_unpacked"]["token_util"]
