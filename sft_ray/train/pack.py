@@ -107,9 +107,19 @@ def packed_schema():
     ])
 
 
-def _width(lengths, multiple: int) -> int:
-    w = max(lengths, default=0)
-    return -(-w // multiple) * multiple
+def _right_padded(batch: dict, pad_id: int, multiple: int):
+    """(drop codes, kept row indices, their lengths, ids, labels): kept rows right-padded with
+    pad_id / IGNORE to the longest, rounded up to `multiple` (tensor cores)."""
+    codes = np.asarray(batch["drop_code"], dtype=np.int64)
+    keep = np.flatnonzero(codes == 0)
+    seqs = [np.asarray(batch["input_ids"][i], dtype=np.int64) for i in keep]
+    lengths = [len(x) for x in seqs]
+    width = -(-max(lengths, default=0) // multiple) * multiple
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    labels = np.full((len(seqs), width), IGNORE, dtype=np.int64)
+    for r, i in enumerate(keep):
+        ids[r, :lengths[r]], labels[r, :lengths[r]] = seqs[r], batch["labels"][i]
+    return codes, keep, lengths, ids, labels
 
 
 def collate_packed(batch: dict, pad_id: int, pad_to_multiple: int = 8) -> dict[str, np.ndarray]:
@@ -118,20 +128,14 @@ def collate_packed(batch: dict, pad_id: int, pad_to_multiple: int = 8) -> dict[s
 
     The pad tail of a row gets positions 0..k, so it is a block of its own that no example attends to.
     """
-    codes = np.asarray(batch["drop_code"], dtype=np.int64)
-    keep = np.flatnonzero(codes == 0)
-    seqs = [np.asarray(batch["input_ids"][i], dtype=np.int64) for i in keep]
-    width = _width([len(s) for s in seqs], pad_to_multiple)
-    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-    labels = np.full((len(seqs), width), IGNORE, dtype=np.int64)
-    pos = np.tile(np.arange(width, dtype=np.int64), (len(seqs), 1))
-    n_tokens = 0
+    codes, keep, lengths, ids, labels = _right_padded(batch, pad_id, pad_to_multiple)
+    width = ids.shape[1]
+    pos = np.tile(np.arange(width, dtype=np.int64), (len(keep), 1))
     for r, i in enumerate(keep):
-        n = len(seqs[r])
-        ids[r, :n], labels[r, :n] = seqs[r], batch["labels"][i]
+        n = lengths[r]
         pos[r, :n] = batch["position_ids"][i]
         pos[r, n:] = np.arange(width - n)
-        n_tokens += n
+    n_tokens = int(sum(lengths))
     return {"input_ids": ids, "labels": labels, "position_ids": pos, "drop_codes": codes[codes != 0],
             "num_tokens": np.int64(n_tokens),
             "num_examples": np.int64(sum(int(batch["n_examples"][i]) for i in keep))}
@@ -140,15 +144,9 @@ def collate_packed(batch: dict, pad_id: int, pad_to_multiple: int = 8) -> dict[s
 def collate_padded(batch: dict, pad_id: int, pad_to_multiple: int = 8) -> dict[str, np.ndarray]:
     """One example per row, right-padded to the batch's longest (rounded up to a multiple of 8 for
     tensor cores), with a 0/1 attention mask."""
-    codes = np.asarray(batch["drop_code"], dtype=np.int64)
-    keep = np.flatnonzero(codes == 0)
-    seqs = [np.asarray(batch["input_ids"][i], dtype=np.int64) for i in keep]
-    width = _width([len(s) for s in seqs], pad_to_multiple)
-    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-    labels = np.full((len(seqs), width), IGNORE, dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    for r, i in enumerate(keep):
-        n = len(seqs[r])
-        ids[r, :n], labels[r, :n], mask[r, :n] = seqs[r], batch["labels"][i], 1
+    codes, keep, lengths, ids, labels = _right_padded(batch, pad_id, pad_to_multiple)
+    mask = np.zeros(ids.shape, dtype=np.int64)
+    for r, n in enumerate(lengths):
+        mask[r, :n] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask, "drop_codes": codes[codes != 0],
             "num_tokens": np.int64(int(mask.sum())), "num_examples": np.int64(len(keep))}
