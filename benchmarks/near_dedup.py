@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/near_dedup.py --docs 100000            # the comparison (2 cores: ~5 min)
     .venv/bin/python benchmarks/near_dedup.py --docs 5000 --cpus 2     # a quick look while developing
-    .venv/bin/python benchmarks/near_dedup.py --memory                 # peak RSS of Ray workers at 10k and 100k docs
+    .venv/bin/python benchmarks/near_dedup.py --memory                 # time and peak RSS per Ray worker at 10k, 100k, 300k docs
 
 Corpus (real text, seeded edits; there is no labelled near-duplicate set in shared/corpora):
   background documents: random samples of real units, joined as paragraphs, ~280 words median
@@ -412,7 +412,7 @@ def memory_child(n: int, seed: int, cache: Path, cpus: int) -> None:
 
 def memory_mode(args) -> None:
     rows = []
-    for n in (10_000, 100_000):
+    for n in args.sizes:
         build_corpus(n, args.seed, args.cache_dir)
         res = subprocess.run([sys.executable, __file__, "--memory-child", str(n), "--seed", str(args.seed),
                               "--cpus", str(args.cpus), "--cache-dir", str(args.cache_dir)], capture_output=True, text=True)
@@ -434,7 +434,9 @@ def main() -> None:
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--peers", default="datasketch", help="comma-separated peers to run: datasketch, datatrove (or none)")
-    ap.add_argument("--memory", action="store_true", help="peak RSS of Ray workers at 10k and 100k documents")
+    ap.add_argument("--memory", action="store_true", help="time and peak RSS per Ray worker at each of --sizes")
+    ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[10_000, 100_000, 300_000],
+                    help="corpus sizes of --memory (comma-separated)")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:

@@ -1,6 +1,7 @@
 """The build spine: corpora -> curated records, rejects and SFT examples (DESIGN.md, "Output layout").
 
-    read -> clean -> dedup (exact, near, decontaminate) -> write curated/ + rejects/ -> format -> split -> write sft/
+    read -> clean -> dedup (exact, near, decontaminate) -> write curated/ + rejects/
+         -> format -> split -> SFT dedup -> write sft/train, sft/validation, sft/rejects
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
@@ -24,6 +25,9 @@ from sft_ray import storage
 from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.dedup import decontaminate, exact_dedup, near_dedup
+from sft_ray.dedup.sft import removed as sft_removed
+from sft_ray.dedup.sft import sft_dedup
+from sft_ray.dedup.sft import survivors as sft_survivors
 from sft_ray.format import format_batch
 from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.manifest import versions
@@ -86,11 +90,13 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
     if cfg.format.enabled:
         t2 = time.time()
         options = _label_options(cfg, counts)
-        sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options}).materialize()
+        sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options})
+        sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
+        sft = sft_dedup(sft, sft_cfg, cfg.dedup.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft)
         for split in ("train", "validation"):
-            part = sft.map_batches(_split_rows, batch_format="pyarrow", fn_kwargs={"split": split})
-            _write(part, out, f"sft/{split}", so, S.SFT_OUTPUT_SCHEMA)
+            _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", so, S.SFT_OUTPUT_SCHEMA)
+        _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", so, S.REJECT_SCHEMA)
         timings["format_write_sft_s"] = round(time.time() - t2, 2)
     timings["total_s"] = round(time.time() - t0, 2)
 
@@ -131,10 +137,6 @@ def _select(table: pa.Table, live: bool) -> pa.Table:
         },
         schema=S.REJECT_SCHEMA,
     )
-
-
-def _split_rows(table: pa.Table, split: str) -> pa.Table:
-    return table.filter(pc.equal(table["split"], split)).drop_columns(["split"])
 
 
 def _write(ds: ray.data.Dataset, out: str, sub: str, so: dict, schema: pa.Schema) -> None:

@@ -272,6 +272,9 @@ class CleanConfig(_Strict):
 class ExactDedupConfig(_Strict):
     enabled: bool = Field(default=True, description="Global exact dedup on normalised text (docs) or (source, target) (pairs).")
     lowercase: bool = Field(default=False, description="Lowercase before hashing (catches case-only duplicates).")
+    pair_key: Literal["pair", "source"] = Field(
+        default="pair", description="Translation pairs are duplicates when the whole (source, target) pair matches, or already when the source side does."
+    )
 
 
 class NearDedupConfig(_Strict):
@@ -326,6 +329,19 @@ class DecontaminateConfig(_Strict):
     validation_split: bool = Field(default=True, description="Also check training records against this build's own validation records.")
 
 
+class SftDedupConfig(_Strict):
+    """Exact dedup of the formatted SFT examples (dedup/sft.py), global across splits and sources."""
+
+    enabled: bool = Field(default=True, description="Deduplicate SFT examples after formatting.")
+    on: Literal["example", "prompt"] = Field(
+        default="example",
+        description="`example`: the same prompt and response; `prompt`: the same prompt (every message before the last "
+        "assistant turn) whatever the response, e.g. one question with paraphrased answers, or one source sentence "
+        "with several translations.",
+    )
+    lowercase: bool = Field(default=True, description="Compare casefolded text (whitespace is always collapsed).")
+
+
 class DedupConfig(_Strict):
     """Global deduplication across all sources, blocks and nodes; survivor = smallest id."""
 
@@ -333,6 +349,7 @@ class DedupConfig(_Strict):
     exact: ExactDedupConfig = Field(default_factory=ExactDedupConfig, description="Exact duplicate detection.")
     near: NearDedupConfig = Field(default_factory=NearDedupConfig, description="MinHash-LSH near-duplicate detection.")
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig, description="Remove training records overlapping evaluation sets.")
+    sft: SftDedupConfig = Field(default_factory=SftDedupConfig, description="Exact dedup of the SFT examples (prompt+response or prompt only).")
     num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
 
 

@@ -92,7 +92,9 @@ def test_counts_are_conserved_and_reasons_named(built):
     dup = next(r for r in rejects if r["reason"] == "exact_duplicate" and r["source"] == "docs")
     assert dup["id"] == "docs-d3" and dup["duplicate_of"] == "docs-d1" and dup["stage"] == "dedup"
     assert any("nothing" in w for w in m["warnings"])  # the empty source is reported
-    assert m["sft"]["train"] + m["sft"]["validation"] == sum(sum(v.values()) for v in m["sft"]["by_task"].values())
+    assert m["sft"]["generated"] == m["sft"]["train"] + m["sft"]["validation"] + sum(m["sft"]["removed"].values())
+    assert m["sft"]["generated"] == sum(sum(v.values()) for v in m["sft"]["by_task"].values())
+    assert (out / "sft" / "rejects").is_dir()  # examples removed by SFT dedup (may be none)
     assert m["config"]["sources"][0]["name"] == "agnews" and m["versions"]["ray"].startswith("2.60")
 
 

@@ -23,10 +23,13 @@ STAGE = "dedup"
 REASON = "exact_duplicate"
 
 
-def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, lowercase: bool) -> str:
+def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, lowercase: bool, pair_key: str = "pair") -> str:
     """128-bit blake2b of what makes two records the same: the text for documents, the
-    (source, target) pair for translations (a separate prefix keeps the two spaces apart)."""
-    if kind == "translation":
+    (source, target) pair for translations, or only the source side when `pair_key="source"`
+    (one target per source sentence, as bitext cleaners do). Prefixes keep the spaces apart."""
+    if kind == "translation" and pair_key == "source":
+        payload = "src\x00" + (src or "")
+    elif kind == "translation":
         payload = "pair\x00" + (src or "") + "\x00" + (tgt or "")
     else:
         payload = "doc\x00" + (text or "")
@@ -35,13 +38,13 @@ def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, l
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def add_key(table: pa.Table, lowercase: bool) -> pa.Table:
+def add_key(table: pa.Table, lowercase: bool, pair_key: str = "pair") -> pa.Table:
     """Live rows get their content key; already-rejected rows get a key of their own, so they
     ride through the shuffle as singleton groups (one pass over the input, nothing dropped)."""
     live = live_mask(table).to_pylist()
     cols = [table[c].to_pylist() for c in (S.KIND, S.TEXT, S.SRC_TEXT, S.TGT_TEXT, S.ID, S.META)]
     keys = [
-        content_key(k, t, s, g, lowercase) if ok else f"rejected\x00{i}\x00{m}"
+        content_key(k, t, s, g, lowercase, pair_key) if ok else f"rejected\x00{i}\x00{m}"
         for ok, k, t, s, g, i, m in zip(live, *cols)
     ]
     return table.append_column(S.DEDUP_KEY, pa.array(keys, pa.string()))
@@ -53,16 +56,19 @@ def mark_partition(part: pa.Table) -> pa.Table:
     if part.num_rows == 0:
         return part.drop_columns([S.DEDUP_KEY])
     part = part.sort_by([(S.DEDUP_KEY, "ascending"), (S.ID, "ascending"), (S.META, "ascending")])
-    keys = part[S.DEDUP_KEY].to_numpy(zero_copy_only=False)
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    run_start = np.maximum.accumulate(np.where(first, np.arange(len(keys)), 0))
     ids = part[S.ID].to_numpy(zero_copy_only=False)
-    dup = ~first
-    reasons = np.where(dup, REASON, None)
-    dup_of = np.where(dup, ids[run_start], None)
-    tagged = tag(part, STAGE, reasons.tolist(), dup_of.tolist())
+    first, dup_of = first_of_runs(part[S.DEDUP_KEY].to_numpy(zero_copy_only=False), ids)
+    tagged = tag(part, STAGE, np.where(first, None, REASON).tolist(), dup_of.tolist())
     return set_columns(tagged, {S.ID: _unique_ids(ids, first).tolist()}).drop_columns([S.DEDUP_KEY])
+
+
+def first_of_runs(sorted_keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (key, id): (True for the first row of each run of equal keys, the run's first
+    id for every other row and None for the first). Shared by record and SFT-example dedup."""
+    first = np.ones(len(sorted_keys), dtype=bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    run_start = np.maximum.accumulate(np.where(first, np.arange(len(sorted_keys)), 0))
+    return first, np.where(first, None, ids[run_start])
 
 
 def _unique_ids(ids: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -83,6 +89,6 @@ def exact_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
     mark duplicates per block. Already-rejected rows have unique keys and pass through."""
     if not (cfg.enabled and cfg.exact.enabled):
         return ds
-    keyed = ds.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase})
+    keyed = ds.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key})
     parts = keyed.repartition(cfg.num_partitions, keys=[S.DEDUP_KEY])
     return parts.map_batches(mark_partition, batch_format="pyarrow", batch_size=None)

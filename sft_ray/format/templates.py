@@ -1,8 +1,9 @@
 """Task templates: one curated record -> chat-format SFT examples (OpenAI/HF `messages`).
 
-Several phrasings per task rotate deterministically by a hash of the record id, so the model does
+Several phrasings per task rotate deterministically by a hash of the input text, so the model does
 not learn one fixed prompt string (FLAN, Wei et al. 2022, §2: many templates per task) while a
-rerun produces identical examples. Languages are spelled out ("German", not "de").
+rerun produces identical examples, and equal inputs render equal prompts (which lets SFT dedup,
+dedup/sft.py, compare prompts). Languages are spelled out ("German", not "de").
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ TRANSLATION = [
 ]
 
 
-def pick(templates: list[str], record_id: str, task: str, seed: int) -> str:
-    h = hashlib.blake2b(f"{seed}\x00{task}\x00{record_id}".encode(), digest_size=8).digest()
+def pick(templates: list[str], content: str, task: str, seed: int) -> str:
+    h = hashlib.blake2b(f"{seed}\x00{task}\x00{content}".encode(), digest_size=8).digest()
     return templates[int.from_bytes(h, "big") % len(templates)]
 
 
@@ -58,10 +59,10 @@ def examples_for(rec: dict, tasks: list[str], options: list[str], both_direction
     rid = rec[S.ID]
     if "classification" in tasks and rec.get(S.LABEL) and rec.get(S.TEXT) and options:
         article = f"Title: {rec[S.TITLE]}\n{rec[S.TEXT]}" if rec.get(S.TITLE) else rec[S.TEXT]
-        user = pick(CLASSIFICATION, rid, "classification", seed).format(options=", ".join(options), article=article)
+        user = pick(CLASSIFICATION, article, "classification", seed).format(options=", ".join(options), article=article)
         yield f"{rid}:classification", "classification", chat(system, user, rec[S.LABEL])
     if "headline" in tasks and rec.get(S.TITLE) and rec.get(S.TEXT):
-        user = pick(HEADLINE, rid, "headline", seed).format(text=rec[S.TEXT])
+        user = pick(HEADLINE, rec[S.TEXT], "headline", seed).format(text=rec[S.TEXT])
         yield f"{rid}:headline", "headline", chat(system, user, rec[S.TITLE])
     if "translation" in tasks and rec.get(S.SRC_TEXT) and rec.get(S.TGT_TEXT):
         directions = [(S.SRC_TEXT, S.SRC_LANG, S.TGT_TEXT, S.TGT_LANG)]
@@ -69,7 +70,7 @@ def examples_for(rec: dict, tasks: list[str], options: list[str], both_direction
             directions.append((S.TGT_TEXT, S.TGT_LANG, S.SRC_TEXT, S.SRC_LANG))
         for a, alang, b, blang in directions:
             pair = f"{rec.get(alang)}-{rec.get(blang)}"
-            user = pick(TRANSLATION, f"{rid}:{pair}", "translation", seed).format(
+            user = pick(TRANSLATION, f"{pair}\x00{rec[a]}", "translation", seed).format(
                 src_lang=language_name(rec.get(alang)), tgt_lang=language_name(rec.get(blang)), text=rec[a]
             )
             yield f"{rid}:translation:{pair}", "translation", chat(system, user, rec[b])

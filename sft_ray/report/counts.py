@@ -81,30 +81,42 @@ def record_counts(records: ray.data.Dataset) -> dict:
     }
 
 
+_SFT_GROUP_SCHEMA = pa.schema([("split", pa.string()), ("task", pa.string()), ("source", pa.string()), ("reason", pa.string()),
+                               ("n", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string())])
+
+
 def _sft_groups(table: pa.Table) -> pa.Table:
-    c = Counter(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist()))
+    reasons = table[S.REJECT_REASON].to_pylist() if S.REJECT_REASON in table.column_names else [None] * table.num_rows
+    c = Counter(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist(), reasons))
     firsts: dict[str, tuple[str, str]] = {}
-    for ex_id, task, msgs in zip(table[S.ID].to_pylist(), table["task"].to_pylist(), table["messages"].to_pylist()):
-        if task not in firsts or ex_id < firsts[task][0]:
+    for ex_id, task, msgs, r in zip(table[S.ID].to_pylist(), table["task"].to_pylist(), table["messages"].to_pylist(), reasons):
+        if r is None and (task not in firsts or ex_id < firsts[task][0]):
             firsts[task] = (ex_id, json.dumps(msgs, ensure_ascii=False))
-    rows = [{"split": sp, "task": t, "source": so, "n": n, "sample_id": None, "sample": None} for (sp, t, so), n in c.items()]
-    rows += [{"split": None, "task": t, "source": None, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
-    return pa.Table.from_pylist(rows, schema=pa.schema([("split", pa.string()), ("task", pa.string()), ("source", pa.string()), ("n", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string())]))
+    rows = [{"split": sp, "task": t, "source": so, "reason": r, "n": n} for (sp, t, so, r), n in c.items()]
+    rows += [{"task": t, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
+    return pa.Table.from_pylist(rows, schema=_SFT_GROUP_SCHEMA)
 
 
 def sft_counts(sft: ray.data.Dataset) -> tuple[dict, list[dict]]:
-    """Examples per split and task, plus one deterministic sample per task (smallest id)."""
+    """Examples per split and task, examples removed by SFT dedup (`generated` = train + validation
+    + removed), plus one deterministic sample per task (smallest id)."""
     rows = sft.map_batches(_sft_groups, batch_format="pyarrow").take_all()
-    out: dict = {"train": 0, "validation": 0, "by_task": defaultdict(Counter), "by_source": defaultdict(Counter)}
+    out: dict = {"generated": 0, "train": 0, "validation": 0, "removed": Counter(), "by_task": defaultdict(Counter), "by_source": defaultdict(Counter)}
     samples: dict[str, tuple[str, str]] = {}
     for r in rows:
         if r["sample_id"] is not None:
             if r["task"] not in samples or r["sample_id"] < samples[r["task"]][0]:
                 samples[r["task"]] = (r["sample_id"], r["sample"])
             continue
+        out["generated"] += r["n"]
+        if r["reason"] is not None:
+            out["removed"][r["reason"]] += r["n"]
+            out["by_task"][r["task"]][r["reason"]] += r["n"]
+            continue
         out[r["split"]] += r["n"]
         out["by_task"][r["task"]][r["split"]] += r["n"]
         out["by_source"][r["source"]][r["split"]] += r["n"]
+    out["removed"] = dict(sorted(out["removed"].items()))
     out["by_task"] = {k: dict(v) for k, v in sorted(out["by_task"].items())}
     out["by_source"] = {k: dict(v) for k, v in sorted(out["by_source"].items())}
     return out, [{"task": t, "id": i, "messages": json.loads(m)} for t, (i, m) in sorted(samples.items())]

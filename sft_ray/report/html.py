@@ -44,9 +44,10 @@ def render_html(report: dict) -> str:
     sft = report.get("sft", {})
     if sft:
         sections.append(
-            "<h2>SFT examples</h2><table><tr><th>task</th><th>train</th><th>validation</th></tr>"
+            "<h2>SFT examples</h2><table><tr><th>task</th><th>train</th><th>validation</th><th>removed by SFT dedup</th></tr>"
             + "".join(
-                f"<tr><td>{html.escape(t)}</td><td class=n>{v.get('train', 0):,}</td><td class=n>{v.get('validation', 0):,}</td></tr>"
+                f"<tr><td>{html.escape(t)}</td><td class=n>{v.get('train', 0):,}</td><td class=n>{v.get('validation', 0):,}</td>"
+                f"<td class=n>{sum(n for k, n in v.items() if k not in ('train', 'validation')):,}</td></tr>"
                 for t, v in sft.get("by_task", {}).items()
             )
             + "</table>"

@@ -65,3 +65,9 @@ def test_raw_identical_records_get_unique_reject_ids(ray_local):
     rows = [{"id": "s-same", "source": "s", "kind": "text", "text": "identical text", "meta": f'{{"line": {i}}}'} for i in range(3)]
     got, n = _run(rows, 2)
     assert n == 3 and got == {"s-same": (None, None), "s-same~dup1": ("exact_duplicate", "s-same"), "s-same~dup2": ("exact_duplicate", "s-same")}
+
+
+def test_source_side_key_keeps_one_translation_per_source_sentence(ray_local):
+    got, _ = _run(_corpus(), 4, DedupConfig(num_partitions=2, exact={"pair_key": "source"}))
+    assert got["p-0"] == (None, None)
+    assert got["p-1"] == ("exact_duplicate", "p-0") and got["p-2"] == ("exact_duplicate", "p-0")  # "Servus." too

@@ -40,10 +40,12 @@ def test_translation_both_directions_with_language_names_and_system_prompt():
 
 
 def test_templates_rotate_but_are_deterministic():
-    rows = [{**NEWS, "id": f"ag-{i}"} for i in range(30)]
-    prompts = [e["messages"][0]["content"].split("\n")[0] for e in _fmt(rows) if e["task"] == "headline"]
-    assert len(set(prompts)) > 1
-    assert prompts == [e["messages"][0]["content"].split("\n")[0] for e in _fmt(rows) if e["task"] == "headline"]
+    rows = [{**NEWS, "id": f"ag-{i}", "text": f"{NEWS['text']} ({i})"} for i in range(30)]
+    prompts = [e["messages"][0]["content"] for e in _fmt(rows) if e["task"] == "headline"]
+    assert len({p.split("(")[0] for p in prompts}) > 1  # phrasings rotate over inputs
+    assert prompts == [e["messages"][0]["content"] for e in _fmt(rows) if e["task"] == "headline"]
+    same_text = [e["messages"][0]["content"] for e in _fmt([{**NEWS, "id": f"ag-{i}"} for i in range(5)]) if e["task"] == "headline"]
+    assert len(set(same_text)) == 1  # equal inputs render equal prompts (SFT prompt dedup relies on it)
 
 
 def test_split_fraction_and_determinism():

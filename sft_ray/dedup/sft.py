@@ -1,0 +1,95 @@
+"""Exact dedup of SFT examples: the same conversation, or (SFT-aware) the same prompt.
+
+Record-level dedup (exact.py, near.py) compares documents; two different records can still make
+the same training example (one caption paired with several translations makes identical
+en->de prompts). Here the formatted examples are compared as conversations:
+
+    on: example   key = every message (prompt + response)
+    on: prompt    key = every message before the last assistant turn (same question, any answer)
+
+Keys are blake2b of the messages with whitespace collapsed (and casefolded by default), grouped by a
+Ray Data hash shuffle across all blocks, splits and sources; the smallest example id survives, so
+the result does not depend on partitioning (DESIGN.md principle 4). Templates are picked by a hash
+of the input text (format/templates.py), so equal inputs render equal prompts. Removed examples are
+tagged `sft_dedup` / `duplicate_example` or `duplicate_prompt` with `duplicate_of`, and the build
+writes them to `sft/rejects/` (they are examples, not records, so `rejects/` keeps its meaning:
+input records = curated + rejects).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from sft_ray import schema as S
+from sft_ray.config import SftDedupConfig
+from sft_ray.dedup.exact import first_of_runs
+
+STAGE = "sft_dedup"
+REASONS = {"example": "duplicate_example", "prompt": "duplicate_prompt"}
+_KEY = "sft_dedup_key"
+
+
+def example_key(messages: list[dict], on: str, lowercase: bool) -> str:
+    """Key of one conversation: all of it, or everything before the last assistant turn."""
+    if on == "prompt":
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
+        messages = messages[:last]
+    turns = [(m["role"], " ".join((m["content"] or "").split())) for m in messages]
+    payload = json.dumps(turns, ensure_ascii=False)
+    return hashlib.blake2b((payload.lower() if lowercase else payload).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def add_key(table: pa.Table, cfg: SftDedupConfig) -> pa.Table:
+    keys = [example_key(m, cfg.on, cfg.lowercase) for m in table["messages"].to_pylist()]
+    return table.append_column(_KEY, pa.array(keys, pa.string()))
+
+
+def mark_partition(part: pa.Table, reason: str) -> pa.Table:
+    """One hash partition holds every example of its keys: the first id of each key survives."""
+    part = part.sort_by([(_KEY, "ascending"), (S.ID, "ascending")])
+    first, dup_of = first_of_runs(part[_KEY].to_numpy(zero_copy_only=False), part[S.ID].to_numpy(zero_copy_only=False))
+    part = part.drop_columns([_KEY])
+    part = part.append_column(S.REJECT_REASON, pa.array(np.where(first, None, reason).tolist(), pa.string()))
+    return part.append_column(S.DUPLICATE_OF, pa.array(dup_of.tolist(), pa.string()))
+
+
+def sft_dedup(sft: ray.data.Dataset, cfg: SftDedupConfig, num_partitions: int) -> ray.data.Dataset:
+    """SFT examples + `reject_reason` / `duplicate_of` (null for survivors). Nothing is dropped here."""
+    if not cfg.enabled:
+        return sft.map_batches(_untagged, batch_format="pyarrow")
+    keyed = sft.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"cfg": cfg})
+    parts = keyed.repartition(num_partitions, keys=[_KEY])
+    return parts.map_batches(mark_partition, batch_format="pyarrow", batch_size=None, fn_kwargs={"reason": REASONS[cfg.on]})
+
+
+def _untagged(table: pa.Table) -> pa.Table:
+    n = table.num_rows
+    return table.append_column(S.REJECT_REASON, pa.nulls(n, pa.string())).append_column(S.DUPLICATE_OF, pa.nulls(n, pa.string()))
+
+
+def survivors(table: pa.Table, split: str) -> pa.Table:
+    """Live examples of one split, in the sft/ output schema."""
+    keep = pc.and_(pc.is_null(table[S.REJECT_REASON]), pc.equal(table["split"], split))
+    return table.filter(keep).select(S.SFT_OUTPUT_SCHEMA.names)
+
+
+def removed(table: pa.Table) -> pa.Table:
+    """Removed examples in the rejects schema: text is the conversation as JSON, meta names the
+    task, split and source record."""
+    t = table.filter(pc.is_valid(table[S.REJECT_REASON]))
+    n = t.num_rows
+    meta = [json.dumps({"task": k, "split": s, "source_id": r}) for k, s, r in zip(t["task"].to_pylist(), t["split"].to_pylist(), t["source_id"].to_pylist())]
+    text = [json.dumps(m, ensure_ascii=False) for m in t["messages"].to_pylist()]
+    return pa.table(
+        {
+            S.ID: t[S.ID], S.SOURCE: t[S.SOURCE], S.KIND: pa.array(["sft"] * n, pa.string()), "stage": pa.array([STAGE] * n, pa.string()),
+            "reason": t[S.REJECT_REASON], S.DUPLICATE_OF: t[S.DUPLICATE_OF], S.TEXT: pa.array(text, pa.string()), S.META: pa.array(meta, pa.string()),
+        },
+        schema=S.REJECT_SCHEMA,
+    )
