@@ -1,6 +1,6 @@
 """The build spine: corpora -> curated records, rejects and SFT examples (DESIGN.md, "Output layout").
 
-    read -> clean -> dedup (exact, near, decontaminate) -> write curated/ + rejects/
+    read -> clean -> dedup (exact, near, semantic, decontaminate) -> write curated/ + rejects/
          -> format -> split -> SFT dedup -> write sft/train, sft/validation, sft/rejects
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
@@ -24,7 +24,7 @@ from sft_ray import schema as S
 from sft_ray import storage
 from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig, config_dict
-from sft_ray.dedup import decontaminate, exact_dedup, near_dedup
+from sft_ray.dedup import decontaminate, exact_dedup, near_dedup, semantic_dedup
 from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup
 from sft_ray.dedup.sft import survivors as sft_survivors
@@ -73,6 +73,7 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
             ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
     ds = exact_dedup(ds, cfg.dedup)
     ds = near_dedup(ds, cfg.dedup)
+    ds = semantic_dedup(ds, cfg.dedup)  # off by default
     records = ds.materialize()
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
         records = decontaminate(records, cfg.dedup.decontaminate, cfg.format.validation_fraction, cfg.format.seed).materialize()

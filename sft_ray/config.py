@@ -329,6 +329,34 @@ class DecontaminateConfig(_Strict):
     validation_split: bool = Field(default=True, description="Also check training records against this build's own validation records.")
 
 
+class SemanticDedupConfig(_Strict):
+    """Embedding-based dedup (SemDeDup, Abbas et al. 2023, arXiv:2303.09540): k-means over sentence
+    embeddings, then within each cluster a record whose cosine similarity to a kept record of smaller
+    id is >= `threshold` is a `semantic_duplicate`. Off by default: it runs an encoder over every
+    record (~25 docs per CPU-second with MiniLM; meant for GPU nodes or small corpora). See dedup/semantic.py."""
+
+    enabled: bool = Field(default=False, description="Run semantic dedup after exact and near dedup.")
+    kinds: list[SourceKind] = Field(
+        default_factory=lambda: ["web", "news", "text", "qa", "sentiment"], description="Source kinds it applies to."
+    )
+    model: str = Field(default="all-minilm-l6-v2", description="Sentence embedding model (as label.model).")
+    max_tokens: int = Field(default=128, ge=8, description="Word pieces per text seen by the model (the start of each text).")
+    threshold: float = Field(
+        # SemDeDup keeps pairs with cosine > 1 - eps; eps 0.05-0.1 removed 20-50% of LAION with no loss
+        # of zero-shot accuracy (paper, Table 1). 0.95 = eps 0.05, the conservative end.
+        default=0.95, gt=0, le=1, description="Cosine similarity at or above which two records are duplicates.",
+    )
+    cluster_size: int = Field(default=2_000, ge=10, description="Mean records per k-means cluster: k = ceil(records / cluster_size); bounds the per-cluster work.")
+    sample_size: int = Field(default=20_000, ge=100, description="Records (a hash sample, partition-independent) the centroids are fitted on, on the driver.")
+    kmeans_iterations: int = Field(default=20, ge=1, description="Lloyd iterations of spherical k-means.")
+    seed: int = Field(default=0, description="Seed of the k-means++ initialisation.")
+    batch_size: int = Field(default=256, ge=1, description="Rows per embedding actor call.")
+    embed_batch_size: int = Field(default=32, ge=1, description="Texts per forward pass.")
+    concurrency: int = Field(default=2, ge=1, description="Most embedding actors (the pool autoscales from 1).")
+    num_cpus: float = Field(default=1, gt=0, description="CPUs per embedding actor.")
+    num_gpus: float = Field(default=0, ge=0, description="GPUs per embedding actor (0: CPU).")
+
+
 class SftDedupConfig(_Strict):
     """Exact dedup of the formatted SFT examples (dedup/sft.py), global across splits and sources."""
 
@@ -349,6 +377,7 @@ class DedupConfig(_Strict):
     exact: ExactDedupConfig = Field(default_factory=ExactDedupConfig, description="Exact duplicate detection.")
     near: NearDedupConfig = Field(default_factory=NearDedupConfig, description="MinHash-LSH near-duplicate detection.")
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig, description="Remove training records overlapping evaluation sets.")
+    semantic: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig, description="Embedding (MiniLM) + k-means semantic dedup (off by default).")
     sft: SftDedupConfig = Field(default_factory=SftDedupConfig, description="Exact dedup of the SFT examples (prompt+response or prompt only).")
     num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
 

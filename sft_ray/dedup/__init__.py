@@ -1,7 +1,9 @@
-"""Dedup: global exact deduplication, MinHash-LSH near-duplicates, decontamination against evaluation sets."""
+"""Dedup: global exact deduplication, MinHash-LSH near-duplicates, semantic (embedding) duplicates,
+decontamination against evaluation sets, and exact dedup of the formatted SFT examples (sft.py)."""
 
 from sft_ray.dedup.contamination import decontaminate
 from sft_ray.dedup.exact import exact_dedup
 from sft_ray.dedup.near import near_dedup
+from sft_ray.dedup.semantic import semantic_dedup
 
-__all__ = ["decontaminate", "exact_dedup", "near_dedup"]
+__all__ = ["decontaminate", "exact_dedup", "near_dedup", "semantic_dedup"]
