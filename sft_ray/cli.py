@@ -5,6 +5,7 @@
     sft-ray run      [--config PATH] [--set key=value ...]   both, in one Ray job
     sft-ray report   OUTPUT                                  print a finished run's summary
     sft-ray validate-config PATH [--set key=value ...]
+    sft-ray serve    [RUN_OR_MODEL] [--config serve.yaml] [--set key=value ...]   OpenAI-compatible chat API
 
 With no --config the embedded demo runs. Exit code 0 only when the run completed; a bad config or
 an unreadable input exits 2 with one message naming the key or path.
@@ -36,7 +37,32 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     s = sub.add_parser("report", help="print the summary of a finished build")
     s.add_argument("output", help="run output path or URL")
+    s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible chat API (Ray Serve)")
+    s.add_argument("model", nargs="?", help="fine-tune run folder, model folder, s3:// URL or model name")
+    s.add_argument("--config", help="YAML ServeConfig (sft_ray/serve/config.py)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
     return p
+
+
+def serve_verb(args) -> None:
+    """Deploy the chat app and block until Ctrl-C (kept in sft_ray/serve; imported only here)."""
+    from sft_ray.serve import load_serve_config
+
+    cfg = load_serve_config(args.config, args.overrides, args.model)
+    print("serve config:\n" + json.dumps(cfg.model_dump(exclude={"storage_options"}), indent=2), flush=True)
+    from sft_ray.serve.app import run_serve
+
+    run_serve(cfg)
+    base = f"http://{cfg.host}:{cfg.port}{cfg.route_prefix.rstrip('/')}"
+    print(f"\nserving {cfg.model_name()!r} at {base}/v1/chat/completions (health: {base}/health); Ctrl-C stops",
+          flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        from ray import serve
+
+        serve.shutdown()
 
 
 def print_build(result) -> None:
@@ -95,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             from sft_ray import storage
 
             print(json.dumps(storage.read_json(storage.join(args.output, "manifest.json")), indent=2))
+            return 0
+        if args.verb == "serve":
+            serve_verb(args)
             return 0
         cfg = load_config(args.config, args.overrides)
         if args.verb == "validate-config":
