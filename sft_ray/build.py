@@ -1,6 +1,6 @@
 """The build spine: corpora -> curated records, rejects and SFT examples (DESIGN.md, "Output layout").
 
-    read -> clean -> dedup (exact, near, semantic, decontaminate) -> write curated/ + rejects/
+    read -> clean -> dedup (exact, near, semantic, decontaminate) -> label -> write curated/ + rejects/
          -> format -> split -> SFT dedup -> write sft/train, sft/validation, sft/rejects
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
@@ -30,6 +30,7 @@ from sft_ray.dedup.sft import sft_dedup
 from sft_ray.dedup.sft import survivors as sft_survivors
 from sft_ray.format import format_batch
 from sft_ray.ingest import describe_inputs, list_inputs, read_sources
+from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
 from sft_ray.report import record_counts, sft_counts, write_report
 from sft_ray.staging import Workspace, fingerprint, units
@@ -78,6 +79,13 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
         records = decontaminate(records, cfg.dedup.decontaminate, cfg.format.validation_fraction, cfg.format.seed).materialize()
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
+    label_info: dict = {}
+    if cfg.label.enabled:  # after dedup: nothing is embedded twice or for a record that is then removed
+        t_label = time.time()
+        heads = fit_heads(cfg.label)
+        label_info = {name: head.info for name, head in heads.items()}
+        records = label_dataset(records, cfg, heads).materialize()
+        timings["label_s"] = round(time.time() - t_label, 2)
 
     t1 = time.time()
     counts = record_counts(records)
@@ -109,6 +117,7 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         "inputs": describe_inputs(inputs),
         "counts": counts,
         "sft": sft_summary,
+        "label": label_info,
         "unreadable_files": unreadable,
         "warnings": _warnings(cfg, counts),
         "timings": timings,

@@ -763,15 +763,23 @@ def _is_relative_local(p: Any) -> bool:
 
 
 def _resolve_relative(data: dict, base: Path) -> dict:
+    """Source paths and label seed paths (a URL or a {key: URL} mapping) relative to the config's folder."""
     data = copy.deepcopy(data)
-    for src in data.get("sources") or []:
-        if isinstance(src, dict):
-            p = src.get("path")
-            if isinstance(p, dict):
-                src["path"] = {k: os.path.normpath(base / v) if _is_relative_local(v) else v for k, v in p.items()}
-            elif _is_relative_local(p):
-                src["path"] = os.path.normpath(base / p)
+    holders = [src for src in data.get("sources") or [] if isinstance(src, dict)]
+    for name in ("topic", "sentiment"):  # label seed sets sit next to the config as often as sources do
+        seed = ((data.get("label") or {}).get(name) or {}).get("seed")
+        holders += [seed] if isinstance(seed, dict) else []
+    for h in holders:
+        p = h.get("path")
+        if isinstance(p, dict):
+            h["path"] = {k: _resolve_path(v, base) for k, v in p.items()}
+        elif p is not None:
+            h["path"] = _resolve_path(p, base)
     return data
+
+
+def _resolve_path(p: Any, base: Path) -> Any:
+    return os.path.normpath(base / p) if _is_relative_local(p) else p
 
 
 def config_dict(cfg: RunConfig, *, redacted: bool = True) -> dict:

@@ -16,6 +16,18 @@ TEXT, TITLE, URL, LABEL, LANG, META = "text", "title", "url", "label", "lang", "
 LANG_SCORE = "lang_score"
 PII = "pii"  # JSON object {type: count} of redactions (clean.pii), null when none
 SRC_TEXT, TGT_TEXT, SRC_LANG, TGT_LANG = "src_text", "tgt_text", "src_lang", "tgt_lang"
+# Label columns (label/labelers.py); null when the label stage is off or a labeler does not apply.
+TOPIC, SENTIMENT = "topic", "sentiment"
+LABEL_TRUNCATED = "label_truncated"  # the text the labelers saw was cut to the model window
+LABEL_FLAGS = "label_flags"  # comma-separated flags of the select step (action=flag), null when none
+LABEL_FIELDS = [
+    pa.field(TOPIC, pa.string()),
+    pa.field(f"{TOPIC}_score", pa.float64()),  # calibrated probability of `topic`
+    pa.field(SENTIMENT, pa.string()),
+    pa.field(f"{SENTIMENT}_score", pa.float64()),
+    pa.field(LABEL_TRUNCATED, pa.bool_()),
+    pa.field(LABEL_FLAGS, pa.string()),
+]
 # Tags set by stages.
 REJECT_STAGE, REJECT_REASON, DUPLICATE_OF = "reject_stage", "reject_reason", "duplicate_of"
 DEDUP_KEY = "dedup_key"
@@ -37,6 +49,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field(TGT_LANG, pa.string()),
         pa.field(META, pa.string()),  # JSON object: file, line, anything the reader kept
         pa.field(PII, pa.string()),  # JSON object {EMAIL: 2, ...}: placeholders put in by clean.pii
+        *LABEL_FIELDS,
         pa.field(REJECT_STAGE, pa.string()),
         pa.field(REJECT_REASON, pa.string()),
         pa.field(DUPLICATE_OF, pa.string()),

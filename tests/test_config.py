@@ -60,6 +60,9 @@ def test_relative_paths_resolve_against_config_file(tmp_path):
     p = tmp_path / "sub" / "c.yaml"
     p.write_text("sources: [{name: a, kind: text, path: data/*.jsonl, format: jsonl}]\n")
     assert load_config(p).sources[0].path == str(tmp_path / "sub" / "data" / "*.jsonl")
+    p.write_text("sources: [{name: a, kind: text, path: a.jsonl, format: jsonl}]\n"
+                 "label: {sentiment: {enabled: true, seed: {format: lines, path: {pos: s/p.txt, neg: /abs/n.txt}}}}\n")
+    assert load_config(p).label.sentiment.seed.path == {"pos": str(tmp_path / "sub" / "s" / "p.txt"), "neg": "/abs/n.txt"}
 
 
 def test_redaction_hides_credentials_only():

@@ -20,19 +20,7 @@ from sft_ray.label.classifier import LinearHead
 from sft_ray.label.embed import MINILM, Embedder
 from sft_ray.tags import live_mask, set_columns
 
-TOPIC, SENTIMENT = "topic", "sentiment"
-LABEL_TRUNCATED = "label_truncated"  # the text the labelers saw was cut to the model window
-LABEL_FLAGS = "label_flags"  # comma-separated flags of the select step (action=flag), null when none
-
-# Columns the label stage owns, in schema order (they sit between `pii` and the tag columns).
-LABEL_FIELDS = [
-    pa.field(TOPIC, pa.string()),
-    pa.field(f"{TOPIC}_score", pa.float64()),
-    pa.field(SENTIMENT, pa.string()),
-    pa.field(f"{SENTIMENT}_score", pa.float64()),
-    pa.field(LABEL_TRUNCATED, pa.bool_()),
-    pa.field(LABEL_FLAGS, pa.string()),
-]
+TOPIC, SENTIMENT, LABEL_TRUNCATED, LABEL_FLAGS, LABEL_FIELDS = S.TOPIC, S.SENTIMENT, S.LABEL_TRUNCATED, S.LABEL_FLAGS, S.LABEL_FIELDS
 
 
 def score_column(name: str) -> str:
