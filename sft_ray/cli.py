@@ -56,12 +56,22 @@ def serve_verb(args) -> None:
     base = f"http://{cfg.host}:{cfg.port}{cfg.route_prefix.rstrip('/')}"
     print(f"\nserving {cfg.model_name()!r} at {base}/v1/chat/completions (health: {base}/health); Ctrl-C stops",
           flush=True)
+    import signal
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C, and SIGTERM from `ray job stop` / a process manager, both shut the app down cleanly
+    # (SIGINT explicitly: a shell that starts us in the background leaves it ignored).
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         from ray import serve
 
+        print("stopping: serve.shutdown()", flush=True)
         serve.shutdown()
 
 

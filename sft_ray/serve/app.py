@@ -177,6 +177,8 @@ def build_app(cfg: ServeConfig):
     return ChatDeployment.options(
         num_replicas=cfg.num_replicas,
         max_ongoing_requests=cfg.max_ongoing_requests,
+        # A replica busy decoding a long batch on loaded CPUs must not be taken for dead (default 30 s).
+        health_check_timeout_s=120,
         ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
     ).bind(cfg.model_dump())
 
@@ -193,5 +195,10 @@ def run_serve(cfg: ServeConfig, *, blocking: bool = False):
     if "://" not in cfg.model:
         model_location(cfg.model)  # fail fast on a wrong local path (URLs are resolved by the replicas)
     init_ray()
-    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    # Serve's controller gives the HTTP proxy 5 s to report ready and kills it after three misses;
+    # on a busy machine (measured: 2 shared cores at load 25) the proxy took longer and was killed
+    # in a loop. The controller reads these at start, so they go in its own runtime env.
+    patience = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
+    serve.start(http_options={"host": cfg.host, "port": cfg.port},
+                controller_options={"runtime_env": {"env_vars": patience}})
     return serve.run(build_app(cfg), name=cfg.app_name, route_prefix=cfg.route_prefix, blocking=blocking)

@@ -93,3 +93,18 @@ def test_engine_batches_left_padded_and_streams_the_same_greedy_text():
     parts = list(eng.stream(GenJob(tuple(short), 6, 0.0)))
     assert "".join(parts[:-1]) == parts[-1].text == alone.text
     assert parts[-1].finish_reason == alone.finish_reason
+
+
+def test_serve_run_app_builder_takes_config_keys():
+    """`serve run jobs.serve:app_builder model=... num_replicas=2` builds the app; a typo is refused."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    builder = importlib.import_module("jobs.serve").app_builder
+    from ray.serve.deployment import Application
+
+    assert isinstance(builder({"model": "tiny-llama", "num_replicas": "2", "max_batch_size": "4"}), Application)
+    with pytest.raises(ConfigError, match="unknown key 'replica'"):
+        builder({"model": "tiny-llama", "replica": "2"})
