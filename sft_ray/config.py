@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 # --------------------------------------------------------------------------------------- sources
 SourceKind = Literal["web", "news", "text", "translation", "qa", "sentiment", "sft"]
-SourceFormat = Literal["jsonl", "parquet", "csv", "tsv", "bitext", "warc", "wet", "html"]
+SourceFormat = Literal["jsonl", "parquet", "csv", "tsv", "bitext", "warc", "wet", "html", "squad", "lines"]
 
 
 class SourceConfig(_Strict):
@@ -37,7 +37,8 @@ class SourceConfig(_Strict):
     kind: SourceKind = Field(description="What the records are: decides the columns and the SFT tasks.")
     path: str | dict[str, str] = Field(
         description="Glob, prefix or file URL; for format=bitext a mapping {src: URL, tgt: URL} of "
-        "line-aligned files (globs are paired in sorted order)."
+        "line-aligned files (globs are paired in sorted order); for format=lines optionally a mapping "
+        "{label name: URL} (the file names the label, e.g. rt-polarity's .pos/.neg)."
     )
     format: SourceFormat = Field(description="File format. Compression (.gz, .zst) is taken from the extension.")
     fields: dict[str, str | int] = Field(
@@ -55,6 +56,7 @@ class SourceConfig(_Strict):
         description="Gold label value -> label name, e.g. AG News {'1': World, '2': Sports, ...}.",
     )
     header: bool = Field(default=False, description="csv/tsv: the first row is a header.")
+    encoding: str = Field(default="utf-8", description="format=lines: text encoding (e.g. latin-1 for the original rt-polarity); other formats are UTF-8.")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="fsspec storage options (e.g. {endpoint_url: ..., anon: false}); credentials are best "
@@ -93,10 +95,14 @@ class SourceConfig(_Strict):
                 raise ValueError("format=bitext needs path: {src: URL, tgt: URL}")
             if self.kind != "translation":
                 raise ValueError("format=bitext is only for kind=translation")
-        elif isinstance(self.path, dict):
+        elif isinstance(self.path, dict) and self.format != "lines":
             raise ValueError(f"path must be a single URL/glob for format={self.format}")
         if self.format in ("warc", "wet", "html") and self.kind != "web":
             raise ValueError(f"format={self.format} is only for kind=web")
+        if self.format == "squad" and self.kind != "qa":
+            raise ValueError("format=squad (SQuAD/XQuAD JSON) is only for kind=qa")
+        if self.kind == "sft" and self.format not in ("jsonl", "parquet"):
+            raise ValueError("kind=sft reads conversations from jsonl or parquet (`messages` or ShareGPT `conversations`)")
         if self.kind == "translation" and not {"src", "tgt"} <= set(self.langs):
             raise ValueError("kind=translation needs langs: {src: <code>, tgt: <code>}")
         return self
@@ -282,8 +288,8 @@ class NearDedupConfig(_Strict):
 
     enabled: bool = Field(default=True, description="Run near-duplicate detection.")
     kinds: list[SourceKind] = Field(
-        default_factory=lambda: ["web", "news", "text", "qa", "sentiment"],
-        description="Source kinds it applies to (translation pairs: exact dedup only, by default).",
+        default_factory=lambda: ["web", "news", "text", "sentiment"],
+        description="Source kinds it applies to (translation pairs and QA, whose questions share passages: exact dedup only, by default).",
     )
     ngram_size: int = Field(default=5, ge=1, description="Shingle size in words (or characters when char_ngrams).")
     char_ngrams: bool = Field(default=False, description="Character shingles instead of words (languages written without spaces).")
@@ -337,7 +343,7 @@ class SemanticDedupConfig(_Strict):
 
     enabled: bool = Field(default=False, description="Run semantic dedup after exact and near dedup.")
     kinds: list[SourceKind] = Field(
-        default_factory=lambda: ["web", "news", "text", "qa", "sentiment"], description="Source kinds it applies to."
+        default_factory=lambda: ["web", "news", "text", "sentiment"], description="Source kinds it applies to (not qa: questions share passages)."
     )
     model: str = Field(default="all-minilm-l6-v2", description="Sentence embedding model (as label.model).")
     max_tokens: int = Field(default=128, ge=8, description="Word pieces per text seen by the model (the start of each text).")
@@ -651,8 +657,12 @@ class FormatConfig(_Strict):
         default_factory=lambda: {
             "news": ["classification", "headline"],
             "translation": ["translation"],
+            "qa": ["qa"],
+            "sentiment": ["sentiment"],
+            "sft": ["dialogue"],
         },
-        description="Source kind -> tasks to synthesise. Tasks: classification, headline, translation.",
+        description="Source kind -> tasks to synthesise. Tasks: classification, headline, translation, qa (extractive, "
+        "from passage + question + answer), sentiment (label among the source's labels), dialogue (conversations passed through).",
     )
     translation_directions: Literal["forward", "both"] = Field(
         default="both", description="Translation examples src->tgt only, or both directions."

@@ -16,6 +16,8 @@ TEXT, TITLE, URL, LABEL, LANG, META = "text", "title", "url", "label", "lang", "
 LANG_SCORE = "lang_score"
 PII = "pii"  # JSON object {type: count} of redactions (clean.pii), null when none
 SRC_TEXT, TGT_TEXT, SRC_LANG, TGT_LANG = "src_text", "tgt_text", "src_lang", "tgt_lang"
+QUESTION, ANSWER = "question", "answer"  # kind qa: `text` is the passage (SQuAD `context`)
+CONVERSATION = "conversation"  # kind sft: the validated messages as a JSON list of {role, content}
 # Label columns (label/labelers.py); null when the label stage is off or a labeler does not apply.
 TOPIC, SENTIMENT = "topic", "sentiment"
 LABEL_TRUNCATED = "label_truncated"  # the text the labelers saw was cut to the model window
@@ -47,6 +49,9 @@ RECORD_SCHEMA = pa.schema(
         pa.field(TGT_TEXT, pa.string()),
         pa.field(SRC_LANG, pa.string()),
         pa.field(TGT_LANG, pa.string()),
+        pa.field(QUESTION, pa.string()),
+        pa.field(ANSWER, pa.string()),
+        pa.field(CONVERSATION, pa.string()),
         pa.field(META, pa.string()),  # JSON object: file, line, anything the reader kept
         pa.field(PII, pa.string()),  # JSON object {EMAIL: 2, ...}: placeholders put in by clean.pii
         *LABEL_FIELDS,

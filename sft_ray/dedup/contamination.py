@@ -34,7 +34,7 @@ import ray
 
 from sft_ray import schema as S
 from sft_ray.config import BenchmarkSetConfig, DecontaminateConfig
-from sft_ray.format.split import split_of
+from sft_ray.format.split import split_key, split_of
 from sft_ray.ingest.files import expand
 from sft_ray.tags import live_mask, tag
 
@@ -44,7 +44,7 @@ STAGE, REASON = "dedup", "contaminated"
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 _P = np.uint64(0x100000001B3)  # FNV-64 prime as the polynomial base of the rolling n-gram hash
-TEXT_COLUMNS = [S.TEXT, S.TITLE, S.SRC_TEXT, S.TGT_TEXT]
+TEXT_COLUMNS = [S.TEXT, S.TITLE, S.SRC_TEXT, S.TGT_TEXT, S.QUESTION, S.ANSWER]
 Index = dict[int, np.ndarray]  # n-gram length -> sorted unique uint64 hashes
 
 
@@ -117,9 +117,9 @@ def benchmark_items(bench: BenchmarkSetConfig):
 def _validation_grams(table: pa.Table, cfg: DecontaminateConfig, fraction: float, seed: int) -> pa.Table:
     """Per block: unique n-gram hashes (with their length) of the live validation records."""
     live = live_mask(table).to_pylist()
-    ids = table[S.ID].to_pylist()
+    keys = _split_keys(table)
     texts = [table[c].to_pylist() for c in TEXT_COLUMNS]
-    val = (col[i] for i, ok in enumerate(live) if ok and split_of(ids[i], fraction, seed) == "validation" for col in texts)
+    val = (col[i] for i, ok in enumerate(live) if ok and split_of(keys[i], fraction, seed) == "validation" for col in texts)
     index = build_index(val, cfg)
     ns = [np.full(len(h), n, dtype=np.int32) for n, h in index.items()]
     return pa.table({"n": pa.array(np.concatenate(ns) if ns else np.empty(0, np.int32)),
@@ -148,10 +148,14 @@ def _hits(th: np.ndarray, index: Index) -> bool:
     return False
 
 
+def _split_keys(table: pa.Table) -> list[str]:
+    return [split_key(k, i, t) for k, i, t in zip(table[S.KIND].to_pylist(), table[S.ID].to_pylist(), table[S.TEXT].to_pylist())]
+
+
 def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]], fraction: float, seed: int) -> pa.Table:
     """Ray Data UDF. `indexes`: (name, index, train_only) in priority order."""
     live = live_mask(table).to_pylist()
-    ids = table[S.ID].to_pylist()
+    keys = _split_keys(table)
     texts = [table[c].to_pylist() for c in TEXT_COLUMNS]
     cache: dict[str, int] = {}
     reasons: list[str | None] = [None] * table.num_rows
@@ -160,7 +164,7 @@ def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]],
         if not ok:
             continue
         hashes = [token_hashes(col[i], cache) for col in texts if col[i]]
-        is_train = split_of(ids[i], fraction, seed) == "train"
+        is_train = split_of(keys[i], fraction, seed) == "train"
         for name, index, train_only in indexes:
             if train_only and not is_train:
                 continue

@@ -23,7 +23,8 @@ STAGE = "dedup"
 REASON = "exact_duplicate"
 
 
-def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, lowercase: bool, pair_key: str = "pair") -> str:
+def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, lowercase: bool, pair_key: str = "pair",
+                question: str | None = None, answer: str | None = None) -> str:
     """128-bit blake2b of what makes two records the same: the text for documents, the
     (source, target) pair for translations, or only the source side when `pair_key="source"`
     (one target per source sentence, as bitext cleaners do). Prefixes keep the spaces apart."""
@@ -31,6 +32,8 @@ def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, l
         payload = "src\x00" + (src or "")
     elif kind == "translation":
         payload = "pair\x00" + (src or "") + "\x00" + (tgt or "")
+    elif kind == "qa":  # many questions share one passage: the question and answer are the content too
+        payload = "qa\x00" + (text or "") + "\x00" + (question or "") + "\x00" + (answer or "")
     else:
         payload = "doc\x00" + (text or "")
     if lowercase:
@@ -42,10 +45,10 @@ def add_key(table: pa.Table, lowercase: bool, pair_key: str = "pair") -> pa.Tabl
     """Live rows get their content key; already-rejected rows get a key of their own, so they
     ride through the shuffle as singleton groups (one pass over the input, nothing dropped)."""
     live = live_mask(table).to_pylist()
-    cols = [table[c].to_pylist() for c in (S.KIND, S.TEXT, S.SRC_TEXT, S.TGT_TEXT, S.ID, S.META)]
+    cols = [table[c].to_pylist() for c in (S.KIND, S.TEXT, S.SRC_TEXT, S.TGT_TEXT, S.ID, S.META, S.QUESTION, S.ANSWER)]
     keys = [
-        content_key(k, t, s, g, lowercase, pair_key) if ok else f"rejected\x00{i}\x00{m}"
-        for ok, k, t, s, g, i, m in zip(live, *cols)
+        content_key(k, t, s, g, lowercase, pair_key, q, a) if ok else f"rejected\x00{i}\x00{m}"
+        for ok, k, t, s, g, i, m, q, a in zip(live, *cols)
     ]
     return table.append_column(S.DEDUP_KEY, pa.array(keys, pa.string()))
 

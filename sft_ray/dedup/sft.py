@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
@@ -45,8 +44,21 @@ def example_key(messages: list[dict], on: str, lowercase: bool) -> str:
     return hashlib.blake2b((payload.lower() if lowercase else payload).encode("utf-8"), digest_size=16).hexdigest()
 
 
+def with_tags(table: pa.Table) -> pa.Table:
+    """Formatted examples carry `reject_reason` / `duplicate_of` from here on (null = live); examples
+    that arrive already rejected (the teacher's `invalid_teacher_output`) keep theirs."""
+    for col in (S.REJECT_REASON, S.DUPLICATE_OF):
+        if col not in table.column_names:
+            table = table.append_column(col, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
 def add_key(table: pa.Table, cfg: SftDedupConfig) -> pa.Table:
-    keys = [example_key(m, cfg.on, cfg.lowercase) for m in table["messages"].to_pylist()]
+    """Live examples get their key; rejected ones a unique key, so they pass through as singletons."""
+    table = with_tags(table)
+    live = pc.is_null(table[S.REJECT_REASON]).to_pylist()
+    keys = [example_key(m, cfg.on, cfg.lowercase) if ok else f"rejected\x00{i}"
+            for ok, m, i in zip(live, table["messages"].to_pylist(), table[S.ID].to_pylist())]
     return table.append_column(_KEY, pa.array(keys, pa.string()))
 
 
@@ -55,22 +67,20 @@ def mark_partition(part: pa.Table, reason: str) -> pa.Table:
     part = part.sort_by([(_KEY, "ascending"), (S.ID, "ascending")])
     first, dup_of = first_of_runs(part[_KEY].to_numpy(zero_copy_only=False), part[S.ID].to_numpy(zero_copy_only=False))
     part = part.drop_columns([_KEY])
-    part = part.append_column(S.REJECT_REASON, pa.array(np.where(first, None, reason).tolist(), pa.string()))
-    return part.append_column(S.DUPLICATE_OF, pa.array(dup_of.tolist(), pa.string()))
+    dup = pa.array(~first)
+    return part.set_column(part.schema.get_field_index(S.REJECT_REASON), S.REJECT_REASON,
+                           pc.if_else(dup, pa.scalar(reason), part[S.REJECT_REASON])) \
+               .set_column(part.schema.get_field_index(S.DUPLICATE_OF), S.DUPLICATE_OF,
+                           pc.if_else(dup, pa.array(dup_of.tolist(), pa.string()), part[S.DUPLICATE_OF]))
 
 
 def sft_dedup(sft: ray.data.Dataset, cfg: SftDedupConfig, num_partitions: int) -> ray.data.Dataset:
     """SFT examples + `reject_reason` / `duplicate_of` (null for survivors). Nothing is dropped here."""
     if not cfg.enabled:
-        return sft.map_batches(_untagged, batch_format="pyarrow")
+        return sft.map_batches(with_tags, batch_format="pyarrow")
     keyed = sft.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"cfg": cfg})
     parts = keyed.repartition(num_partitions, keys=[_KEY])
     return parts.map_batches(mark_partition, batch_format="pyarrow", batch_size=None, fn_kwargs={"reason": REASONS[cfg.on]})
-
-
-def _untagged(table: pa.Table) -> pa.Table:
-    n = table.num_rows
-    return table.append_column(S.REJECT_REASON, pa.nulls(n, pa.string())).append_column(S.DUPLICATE_OF, pa.nulls(n, pa.string()))
 
 
 def survivors(table: pa.Table, split: str) -> pa.Table:

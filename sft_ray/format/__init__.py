@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from sft_ray import schema as S
 from sft_ray.config import FormatConfig
-from sft_ray.format.split import split_of
+from sft_ray.format.split import split_key, split_of
 from sft_ray.format.templates import examples_for
 
 SFT_COLUMNS = [f.name for f in S.SFT_SCHEMA]
@@ -22,7 +22,7 @@ def format_batch(table: pa.Table, cfg: FormatConfig, options: dict[str, list[str
     rows = []
     for rec in table.to_pylist():
         tasks = cfg.tasks.get(rec[S.KIND], [])
-        split = split_of(rec[S.ID], cfg.validation_fraction, cfg.seed)
+        split = split_of(split_key(rec[S.KIND], rec[S.ID], rec.get(S.TEXT)), cfg.validation_fraction, cfg.seed)
         for ex_id, task, messages in examples_for(
             rec, tasks, options.get(rec[S.SOURCE], []), cfg.translation_directions == "both", cfg.system_prompt, cfg.seed
         ):

@@ -11,6 +11,13 @@ import hashlib
 RESOLUTION = 1_000_000
 
 
+def split_key(kind: str | None, record_id: str, text: str | None) -> str:
+    """What decides a record's split: its id, except for QA, where every question about one passage
+    goes to the same side (as SQuAD splits by article), else validation passages would make the
+    training questions on them `contaminated` and leak the passage."""
+    return f"passage\x00{text}" if kind == "qa" and text else record_id
+
+
 def split_of(record_id: str, validation_fraction: float, seed: int) -> str:
     h = hashlib.blake2b(f"{seed}\x00split\x00{record_id}".encode(), digest_size=8).digest()
     return "validation" if int.from_bytes(h, "big") % RESOLUTION < validation_fraction * RESOLUTION else "train"

@@ -9,6 +9,7 @@ dedup/sft.py, compare prompts). Languages are spelled out ("German", not "de").
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 
 from sft_ray import schema as S
@@ -33,6 +34,17 @@ TRANSLATION = [
     "Translate the following {src_lang} text into {tgt_lang}:\n\n{text}",
     "Translate from {src_lang} to {tgt_lang}.\n\n{src_lang}: {text}\n{tgt_lang}:",
     "How do you say this in {tgt_lang}?\n\n{text}",
+]
+
+QA = [  # extractive QA (SQuAD-style): the answer is a span of the passage
+    "Answer the question using the passage. Reply with the shortest span of the passage that answers it.\n\nPassage: {context}\n\nQuestion: {question}",
+    "{context}\n\nBased on the text above, {question_lc}",
+    "Read the passage and answer the question.\n\nQuestion: {question}\n\nPassage: {context}",
+]
+SENTIMENT = [
+    "What is the sentiment of this review? Answer with one of: {options}.\n\n{text}",
+    "{text}\n\nIs the sentiment of this text {options_or}?",
+    "Classify the sentiment of the following text as {options_or}.\n\n{text}",
 ]
 
 
@@ -74,3 +86,16 @@ def examples_for(rec: dict, tasks: list[str], options: list[str], both_direction
                 src_lang=language_name(rec.get(alang)), tgt_lang=language_name(rec.get(blang)), text=rec[a]
             )
             yield f"{rid}:translation:{pair}", "translation", chat(system, user, rec[b])
+    if "qa" in tasks and rec.get(S.TEXT) and rec.get(S.QUESTION) and rec.get(S.ANSWER):
+        q = rec[S.QUESTION].strip()
+        user = pick(QA, f"{rec[S.TEXT]}\x00{q}", "qa", seed).format(context=rec[S.TEXT], question=q, question_lc=q[:1].lower() + q[1:])
+        yield f"{rid}:qa", "qa", chat(system, user, rec[S.ANSWER].strip())
+    if "sentiment" in tasks and rec.get(S.LABEL) and rec.get(S.TEXT) and options:
+        user = pick(SENTIMENT, rec[S.TEXT], "sentiment", seed).format(
+            options=", ".join(options), options_or=" or ".join(options), text=rec[S.TEXT])
+        yield f"{rid}:sentiment", "sentiment", chat(system, user, rec[S.LABEL])
+    if "dialogue" in tasks and rec.get(S.CONVERSATION):
+        messages = json.loads(rec[S.CONVERSATION])  # validated at ingest (ingest/dialogue.py)
+        if system and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": system}] + messages
+        yield f"{rid}:dialogue", "dialogue", messages

@@ -70,5 +70,7 @@ def list_source_files(src: SourceConfig) -> list[dict]:
             {"url": s.url, "rel": s.rel, "size": s.size + t.size, "tgt_url": t.url, "tgt_rel": t.rel}
             for s, t in zip(srcs, tgts)
         ]
-    assert isinstance(src.path, str)
+    if isinstance(src.path, dict):  # format=lines: {label name: URL}
+        return [{"url": f.url, "rel": f.rel, "size": f.size, "tgt_url": None, "tgt_rel": None, "label": label}
+                for label, url in sorted(src.path.items()) for f in expand(url, src.storage_options)]
     return [{"url": f.url, "rel": f.rel, "size": f.size, "tgt_url": None, "tgt_rel": None} for f in expand(src.path, src.storage_options)]

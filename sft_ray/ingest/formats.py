@@ -118,3 +118,40 @@ def read_bitext(src_url: str, tgt_url: str, storage_options: dict) -> Iterator[R
                 yield Raw(n, None, "invalid_utf8", s.decode("utf-8", "replace").rstrip("\n") + "\t" + t.decode("utf-8", "replace").rstrip("\n"))
                 continue
             yield Raw(n, {"src_text": st.rstrip("\r\n"), "tgt_text": tt.rstrip("\r\n")})
+
+
+def read_lines(url: str, storage_options: dict, encoding: str = "utf-8", label: str | None = None) -> Iterator[Raw]:
+    """One text per non-blank line (e.g. rt-polarity); `label` comes from the file's key in `path`."""
+    with _open(url, storage_options) as f:
+        for n, line in enumerate(f, start=1):
+            try:
+                text = line.decode(encoding).rstrip("\r\n")
+            except UnicodeDecodeError:
+                yield Raw(n, None, "invalid_utf8" if encoding.lower().replace("-", "") == "utf8" else "invalid_encoding",
+                          line.decode(encoding, errors="replace").rstrip("\r\n"))
+                continue
+            if text.strip():
+                yield Raw(n, {"text": text, **({"label": label} if label is not None else {})})
+
+
+def read_squad(url: str, storage_options: dict) -> Iterator[Raw]:
+    """SQuAD / XQuAD JSON ({data: [{title, paragraphs: [{context, qas: [{id, question, answers}]}]}]}):
+    one row per question, with its passage as `text` and the first gold answer as `answer`.
+    Position = the question's ordinal in the file. The file is one JSON document, so it is parsed
+    whole (SQuAD 2.0 train, the largest common one, is 40 MB)."""
+    with _open(url, storage_options) as f:
+        raw = f.read()
+    try:
+        data = json.loads(raw.decode("utf-8"))["data"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        yield Raw(1, None, "malformed_json", f"not SQuAD JSON ({type(e).__name__}: {e}): " + raw[:2000].decode("utf-8", "replace"))
+        return
+    n = 0
+    for article in data:
+        for para in article.get("paragraphs", []) if isinstance(article, dict) else []:
+            for qa in para.get("qas", []):
+                n += 1
+                answers = qa.get("answers") or []
+                first = answers[0].get("text") if answers and isinstance(answers[0], dict) else None
+                yield Raw(n, {"id": qa.get("id"), "title": article.get("title"), "text": para.get("context"),
+                              "question": qa.get("question"), "answer": first})

@@ -16,11 +16,12 @@ import pyarrow as pa
 
 from sft_ray import schema as S
 from sft_ray.config import ExtractConfig, SourceConfig
-from sft_ray.ingest import formats, web
+from sft_ray.ingest import dialogue, formats, web
 from sft_ray.ingest.formats import Raw
 
 DOC_COLUMNS = [S.ID, S.TEXT, S.TITLE, S.URL, S.LABEL]
 PAIR_COLUMNS = [S.ID, S.SRC_TEXT, S.TGT_TEXT]
+QA_COLUMNS = [S.ID, S.TEXT, S.TITLE, S.QUESTION, S.ANSWER]
 STAGE = "ingest"
 
 
@@ -33,11 +34,15 @@ def field_mapping(src: SourceConfig) -> dict[str, str]:
         if src.format in ("csv", "tsv") and not src.header:
             return {S.SRC_TEXT: "0", S.TGT_TEXT: "1"}
         return {c: c for c in PAIR_COLUMNS}
+    if src.kind == "qa":
+        return {c: c for c in QA_COLUMNS}
+    if src.kind == "sft":
+        return {S.ID: S.ID}  # the conversation is read by dialogue.conversation_of, not mapped
     return {c: c for c in DOC_COLUMNS}
 
 
 def required_columns(src: SourceConfig) -> list[str]:
-    return [S.SRC_TEXT, S.TGT_TEXT] if src.kind == "translation" else [S.TEXT]
+    return {"translation": [S.SRC_TEXT, S.TGT_TEXT], "qa": [S.TEXT, S.QUESTION, S.ANSWER], "sft": [S.CONVERSATION]}.get(src.kind, [S.TEXT])
 
 
 def stable_hash(*parts: Any, n_hex: int = 20) -> str:
@@ -80,6 +85,13 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
             problem = problem or f"{err}"
             meta["bad_field"] = key
         rec[col] = value
+    if src.kind == "sft":
+        conv, err = dialogue.conversation_of(raw.fields)
+        if err:
+            problem = problem or err
+            meta["dialogue_error"] = conv
+        else:
+            rec[S.CONVERSATION], rec[S.TEXT] = conv, dialogue.render(conv)
     for col in required_columns(src):
         if problem is None and not rec.get(col):
             problem = "missing_field"
@@ -94,7 +106,7 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
     if given_id:
         rec[S.ID] = f"{src.name}-{given_id}"
     else:
-        content = [rec.get(c) for c in mapping if c != S.ID]
+        content = [rec.get(c) for c in mapping if c != S.ID] if src.kind != "sft" else [json.dumps(raw.fields, sort_keys=True, default=str)]
         rec[S.ID] = f"{src.name}-{stable_hash(*content)}"
     if problem:
         rec[S.REJECT_STAGE], rec[S.REJECT_REASON] = STAGE, problem
@@ -118,6 +130,10 @@ def parse_file(src: SourceConfig, item: dict, extract_cfg: ExtractConfig | None 
         return formats.read_delimited(item["url"], so, "," if src.format == "csv" else "\t", src.header)
     if src.format == "bitext":
         return formats.read_bitext(item["url"], item["tgt_url"], so)
+    if src.format == "lines":
+        return formats.read_lines(item["url"], so, src.encoding, item.get("label"))
+    if src.format == "squad":
+        return formats.read_squad(item["url"], so)
     raise ValueError(f"unknown format {src.format}")
 
 

@@ -64,6 +64,7 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
     "qa": ("exact_match", "f1"),
     "headline": ("chrf", "rougeL"),
     "summarization": ("chrf", "rougeL"),
+    "dialogue": ("chrf", "rougeL"),
 }
 DEFAULT_METRICS: tuple[str, ...] = ("chrf",)
 PROMPT_SAMPLE_CHARS = 200

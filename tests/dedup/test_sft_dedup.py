@@ -66,6 +66,15 @@ def test_example_mode_removes_copies_prompt_mode_also_other_answers(ray_local):
     assert sum(1 for v in by_prompt.values() if v[0]) == 20
 
 
+def test_examples_rejected_before_dedup_keep_their_reason(ray_local):
+    rows = _examples()[:3] + [_ex("r999:teacher_qa", "Question 0: what is 0 squared?", "0")]
+    t = pa.Table.from_pylist(rows, schema=S.SFT_SCHEMA)
+    t = t.append_column(S.REJECT_REASON, pa.array([None, None, None, "invalid_teacher_output"])).append_column(S.DUPLICATE_OF, pa.nulls(4, pa.string()))
+    out = {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in sft_dedup(ray.data.from_arrow(t), SftDedupConfig(), 2).take_all()}
+    assert out["r999:teacher_qa"] == ("invalid_teacher_output", None)  # not a duplicate of r000: it was never live
+    assert out["r000:qa"] == (None, None)
+
+
 def test_survivors_and_removed_tables():
     t = pa.Table.from_pylist([_ex("a:qa", "q", "1"), _ex("b:qa", "q", "1", split="validation")], schema=S.SFT_SCHEMA)
     t = t.append_column(S.REJECT_REASON, pa.array([None, "duplicate_example"])).append_column(S.DUPLICATE_OF, pa.array([None, "a:qa"]))
