@@ -10,18 +10,72 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import fsspec
+import fsspec.config
 import pyarrow.fs as pafs
 from fsspec.core import url_to_fs
 
 SUCCESS = "_SUCCESS"
 
+# Object-store retries (S3 via s3fs -> aiobotocore/botocore). Two layers retry a request:
+# botocore's retry handler (by HTTP status and error code, with backoff) and s3fs's own loop
+# (`S3FileSystem.retries` = 5, by exception type and by "SlowDown" in the message). Measured with a
+# faulty proxy in front of an S3 server (tests/reliability/test_store_faults.py): botocore's layer
+# is the one that must hold, because S3 answers a throttled HEAD (every `exists`/`info`, and every
+# open for reading) with a bare 503 and no body, which s3fs's message match cannot recognise.
+# (Ray Data's `retried_io_errors` never engage here: they match pyarrow's native S3 messages.)
+# botocore's default is whatever the node says (AWS_RETRY_MODE / AWS_MAX_ATTEMPTS / ~/.aws/config),
+# and `standard` mode without a count makes only 3 attempts, so we pin it: `standard` mode retries
+# connection errors, 500/502/503/504 and throttling codes (SlowDown included) with exponential
+# backoff capped at 20 s and a retry quota that stops retry storms; 5 attempts in all (the first
+# and 4 retries) is legacy mode's default. `total_max_attempts` counts the first request (client
+# config `max_attempts` counts retries only). Sources: https://docs.aws.amazon.com/boto3/latest/guide/retries.html,
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html, botocore/config.py.
+# A store that stays down fails a call after about 10-40 s (5 attempts, times s3fs's 5 when the
+# error says SlowDown). Options a user sets (`config_kwargs.retries`) win.
+S3_RETRIES = {"mode": "standard", "total_max_attempts": 5}
+_S3_PROTOCOLS = ("s3", "s3a")
+
+
+def _with_retries(url: str, storage_options: dict[str, Any]) -> dict[str, Any]:
+    """`storage_options` plus our S3 retry config when the URL is on S3 and none is set."""
+    if url.split("://", 1)[0] not in _S3_PROTOCOLS:
+        return storage_options
+    ck = storage_options.get("config_kwargs") or {}
+    if "retries" in ck:
+        return storage_options
+    return {**storage_options, "config_kwargs": {**ck, "retries": dict(S3_RETRIES)}}
+
+
+# The same default for S3 filesystems made elsewhere with plain `fsspec.open(url, **options)` (the
+# ingest readers, seed and benchmark files), in every process that imports this module: fsspec
+# applies `fsspec.config.conf[protocol]` as default constructor arguments. Set only if absent, so an
+# FSSPEC_S3 environment variable or a user's own fsspec config still decides.
+fsspec.config.conf.setdefault("s3", {}).setdefault("config_kwargs", {"retries": dict(S3_RETRIES)})
+
+
+class StoreError(OSError):
+    """A storage call that failed after the retries above; the message names the URL."""
+
+
+@contextmanager
+def _naming(url: str) -> Iterator[None]:
+    """Re-raise a failed storage call (other than not-found) with the URL it was for named."""
+    try:
+        yield
+    except (FileNotFoundError, StoreError):
+        raise
+    except Exception as e:  # noqa: BLE001 - botocore's connection errors are not OSErrors
+        what = "failed" if is_local(url) else "failed after retries"
+        raise StoreError(f"storage {url} {what}: {type(e).__name__}: {e}") from e
+
 
 def get_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """(fsspec filesystem, path without protocol) for a URL or local path."""
-    return url_to_fs(url, **(storage_options or {}))
+    return url_to_fs(url, **_with_retries(url, storage_options or {}))
 
 
 def pyarrow_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[pafs.FileSystem, str]:
@@ -57,28 +111,32 @@ def abs_output(url: str) -> str:
 
 def exists(url: str, storage_options: dict | None = None) -> bool:
     fs, path = get_fs(url, storage_options)
-    return fs.exists(path)
+    with _naming(url):
+        return fs.exists(path)
 
 
 def remove(url: str, storage_options: dict | None = None) -> None:
     fs, path = get_fs(url, storage_options)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    with _naming(url):
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
 
 
 def write_text(url: str, text: str, storage_options: dict | None = None) -> None:
     fs, path = get_fs(url, storage_options)
     parent = posixpath.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    with fs.open(path, "w") as f:
-        f.write(text)
+    with _naming(url):
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(path, "w") as f:
+            f.write(text)
 
 
 def read_text(url: str, storage_options: dict | None = None) -> str:
     fs, path = get_fs(url, storage_options)
-    with fs.open(path, "r") as f:
-        return f.read()
+    with _naming(url):
+        with fs.open(path, "r") as f:
+            return f.read()
 
 
 def write_json(url: str, obj: Any, storage_options: dict | None = None) -> None:
