@@ -32,7 +32,7 @@ from sft_ray.format import format_batch
 from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
-from sft_ray.report import record_counts, sft_counts, write_report
+from sft_ray.report import record_counts, report_data, sft_counts, write_report
 from sft_ray.staging import Workspace, fingerprint, units
 from sft_ray.tags import live_mask
 
@@ -125,7 +125,9 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         "versions": versions(),
     }
     storage.write_json(storage.join(out, "manifest.json"), manifest, so)
-    write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "unreadable_files", "warnings")}, "samples": samples}, so)
+    extra = report_data(records, cfg.dedup.num_partitions)  # lengths, languages, labels, dedup clusters: Ray Data aggregates
+    write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
+                       "samples": samples, **extra}, so)
     storage.write_text(storage.join(out, storage.SUCCESS), "", so)  # last: the run is complete
     if cfg.resumable:
         work.remove()  # staged records are only needed until the build is complete

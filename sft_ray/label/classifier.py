@@ -32,7 +32,7 @@ class LinearHead:
     bias: np.ndarray  # (k,)
     temperature: float = 1.0
     layers: tuple[int, ...] = (-1,)  # the embedder layers the features came from (Embedder.encode)
-    info: dict = field(default_factory=dict)  # seed rows, chosen l2, cross-validated accuracy/NLL: for the manifest
+    info: dict = field(default_factory=dict)  # seed rows, chosen l2, cross-validated accuracy/NLL/P/R/F1/confusion: manifest
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, np.float64) - self.mean) / self.scale) @ self.weight + self.bias
@@ -74,9 +74,10 @@ def fit_head(x: np.ndarray, y: np.ndarray, label_names: list[str] | tuple[str, .
             t = _fit_temperature(z, y)
             nll = _nll(z / t, y)
             if best is None or nll < best[0] - 1e-12:
-                best = (nll, cand, t, float((z.argmax(1) == y).mean()))
-        nll, l2, temperature, acc = best
-        info.update(cv_folds=folds, cv_accuracy=round(acc, 4), cv_nll=round(float(nll), 4))
+                best = (nll, cand, t, float((z.argmax(1) == y).mean()), z.argmax(1))
+        nll, l2, temperature, acc, pred = best
+        info.update(cv_folds=folds, cv_accuracy=round(acc, 4), cv_nll=round(float(nll), 4),
+                    cv_confusion=_confusion(y, pred, k), cv_per_class=_per_class(y, pred, label_names))
     l2 = 1.0 if l2 is None else l2
     w, b, mean, scale = _fit(x, y, k, l2, max_iter)
     info.update(l2=l2, temperature=round(float(temperature), 4))
@@ -109,6 +110,21 @@ def _fit(x, y, k, l2, max_iter):
     finally:
         torch.set_num_threads(threads)
     return w.detach().numpy(), b.detach().numpy(), mean, scale
+
+
+def _confusion(y: np.ndarray, pred: np.ndarray, k: int) -> list[list[int]]:
+    """Out-of-fold confusion matrix: rows are the gold class, columns the predicted class."""
+    return np.bincount(y * k + pred, minlength=k * k).reshape(k, k).tolist()
+
+
+def _per_class(y: np.ndarray, pred: np.ndarray, label_names) -> dict[str, dict]:
+    """Out-of-fold precision, recall and F1 per class (held-out predictions of the chosen L2)."""
+    out = {}
+    for c, name in enumerate(label_names):
+        tp, n_pred, n_gold = int(((pred == c) & (y == c)).sum()), int((pred == c).sum()), int((y == c).sum())
+        p, r = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
+        out[name] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4), "support": n_gold}
+    return out
 
 
 def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:

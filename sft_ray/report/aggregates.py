@@ -1,0 +1,139 @@
+"""Data profile of the kept records for the report: lengths, languages, labels (report.json `data`).
+
+One Ray Data map over blocks returns a few tiny rows per block (histogram bin counts, category
+counts); only those reach the driver, never the records (as counts.py does).
+
+Lengths use fixed log-spaced (1-2-5) bins so that blocks add up and runs compare. "Words" are
+whitespace-separated words: a cheap, tokenizer-free proxy for tokens (subword tokenizers give
+roughly 1.3 tokens per English word; scripts without spaces, e.g. Chinese, count as few words).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from sft_ray import schema as S
+from sft_ray.tags import live_mask
+
+
+def _edges(top: int) -> list[int]:
+    """0, 1, 2, 5, 10, 20, 50, ... up to `top` (the last bin is open: >= its left edge)."""
+    out, m = [0], 1
+    while m <= top:
+        out += [e * m for e in (1, 2, 5) if e * m <= top]
+        m *= 10
+    return out
+
+
+CHAR_EDGES = _edges(1_000_000)
+WORD_EDGES = _edges(100_000)
+# The text columns whose lengths are profiled: documents' text, and each side of translation pairs.
+TEXT_COLUMNS = (S.TEXT, S.SRC_TEXT, S.TGT_TEXT)
+LABEL_COLUMNS = (S.LABEL, S.TOPIC, S.SENTIMENT)  # gold, then the labelers' predictions (when present)
+
+_ROW_SCHEMA = pa.schema(
+    [("what", pa.string()), ("column", pa.string()), ("source", pa.string()), ("key", pa.string()),
+     ("key2", pa.string()), ("n", pa.int64())]
+)
+
+
+def _bin_index(values: pa.Array, edges: list[int]) -> list[int]:
+    import numpy as np
+
+    return (np.searchsorted(np.asarray(edges), values.to_numpy(zero_copy_only=False), side="right") - 1).tolist()
+
+
+def profile_block(table: pa.Table) -> pa.Table:
+    """Per block of records: rows (what, column, source, key, key2, n) for kept records only.
+
+    what = chars | words (key = bin index, key2 = None; plus key = "sum" for totals), lang,
+    label:<column> (key = label), agree:<column> (key = gold label, key2 = predicted label).
+    """
+    kept = table.filter(live_mask(table))
+    rows: list[dict] = []
+    for col in TEXT_COLUMNS:
+        if col not in kept.column_names:
+            continue
+        text = kept[col].combine_chunks()
+        valid = pc.is_valid(text)
+        text = text.filter(valid)
+        if len(text) == 0:
+            continue
+        chars = pc.utf8_length(text)
+        words = pc.count_substring_regex(text, r"\S+")
+        for what, vals, edges in (("chars", chars, CHAR_EDGES), ("words", words, WORD_EDGES)):
+            for b, n in Counter(_bin_index(vals, edges)).items():
+                rows.append({"what": what, "column": col, "key": str(b), "n": n})
+            rows.append({"what": what, "column": col, "key": "sum", "n": int(pc.sum(vals).as_py() or 0)})
+            rows.append({"what": what, "column": col, "key": "count", "n": len(vals)})
+    cols = {c: kept[c].to_pylist() for c in (S.SOURCE, S.KIND, S.LANG, S.SRC_LANG, S.TGT_LANG) if c in kept.column_names}
+    if S.LANG in cols:
+        langs = [f"{s}→{t}" if k == "translation" else (lg or "unknown")
+                 for k, lg, s, t in zip(cols[S.KIND], cols[S.LANG], cols[S.SRC_LANG], cols[S.TGT_LANG])]
+        rows += [{"what": "lang", "source": src, "key": lg, "n": n} for (src, lg), n in Counter(zip(cols[S.SOURCE], langs)).items()]
+    labels = {c: kept[c].to_pylist() for c in LABEL_COLUMNS if c in kept.column_names}
+    for col, vals in labels.items():
+        c = Counter((s, v) for s, v in zip(cols[S.SOURCE], vals) if v is not None)
+        rows += [{"what": "label", "column": col, "source": s, "key": v, "n": n} for (s, v), n in c.items()]
+        if col != S.LABEL and S.LABEL in labels:  # gold vs predicted on records that have both
+            c = Counter((s, g, p) for s, g, p in zip(cols[S.SOURCE], labels[S.LABEL], vals) if g is not None and p is not None)
+            rows += [{"what": "agree", "column": col, "source": s, "key": g, "key2": p, "n": n} for (s, g, p), n in c.items()]
+    return pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
+
+
+def combine(rows: list[dict]) -> dict:
+    """Sum the per-block rows into the report's `data` section (plain numbers, JSON-ready)."""
+    hist: dict = {what: {} for what in ("chars", "words")}
+    langs: dict = defaultdict(Counter)
+    labels: dict = defaultdict(lambda: defaultdict(Counter))
+    agree: dict = defaultdict(lambda: defaultdict(Counter))
+    for r in rows:
+        if r["what"] in hist:
+            h = hist[r["what"]].setdefault(r["column"], {"counts": Counter(), "sum": 0, "count": 0})
+            if r["key"] in ("sum", "count"):
+                h[r["key"]] += r["n"]
+            else:
+                h["counts"][int(r["key"])] += r["n"]
+        elif r["what"] == "lang":
+            langs[r["source"]][r["key"]] += r["n"]
+        elif r["what"] == "label":
+            labels[r["column"]][r["source"]][r["key"]] += r["n"]
+        elif r["what"] == "agree":
+            agree[r["column"]][r["source"]][(r["key"], r["key2"])] += r["n"]
+    lengths = {}
+    for what, edges in (("chars", CHAR_EDGES), ("words", WORD_EDGES)):
+        lengths[what] = {"edges": edges, "columns": {}}
+        for col, h in sorted(hist[what].items()):
+            lengths[what]["columns"][col] = {
+                "counts": [h["counts"].get(i, 0) for i in range(len(edges))],
+                "records": h["count"], "mean": round(h["sum"] / h["count"], 2) if h["count"] else 0.0,
+            }
+    lengths["words"]["unit"] = "whitespace-separated words (a tokenizer-free proxy for tokens)"
+    return {
+        "lengths": lengths,
+        "languages": {s: dict(c.most_common()) for s, c in sorted(langs.items())},
+        "labels": {col: {s: dict(sorted(c.items())) for s, c in sorted(by.items())} for col, by in sorted(labels.items())},
+        "gold_vs_predicted": {col: {s: _agreement(c) for s, c in sorted(by.items())} for col, by in sorted(agree.items())},
+    }
+
+
+def _agreement(pairs: Counter) -> dict:
+    """Accuracy and confusion of a labeler against the records' own gold labels."""
+    gold = sorted({g for g, _ in pairs})
+    pred = sorted({p for _, p in pairs})
+    total = sum(pairs.values())
+    return {
+        "records": total,
+        "accuracy": round(sum(n for (g, p), n in pairs.items() if g == p) / total, 4) if total else 0.0,
+        "gold_labels": gold, "predicted_labels": pred,
+        "confusion": [[pairs.get((g, p), 0) for p in pred] for g in gold],
+    }
+
+
+def data_profile(records: ray.data.Dataset) -> dict:
+    """Lengths, languages, gold and predicted label counts of the kept records (see `combine`)."""
+    return combine(records.map_batches(profile_block, batch_format="pyarrow").take_all())

@@ -1,0 +1,119 @@
+"""Dedup clusters for the report: how many, how large, and the largest ones with example texts.
+
+A cluster is a survivor and the records the dedup stage removed as its duplicates (`duplicate_of`
+= the survivor's id; exact, near or semantic). Only small rows reach the driver: a map over blocks
+counts removed records per survivor, a hash repartition by survivor puts each cluster's counts in
+one block where they are summed (sizes, the block's `top` largest), and a second map picks at most
+`examples` texts per cluster.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from sft_ray import schema as S
+from sft_ray.report.aggregates import _edges
+
+DEDUP_STAGE = "dedup"
+NOT_A_CLUSTER = ("contaminated",)  # duplicate_of names an evaluation set there, not a survivor
+SIZE_EDGES = _edges(1_000_000)
+TEXT_CHARS = 300  # example texts are cut to this many characters
+
+_MEMBER_SCHEMA = pa.schema([("group", pa.string()), ("reason", pa.string()), ("n", pa.int64())])
+_EXAMPLE_SCHEMA = pa.schema([("group", pa.string()), ("role", pa.string()), ("id", pa.string()), ("source", pa.string()),
+                             ("reason", pa.string()), ("text", pa.string())])
+
+
+def _removed_mask(table: pa.Table) -> pa.ChunkedArray:
+    return pc.fill_null(pc.and_(pc.equal(table[S.REJECT_STAGE], DEDUP_STAGE),
+                                pc.invert(pc.is_in(table[S.REJECT_REASON], pa.array(NOT_A_CLUSTER)))), False)
+
+
+def members_block(table: pa.Table) -> pa.Table:
+    """Per block: (survivor id, reason, removed count)."""
+    t = table.filter(_removed_mask(table))
+    c = Counter(zip(t[S.DUPLICATE_OF].to_pylist(), t[S.REJECT_REASON].to_pylist()))
+    return pa.Table.from_pylist([{"group": g, "reason": r, "n": n} for (g, r), n in c.items() if g], schema=_MEMBER_SCHEMA)
+
+
+def _text(t: pa.Table) -> list[str]:
+    pair = pc.binary_join_element_wise(t[S.SRC_TEXT], t[S.TGT_TEXT], " ⇥ ")
+    return [(s or "")[:TEXT_CHARS] for s in pc.if_else(pc.is_null(t[S.TEXT]), pair, t[S.TEXT]).to_pylist()]
+
+
+def examples_block(table: pa.Table, groups: list[str], examples: int) -> pa.Table:
+    """Per block: the survivor of each cluster in `groups` and up to `examples` removed members (smallest ids)."""
+    gs = pa.array(groups, pa.string())
+    survivor = pc.and_(pc.is_in(table[S.ID], gs), pc.invert(pc.fill_null(pc.equal(table[S.DUPLICATE_OF], table[S.ID]), False)))
+    removed = pc.and_(_removed_mask(table), pc.fill_null(pc.is_in(table[S.DUPLICATE_OF], gs), False))
+    rows: list[dict] = []
+    for role, mask, key in (("survivor", survivor, S.ID), ("removed", removed, S.DUPLICATE_OF)):
+        t = table.filter(mask)
+        picked: dict[str, list[dict]] = {}
+        for g, i, src, r, text in sorted(zip(t[key].to_pylist(), t[S.ID].to_pylist(), t[S.SOURCE].to_pylist(),
+                                             t[S.REJECT_REASON].to_pylist(), _text(t)), key=lambda x: (x[0], x[1])):
+            lst = picked.setdefault(g, [])
+            if len(lst) < (1 if role == "survivor" else examples):
+                lst.append({"group": g, "role": role, "id": i, "source": src, "reason": r, "text": text})
+        rows += [r for lst in picked.values() for r in lst]
+    return pa.Table.from_pylist(rows, schema=_EXAMPLE_SCHEMA)
+
+
+def dedup_clusters(records: ray.data.Dataset, top: int = 5, examples: int = 2, num_partitions: int = 8) -> dict:
+    """Cluster count, removed records per reason, cluster-size histogram and the `top` largest clusters.
+
+    One hash shuffle (by survivor id, as exact dedup does) puts each cluster's counts in one block,
+    so every block's own top-k and size bins are exact; the driver merges k rows per block.
+    """
+    members = records.map_batches(members_block, batch_format="pyarrow")
+    summary = members.repartition(num_partitions, keys=["group"]).map_batches(
+        summary_block, batch_format="pyarrow", batch_size=None, fn_kwargs={"top": top})  # whole blocks: a cluster is never split
+    by_reason: Counter = Counter()
+    size_counts: Counter = Counter()
+    largest: list[tuple[int, str]] = []
+    for r in summary.take_all():
+        if r["kind"] == "reason":
+            by_reason[r["key"]] += r["n"]
+        elif r["kind"] == "bin":
+            size_counts[int(r["key"])] += r["n"]
+        else:
+            largest.append((r["n"], r["key"]))
+    largest = sorted(largest, key=lambda x: (-x[0], x[1]))[:top]
+    groups = [g for _, g in largest]
+    rows = records.map_batches(examples_block, batch_format="pyarrow", fn_kwargs={"groups": groups, "examples": examples}).take_all() if groups else []
+    out = []
+    for size, g in largest:
+        mine = sorted((x for x in rows if x["group"] == g), key=lambda x: x["id"])
+        surv = [x for x in mine if x["role"] == "survivor"][:1]
+        out.append({"survivor_id": g, "size": size, "survivor": _clean(surv[0]) if surv else None,
+                    "removed_examples": [_clean(x) for x in mine if x["role"] == "removed"][:examples]})
+    return {"clusters": sum(size_counts.values()), "removed": dict(sorted(by_reason.items())), "size_edges": SIZE_EDGES,
+            "size_counts": [size_counts.get(i, 0) for i in range(len(SIZE_EDGES))], "largest": out}
+
+
+_SUMMARY_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()), ("n", pa.int64())])
+
+
+def summary_block(table: pa.Table, top: int) -> pa.Table:
+    """Per block of member counts holding whole clusters: removed per reason, size bins, the `top` largest."""
+    import numpy as np
+
+    sizes: Counter = Counter()
+    reasons: Counter = Counter()
+    for g, r, n in zip(table["group"].to_pylist(), table["reason"].to_pylist(), table["n"].to_pylist()):
+        sizes[g] += n
+        reasons[r] += n
+    rows = [{"kind": "reason", "key": r, "n": n} for r, n in reasons.items()]
+    bins = Counter((np.searchsorted(np.asarray(SIZE_EDGES), np.array(list(sizes.values()), dtype=np.int64) + 1, side="right") - 1).tolist())
+    rows += [{"kind": "bin", "key": str(b), "n": n} for b, n in bins.items()]
+    best = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    rows += [{"kind": "top", "key": g, "n": n + 1} for g, n in best]  # size = survivor + removed
+    return pa.Table.from_pylist(rows, schema=_SUMMARY_SCHEMA)
+
+
+def _clean(x: dict) -> dict:
+    return {k: x[k] for k in ("id", "source", "reason", "text")}
