@@ -67,10 +67,15 @@ def serve_verb(args) -> None:
     signal.signal(signal.SIGTERM, _stop)
     try:
         while True:
-            time.sleep(3600)
+            # Short sleeps: a signal that lands on one of Ray's threads only sets a flag, which the
+            # main thread checks when it wakes.
+            time.sleep(0.5)
     except KeyboardInterrupt:
         from ray import serve
 
+        # A second Ctrl-C / SIGTERM while shutting down acts as usual (interrupt / terminate).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         print("stopping: serve.shutdown()", flush=True)
         serve.shutdown()
 
