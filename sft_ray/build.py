@@ -1,7 +1,7 @@
 """The build spine: corpora -> curated records, rejects and SFT examples (DESIGN.md, "Output layout").
 
     read -> clean -> dedup (exact, near, semantic, decontaminate) -> label -> write curated/ + rejects/
-         -> format -> split -> SFT dedup -> write sft/train, sft/validation, sft/rejects
+         -> format (+ LLM teacher) -> split -> SFT dedup -> write sft/train, sft/validation, sft/rejects
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
@@ -26,11 +26,12 @@ from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.dedup import decontaminate, exact_dedup, near_dedup, semantic_dedup
 from sft_ray.dedup.sft import removed as sft_removed
-from sft_ray.dedup.sft import sft_dedup
+from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
 from sft_ray.format import format_batch
 from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.label.stage import fit_heads, label_dataset
+from sft_ray.label.teacher import teacher_examples
 from sft_ray.manifest import versions
 from sft_ray.report import record_counts, report_data, sft_counts, write_report
 from sft_ray.staging import Workspace, fingerprint, units
@@ -100,6 +101,10 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         t2 = time.time()
         options = _label_options(cfg, counts)
         sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options})
+        sft = sft.map_batches(with_tags, batch_format="pyarrow")
+        if cfg.teacher.enabled:  # targets written by an LLM for records that have none (label/teacher.py)
+            taught = teacher_examples(curated, cfg, out, so).drop_columns(["teacher_score"])
+            sft = sft.union(taught)
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         sft = sft_dedup(sft, sft_cfg, cfg.dedup.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft)

@@ -31,6 +31,7 @@ from sft_ray.dedup.exact import first_of_runs
 
 STAGE = "sft_dedup"
 REASONS = {"example": "duplicate_example", "prompt": "duplicate_prompt"}
+EARLIER_STAGES = {"invalid_teacher_output": "teacher"}  # examples rejected before dedup, by reason
 _KEY = "sft_dedup_key"
 
 
@@ -94,11 +95,12 @@ def removed(table: pa.Table) -> pa.Table:
     task, split and source record."""
     t = table.filter(pc.is_valid(table[S.REJECT_REASON]))
     n = t.num_rows
+    stages = [EARLIER_STAGES.get(r, STAGE) for r in t[S.REJECT_REASON].to_pylist()]
     meta = [json.dumps({"task": k, "split": s, "source_id": r}) for k, s, r in zip(t["task"].to_pylist(), t["split"].to_pylist(), t["source_id"].to_pylist())]
     text = [json.dumps(m, ensure_ascii=False) for m in t["messages"].to_pylist()]
     return pa.table(
         {
-            S.ID: t[S.ID], S.SOURCE: t[S.SOURCE], S.KIND: pa.array(["sft"] * n, pa.string()), "stage": pa.array([STAGE] * n, pa.string()),
+            S.ID: t[S.ID], S.SOURCE: t[S.SOURCE], S.KIND: pa.array(["sft"] * n, pa.string()), "stage": pa.array(stages, pa.string()),
             "reason": t[S.REJECT_REASON], S.DUPLICATE_OF: t[S.DUPLICATE_OF], S.TEXT: pa.array(text, pa.string()), S.META: pa.array(meta, pa.string()),
         },
         schema=S.REJECT_SCHEMA,
