@@ -170,3 +170,40 @@ def test_store_dying_mid_build_fails_and_leaves_no_success(store, ray_local):
     fs.invalidate_cache()
     assert fs.exists(f"{BUCKET}/runs/dies/_work"), "the store died before the build wrote anything"
     assert not fs.exists(f"{BUCKET}/runs/dies/_SUCCESS")
+
+
+def test_pinned_retries_hold_for_plain_fsspec_reads_in_a_hostile_environment(store, monkeypatch):
+    """The readers open inputs with plain `fsspec.open(url, **storage_options)`, not through
+    sft_ray.storage; a node whose environment says `AWS_MAX_ATTEMPTS=1` would leave them one
+    attempt, and every failed read would become an `unreadable_file` reject. The retry config that
+    sft_ray.storage pins (as fsspec's default for s3) keeps them retrying; without it they fail."""
+    import fsspec
+
+    import sft_ray.storage  # noqa: F401 - importing it sets fsspec's s3 default
+
+    proxy = store["proxy"]
+    proxy.enabled, proxy.down = True, False
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    so = {"endpoint_url": proxy.endpoint, "skip_instance_cache": True, **CREDS}
+
+    def failed_reads() -> int:
+        fs = fsspec.filesystem("s3", **so)  # as fsspec.open makes it: fsspec's config applied
+        n = 0
+        for i in range(40):
+            try:
+                with fs.open(f"{BUCKET}/raw/ag/part-{i % 4:03d}.csv", "rb") as f:
+                    f.read()
+            except Exception:  # noqa: BLE001 - counted
+                n += 1
+        return n
+
+    before = proxy.injected("read")
+    assert failed_reads() == 0
+    pinned = fsspec.config.conf["s3"]
+    monkeypatch.delitem(fsspec.config.conf, "s3")
+    unpinned_failures = failed_reads()
+    monkeypatch.setitem(fsspec.config.conf, "s3", pinned)
+    after = proxy.injected("read")
+    print(f"\n[hostile env] without the pin {unpinned_failures}/40 reads failed; faults {before} -> {after}", flush=True)
+    assert unpinned_failures > 0
