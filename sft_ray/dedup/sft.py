@@ -31,7 +31,7 @@ from sft_ray.dedup.exact import first_of_runs
 
 STAGE = "sft_dedup"
 REASONS = {"example": "duplicate_example", "prompt": "duplicate_prompt"}
-EARLIER_STAGES = {"invalid_teacher_output": "teacher"}  # examples rejected before dedup, by reason
+EARLIER_STAGES = {"invalid_teacher_output": "teacher", "task_mix": "format"}  # examples rejected before dedup, by reason
 _KEY = "sft_dedup_key"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pyarrow as pa
 
 from sft_ray import schema as S
@@ -16,8 +18,18 @@ def label_options(curated_labels: dict[str, list[str]]) -> dict[str, list[str]]:
     return {src: sorted(set(v)) for src, v in curated_labels.items()}
 
 
+TASK_MIX = "task_mix"  # reason of examples left out by format.task_weights
+TAGGED_SCHEMA = pa.schema([*S.SFT_SCHEMA, pa.field(S.REJECT_REASON, pa.string()), pa.field(S.DUPLICATE_OF, pa.string())])
+
+
+def kept_by_weight(example_id: str, weight: float, seed: int) -> bool:
+    h = hashlib.blake2b(f"{seed}\x00mix\x00{example_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2.0**64 < weight
+
+
 def format_batch(table: pa.Table, cfg: FormatConfig, options: dict[str, list[str]]) -> pa.Table:
-    """Ray Data UDF: curated records -> SFT examples (SFT_SCHEMA, with the `split` column)."""
+    """Ray Data UDF: curated records -> SFT examples (SFT_SCHEMA with the `split` column, plus the tag
+    columns: `task_mix` for examples the task mix leaves out, null otherwise)."""
     S.require_columns(table, [S.ID, S.SOURCE, S.KIND], "format")
     rows = []
     for rec in table.to_pylist():
@@ -26,5 +38,8 @@ def format_batch(table: pa.Table, cfg: FormatConfig, options: dict[str, list[str
         for ex_id, task, messages in examples_for(
             rec, tasks, options.get(rec[S.SOURCE], []), cfg.translation_directions == "both", cfg.system_prompt, cfg.seed
         ):
-            rows.append({S.ID: ex_id, "task": task, "messages": messages, S.SOURCE: rec[S.SOURCE], "source_id": rec[S.ID], "split": split})
-    return pa.Table.from_pylist(rows, schema=S.SFT_SCHEMA)
+            w = cfg.task_weights.get(task, 1.0)
+            reason = None if w >= 1 or kept_by_weight(ex_id, w, cfg.seed) else TASK_MIX
+            rows.append({S.ID: ex_id, "task": task, "messages": messages, S.SOURCE: rec[S.SOURCE], "source_id": rec[S.ID], "split": split,
+                         S.REJECT_REASON: reason})
+    return pa.Table.from_pylist(rows, schema=TAGGED_SCHEMA)

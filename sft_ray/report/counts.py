@@ -6,6 +6,7 @@ reach the driver, never the records themselves.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter, defaultdict
 
@@ -82,26 +83,50 @@ def record_counts(records: ray.data.Dataset) -> dict:
 
 
 _SFT_GROUP_SCHEMA = pa.schema([("split", pa.string()), ("task", pa.string()), ("source", pa.string()), ("reason", pa.string()),
-                               ("n", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string())])
+                               ("n", pa.int64()), ("tokens", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string())])
 
 
-def _sft_groups(table: pa.Table) -> pa.Table:
+@functools.lru_cache(maxsize=2)
+def _tokenizer(path: str):
+    """Loaded once per worker process (Ray reuses workers across tasks)."""
+    from sft_ray.models import load_tokenizer
+
+    return load_tokenizer(path)
+
+
+def _num_tokens(messages: list[dict], tokenizer_path: str | None) -> int:
+    """Tokens the model will see (its chat template applied); whitespace words without a tokenizer."""
+    if tokenizer_path is None:
+        return sum(len(m["content"].split()) for m in messages)
+    ids = _tokenizer(tokenizer_path).apply_chat_template(messages, tokenize=True)
+    return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens: bool = False) -> pa.Table:
     reasons = table[S.REJECT_REASON].to_pylist() if S.REJECT_REASON in table.column_names else [None] * table.num_rows
-    c = Counter(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist(), reasons))
+    keys = list(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist(), reasons))
+    c = Counter(keys)
+    tokens: Counter = Counter()
     firsts: dict[str, tuple[str, str]] = {}
-    for ex_id, task, msgs, r in zip(table[S.ID].to_pylist(), table["task"].to_pylist(), table["messages"].to_pylist(), reasons):
+    for key, ex_id, msgs in zip(keys, table[S.ID].to_pylist(), table["messages"].to_pylist()):
+        task, r = key[1], key[3]
+        if count_tokens and r is None:
+            tokens[key] += _num_tokens(msgs, tokenizer_path)
         if r is None and (task not in firsts or ex_id < firsts[task][0]):
             firsts[task] = (ex_id, json.dumps(msgs, ensure_ascii=False))
-    rows = [{"split": sp, "task": t, "source": so, "reason": r, "n": n} for (sp, t, so, r), n in c.items()]
+    rows = [{"split": sp, "task": t, "source": so, "reason": r, "n": n, "tokens": tokens[(sp, t, so, r)]} for (sp, t, so, r), n in c.items()]
     rows += [{"task": t, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
     return pa.Table.from_pylist(rows, schema=_SFT_GROUP_SCHEMA)
 
 
-def sft_counts(sft: ray.data.Dataset) -> tuple[dict, list[dict]]:
-    """Examples per split and task, examples removed by SFT dedup (`generated` = train + validation
-    + removed), plus one deterministic sample per task (smallest id)."""
-    rows = sft.map_batches(_sft_groups, batch_format="pyarrow").take_all()
+def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None = None) -> tuple[dict, list[dict]]:
+    """Examples per split and task, examples removed (SFT dedup, task mix, teacher; `generated` =
+    train + validation + removed), kept tokens per task and split when `tokenizer` = (path or None
+    for whitespace words, what to call the unit) is given, and one deterministic sample per task."""
+    path, unit = tokenizer if tokenizer else (None, "")
+    rows = sft.map_batches(_sft_groups, batch_format="pyarrow", fn_kwargs={"tokenizer_path": path, "count_tokens": tokenizer is not None}).take_all()
     out: dict = {"generated": 0, "train": 0, "validation": 0, "removed": Counter(), "by_task": defaultdict(Counter), "by_source": defaultdict(Counter)}
+    tokens: dict = defaultdict(Counter)
     samples: dict[str, tuple[str, str]] = {}
     for r in rows:
         if r["sample_id"] is not None:
@@ -114,9 +139,12 @@ def sft_counts(sft: ray.data.Dataset) -> tuple[dict, list[dict]]:
             out["by_task"][r["task"]][r["reason"]] += r["n"]
             continue
         out[r["split"]] += r["n"]
+        tokens[r["task"]][r["split"]] += r["tokens"]
         out["by_task"][r["task"]][r["split"]] += r["n"]
         out["by_source"][r["source"]][r["split"]] += r["n"]
     out["removed"] = dict(sorted(out["removed"].items()))
+    if tokenizer is not None:
+        out["tokens"] = {"unit": unit, "by_task": {k: dict(v) for k, v in sorted(tokens.items())}}
     out["by_task"] = {k: dict(v) for k, v in sorted(out["by_task"].items())}
     out["by_source"] = {k: dict(v) for k, v in sorted(out["by_source"].items())}
     return out, [{"task": t, "id": i, "messages": json.loads(m)} for t, (i, m) in sorted(samples.items())]

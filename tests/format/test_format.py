@@ -54,3 +54,14 @@ def test_split_fraction_and_determinism():
     assert 300 < len(val) < 500
     assert val == [i for i in ids if split_of(i, 0.1, 0) == "validation"]
     assert all(split_of(i, 0.0, 0) == "train" for i in ids[:100])
+
+
+def test_task_weights_keep_a_deterministic_share_and_tag_the_rest():
+    rows = [{**NEWS, "id": f"ag-{i}", "text": f"{NEWS['text']} ({i})"} for i in range(400)]
+    out = _fmt(rows, task_weights={"headline": 0.25})
+    head = [e for e in out if e["task"] == "headline"]
+    kept = [e for e in head if e["reject_reason"] is None]
+    assert len(head) == 400 and 70 < len(kept) < 130  # ~25% kept; the rest are tagged, not dropped
+    assert {e["reject_reason"] for e in head if e not in kept} == {"task_mix"}
+    assert all(e["reject_reason"] is None for e in out if e["task"] == "classification")
+    assert [e["id"] for e in kept] == [e["id"] for e in _fmt(rows, task_weights={"headline": 0.25}) if e["task"] == "headline" and e["reject_reason"] is None]
