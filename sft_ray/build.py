@@ -33,6 +33,7 @@ from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.label.teacher import teacher_examples
 from sft_ray.manifest import versions
+from sft_ray.preflight import check_build_stages
 from sft_ray.report import record_counts, report_data, sft_counts, write_report
 from sft_ray.staging import Workspace, fingerprint, units
 from sft_ray.tags import live_mask
@@ -56,6 +57,7 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         return BuildResult(out, storage.read_json(storage.join(out, "manifest.json"), so), skipped=True)
     storage.check_writable(out, so)
     inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
+    check_build_stages(cfg)  # GPU model stages have somewhere to run
     for d in OUTPUT_DIRS + ["manifest.json"]:  # leftovers of an interrupted run
         storage.remove(storage.join(out, d), so)
     timings: dict[str, float] = {}

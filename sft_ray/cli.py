@@ -20,6 +20,7 @@ import sys
 import time
 
 from sft_ray.config import ConfigError, RunConfig, config_yaml, load_config
+from sft_ray.preflight import PreflightError
 
 log = logging.getLogger("sft_ray")
 EXIT_USAGE = 2
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_verb(args.verb, cfg)
         return 0
-    except (ConfigError, FileNotFoundError, OSError) as e:
+    except (ConfigError, FileNotFoundError, OSError, PreflightError) as e:
         print(f"sft-ray {args.verb}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
 

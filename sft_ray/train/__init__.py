@@ -25,7 +25,8 @@ import math
 import time
 
 from sft_ray.config import ConfigError, RunConfig
-from sft_ray.storage import abs_output, exists, get_fs, join, pyarrow_fs, read_json, read_text
+from sft_ray.preflight import check_training_resources
+from sft_ray.storage import abs_output, check_writable, exists, get_fs, join, pyarrow_fs, read_json, read_text
 
 log = logging.getLogger("sft_ray")
 
@@ -133,6 +134,8 @@ def run_finetune(cfg: RunConfig) -> dict:
 
     if not ray.is_initialized():
         init_ray(cfg.ray_address)
+    check_training_resources(tc)  # before any model load, tokenization or GPU work
+    check_writable(join(output, "train"), so)
     model_path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed, storage_options=so)
     fs, _ = pyarrow_fs(output, so)
     import pyarrow.dataset as pads

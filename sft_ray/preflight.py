@@ -1,0 +1,86 @@
+"""Preflight for GPU (and any Ray Train) work: before tokenizing or starting workers, check that the
+cluster can place `train.num_workers` workers of the requested shape, and fail with one message
+that says what was asked, what the cluster has, and what to change (issue: "preflight").
+
+A worker must fit on one node, so capacity is counted per node: floor(node resource / per-worker
+need), the smallest over the resources asked, summed over alive nodes. Total resources are compared,
+not free ones: other jobs' usage changes by the second, and Ray Train waits for busy resources.
+When an autoscaler with node types runs (cluster launcher, KubeRay, AutoscalingCluster), nodes
+not up yet may be added, so a shortfall is only logged.
+Inputs and config are checked earlier (config.py validation; finetune: sft/train must hold Parquet).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+log = logging.getLogger("sft_ray")
+
+
+class PreflightError(RuntimeError):
+    """The run cannot start as configured; the message says why and what to change."""
+
+
+def worker_shape(tc) -> dict[str, float]:
+    """What one Ray Train worker asks for (as in train/__init__.py's ScalingConfig)."""
+    return {"CPU": tc.cpus_per_worker, **({"GPU": 1.0} if tc.use_gpu else {}), **tc.resources_per_worker}
+
+
+def placeable(shape: dict[str, float], nodes: list[dict[str, float]]) -> int:
+    """Workers of `shape` that fit on these nodes' total resources, each on a single node."""
+    asks = {k: v for k, v in shape.items() if v > 0}
+    return sum(min(math.floor(res.get(k, 0.0) / v + 1e-9) for k, v in asks.items()) if asks else 0 for res in nodes)
+
+
+def autoscaler_running() -> bool:
+    """True when an autoscaler with node types runs. Every head runs the monitor, which writes this
+    status; without an autoscaling config (a local `ray.init`, a manual `ray start` cluster) it runs
+    read-only and names each node's type `node_<node id>`, so only other type names mean nodes can
+    be added."""
+    import json
+
+    from ray._private.ray_constants import DEBUG_AUTOSCALING_STATUS
+    from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_initialized
+
+    raw = _internal_kv_initialized() and _internal_kv_get(DEBUG_AUTOSCALING_STATUS)
+    if not raw:
+        return False
+    mapping = (json.loads(raw).get("autoscaler_report") or {}).get("node_type_mapping") or {}
+    return any(t != f"node_{node}" for node, t in mapping.items())
+
+
+def check_training_resources(tc) -> None:
+    """Raise PreflightError when the cluster (without an autoscaler) cannot hold the training workers."""
+    check_fits("train", worker_shape(tc), tc.num_workers,
+               "Lower train.num_workers or train.cpus_per_worker, set train.use_gpu / train.resources_per_worker to what "
+               "the nodes offer, or add nodes.")
+
+
+def check_build_stages(cfg) -> None:
+    """Model stages of a build that ask for GPUs (label, teacher, semantic dedup) need one node that
+    can hold one of their actors; checked before any record is read."""
+    stages = [("label", cfg.label), ("teacher", cfg.teacher), ("dedup.semantic", cfg.dedup.semantic)]
+    for name, sc in stages:
+        if sc.enabled and sc.num_gpus > 0:
+            check_fits(name, {"CPU": sc.num_cpus, "GPU": sc.num_gpus}, 1, f"Set {name}.num_gpus: 0 to run it on CPUs, or add a GPU node.")
+
+
+def check_fits(stage: str, shape: dict[str, float], count: int, advice: str) -> None:
+    import ray
+
+    if not ray.is_initialized():  # a library caller that has not connected yet: the local/default cluster
+        from sft_ray.runtime import init_ray
+
+        init_ray()
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    fits = placeable(shape, nodes)
+    if fits >= count:
+        return
+    have = {k: sum(res.get(k, 0.0) for res in nodes) for k in shape}
+    msg = (f"preflight: {stage} needs {count} worker(s) x {shape}, but the cluster's {len(nodes)} alive node(s) "
+           f"can hold {fits} (totals {have}; a worker must fit on one node). {advice}")
+    if autoscaler_running():
+        log.warning("%s An autoscaler is running, so the missing nodes may still be added.", msg)
+        return
+    raise PreflightError(msg)

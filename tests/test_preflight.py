@@ -1,0 +1,44 @@
+"""Preflight: a fine-tune the cluster cannot place fails before any model load or tokenization,
+with one message naming what was asked and what the cluster has; one that fits passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from sft_ray.config import TrainConfig
+from sft_ray.preflight import PreflightError, check_training_resources, placeable, worker_shape
+
+
+def test_placeable_counts_whole_workers_per_node():
+    nodes = [{"CPU": 8, "GPU": 4}, {"CPU": 8}, {"CPU": 3, "GPU": 8, "train_node": 1}]
+    assert placeable({"CPU": 1, "GPU": 1}, nodes) == 4 + 0 + 3
+    assert placeable({"CPU": 2}, nodes) == 4 + 4 + 1
+    assert placeable({"CPU": 1, "GPU": 1, "train_node": 0.01}, nodes) == 3
+    assert placeable({"CPU": 1, "GPU": 2}, [{"CPU": 4, "GPU": 3}, {"CPU": 4, "GPU": 3}]) == 2  # not 3: a worker is on one node
+
+
+def test_worker_shape_matches_the_scaling_config():
+    tc = TrainConfig(num_workers=2, use_gpu=True, cpus_per_worker=4, resources_per_worker={"train_node": 0.01})
+    assert worker_shape(tc) == {"CPU": 4, "GPU": 1.0, "train_node": 0.01}
+
+
+def test_a_run_the_local_cluster_cannot_hold_fails_with_one_clear_message(ray_local):
+    import ray
+
+    cpus = int(ray.cluster_resources()["CPU"])
+    check_training_resources(TrainConfig(num_workers=cpus, cpus_per_worker=1))  # fits
+    with pytest.raises(PreflightError) as e:
+        check_training_resources(TrainConfig(num_workers=2, use_gpu=True))
+    assert "train needs 2 worker(s) x {'CPU': 1.0, 'GPU': 1.0}" in str(e.value) and "can hold 0" in str(e.value)
+    with pytest.raises(PreflightError, match="train_node"):
+        check_training_resources(TrainConfig(num_workers=1, resources_per_worker={"train_node": 0.01}))
+
+
+def test_a_gpu_label_stage_on_a_cpu_cluster_fails_before_reading(ray_local):
+    from sft_ray.config import RunConfig
+    from sft_ray.preflight import check_build_stages
+
+    cfg = RunConfig.model_validate({"output": "/tmp/x", "sources": [], "label": {"enabled": True, "num_gpus": 1}})
+    with pytest.raises(PreflightError, match="label needs 1 worker"):
+        check_build_stages(cfg)
+    check_build_stages(RunConfig.model_validate({"output": "/tmp/x", "sources": [], "label": {"enabled": True}}))
