@@ -98,6 +98,7 @@ def main() -> None:
     ap.add_argument("--generate-batch-size", type=int, default=8)
     ap.add_argument("--peer-threads", type=int, default=2)
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--peer-only", action="store_true", help="only the plain transformers loop; adds it to the saved JSON under peer_runs")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "teacher.json"))
     args = ap.parse_args()
 
@@ -112,6 +113,13 @@ def main() -> None:
     out = tempfile.mkdtemp(prefix="teacher-bench-")
     cfg = RunConfig(output=out, teacher=tcfg)
     load = {"before": os.getloadavg()}
+    if args.peer_only:  # another peer setting next to a saved result (e.g. --peer-threads 1)
+        peer = peer_run(recs, tcfg, args.peer_threads)
+        saved = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+        saved.setdefault("peer_runs", {})[f"{args.peer_threads}_threads"] = {**peer, "loadavg": [load["before"], os.getloadavg()]}
+        Path(args.out).write_text(json.dumps(saved, indent=2) + "\n")
+        print(f"peer, {args.peer_threads} threads: {peer}")
+        return
     init_ray()
 
     rows, ray_s = ray_run(recs, cfg, out)

@@ -240,8 +240,11 @@ class TeacherGenerator:
                     continue
                 fresh.update({k: r for (k, _), r in zip(chunk, results)})
         if fresh and self.cache:
-            write_entries(self.cache, [{"key": k, "output": o, "score": s, "finished": f} for k, (o, s, f) in fresh.items()],
-                          self.cfg.model, self.storage_options)
+            try:
+                write_entries(self.cache, [{"key": k, "output": o, "score": s, "finished": f} for k, (o, s, f) in fresh.items()],
+                              self.cfg.model, self.storage_options)
+            except Exception as e:  # noqa: BLE001 - a cache that cannot be written costs a rerun's time, not this run
+                log.warning("teacher: could not write %d entries to the cache %s: %s: %s", len(fresh), self.cache, type(e).__name__, e)
         self.index.update(fresh)
         cols: dict[str, list] = {f.name: [] for f in GENERATED_FIELDS}
         for k in keys:

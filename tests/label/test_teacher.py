@@ -211,3 +211,12 @@ def test_smollm2_end_to_end_rows_are_well_formed(ray_local, tmp_path):
         assert roles == (["user", "assistant"] if r[S.REJECT_REASON] is None else ["system", "user", "assistant"])
         assert r["messages"][-1]["content"] if r[S.REJECT_REASON] is None else True
     assert cache_stats(str(tmp_path))["entries"] == 4
+
+
+def test_an_unwritable_cache_does_not_fail_the_batch(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be")
+    cfg = TeacherConfig(model="garbage")
+    req = build_requests(_records(PASSAGES[:2]).select([S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE]), cfg, 0.05, 0)
+    out = Garbage(cfg, str(blocker / "teacher"))(req)
+    assert out.num_rows == 2 and out["output"].to_pylist() == ["%%%% }{ garbage"] * 2
