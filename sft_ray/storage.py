@@ -8,6 +8,7 @@ signal that a run's outputs are complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import posixpath
 from contextlib import contextmanager
@@ -59,6 +60,23 @@ fsspec.config.conf.setdefault("s3", {}).setdefault("config_kwargs", {"retries": 
 
 class StoreError(OSError):
     """A storage call that failed after the retries above; the message names the URL."""
+
+
+# errno values a store that is down, throttling or unreachable surfaces as (s3fs maps HTTP 503 to
+# EBUSY, "Service Unavailable"; gcsfs/adlfs and sockets give the others).
+_UNAVAILABLE = {errno.EBUSY, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+
+def is_store_failure(e: BaseException) -> bool:
+    """A failure of the store itself (down, throttling past the retries, unreachable, access denied),
+    as opposed to a bad file (truncated gzip, corrupt bytes). Readers record a bad file as a reject
+    and go on; a store failure must fail the run instead of silently shrinking its output."""
+    if isinstance(e, StoreError | PermissionError):
+        return True
+    if isinstance(e, OSError) and e.errno in _UNAVAILABLE:
+        return True
+    mod = type(e).__module__ or ""
+    return mod.startswith(("botocore", "aiobotocore", "aiohttp", "urllib3", "requests", "google.api_core", "azure.core"))
 
 
 @contextmanager

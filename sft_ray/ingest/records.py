@@ -18,6 +18,7 @@ from sft_ray import schema as S
 from sft_ray.config import ExtractConfig, SourceConfig
 from sft_ray.ingest import dialogue, formats, web
 from sft_ray.ingest.formats import Raw
+from sft_ray.storage import StoreError, is_store_failure
 
 DOC_COLUMNS = [S.ID, S.TEXT, S.TITLE, S.URL, S.LABEL]
 PAIR_COLUMNS = [S.ID, S.SRC_TEXT, S.TGT_TEXT]
@@ -165,7 +166,9 @@ def read_items(
                     rows = []
                 if remaining == 0:
                     break
-        except Exception as e:  # noqa: BLE001 - any failure to read a file is recorded, not raised
+        except Exception as e:  # noqa: BLE001 - a bad file is recorded, not raised; a failing store is raised
+            if is_store_failure(e):
+                raise StoreError(f"source {src.name}: reading {item['url']} failed after retries: {type(e).__name__}: {e}") from e
             err = f"{type(e).__name__}: {e}"[:2000]
             rows.append(
                 {

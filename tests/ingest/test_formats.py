@@ -129,3 +129,29 @@ def test_missing_path_fails_fast_naming_it(tmp_path):
 def test_empty_file_yields_no_records(tmp_path):
     (tmp_path / "e.jsonl").write_text("")
     assert _read(_src(path=str(tmp_path / "e.jsonl"))) == []
+
+
+def test_a_failing_store_fails_the_read_but_a_bad_file_is_a_reject(tmp_path, monkeypatch):
+    """A truncated .gz is the file's fault: recorded as `unreadable_file`, the read goes on. A store
+    that still answers 503 after the retries (s3fs: OSError EBUSY) must fail the run instead of
+    quietly shrinking it."""
+    import errno
+    import gzip
+
+    from sft_ray.config import SourceConfig
+    from sft_ray.ingest import records
+    from sft_ray.storage import StoreError
+
+    good = tmp_path / "a.jsonl.gz"
+    good.write_bytes(gzip.compress(b'{"text": "one fine line of text"}\n' * 50)[:-30])
+    src = SourceConfig(name="s", kind="text", format="jsonl", path=str(good))
+    item = {"url": str(good), "rel": "a.jsonl.gz", "size": 1}
+    rows = [r for t in records.read_items(src, [item], 1000) for r in t.to_pylist()]
+    assert rows[-1]["reject_reason"] == "unreadable_file" and "EOFError" in rows[-1]["text"]
+
+    def unavailable(*_a, **_k):
+        raise OSError(errno.EBUSY, "Service Unavailable")
+
+    monkeypatch.setattr(records.formats, "read_jsonl", unavailable)
+    with pytest.raises(StoreError, match="reading .*a.jsonl.gz failed after retries"):
+        list(records.read_items(src, [item], 1000))
