@@ -878,15 +878,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         data, origin = demo_config_dict(), "<embedded demo config>"
     else:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {p} must hold a mapping at the top level")
-        origin = str(p)
+        data, origin = read_yaml_mapping(p, "config"), str(p)
         data = _resolve_relative(data, p.parent.resolve())
     data = copy.deepcopy(data)
     for o in overrides or []:
@@ -897,6 +889,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return RunConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_errors(e, origin)) from None
+
+
+def read_yaml_mapping(p: Path, what: str) -> dict:
+    """A YAML file holding a mapping, loaded safely (no `!!python` tags); errors name the file."""
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} file {p} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} file {p} must hold a mapping at the top level")
+    return data
 
 
 def _is_relative_local(p: Any) -> bool:

@@ -13,10 +13,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sft_ray.config import ConfigError, _format_errors, apply_override
+from sft_ray.config import ConfigError, _format_errors, apply_override, read_yaml_mapping
 
 
 class ServeConfig(BaseModel):
@@ -82,15 +81,7 @@ def load_serve_config(path: str | Path | None = None, overrides: list[str] | Non
     origin = "<defaults>"
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"serve config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"serve config file {p} is not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"serve config file {p} must hold a mapping at the top level")
-        origin = str(p)
+        data, origin = read_yaml_mapping(p, "serve config"), str(p)
     data = copy.deepcopy(data)
     if model is not None:
         data["model"] = model

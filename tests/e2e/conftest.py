@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import DEMO_DATA, VENV_BIN, free_port, head_env, pids_mentioning, wait_http
+from e2e_support import DEMO_DATA, VENV_BIN, free_port, head_env, moto_server, pids_mentioning, wait_http
 
 # Fake credentials for the S3 server. They go into os.environ *at import* (collection time), i.e.
 # before any fixture runs and therefore before the session-wide in-process Ray (`ray_local`) is
@@ -60,13 +60,7 @@ def s3_server(tmp_path_factory):
     """
     import boto3
 
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = open(tmp_path_factory.mktemp("moto") / "moto_server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_http(endpoint + "/moto-api/", 60, proc=proc)
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         ag, n_ag = DEMO_DATA / "ag_news_test_part.csv", 60
@@ -84,13 +78,6 @@ def s3_server(tmp_path_factory):
         s3.put_object(Bucket=BUCKET, Key="raw/clean/part-000.csv", Body=_csv_rows(ag, 200, 20))
         yield {"endpoint": endpoint, "bucket": BUCKET, "counts": {"agnews": 2 * n_ag, "m30k-en-de": n_pairs},
                "planted": {"exact_duplicate": 3, "too_short": 1}}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 # ------------------------------------------------------------------------------------ Ray head

@@ -9,6 +9,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,3 +76,22 @@ def head_env(token: str | None, home: Path | None = None, auth_mode: str | None 
     return env
 
 
+
+
+@contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """A real moto S3 server (subprocess, HTTP on 127.0.0.1); yields its endpoint URL, stops it after."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = open(log_dir / "moto_server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(endpoint + "/moto-api/", 60, proc=proc)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -12,13 +12,12 @@ closed, no response) or delays a share of the build's own requests, reads and wr
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from e2e_support import DEMO_DATA, VENV_BIN, free_port, wait_http
+from e2e_support import DEMO_DATA, moto_server
 from fault_proxy import FaultProxy
 from tests.reliability.outputs import digest
 
@@ -36,14 +35,8 @@ def store(tmp_path_factory):
     import boto3
     import s3fs
 
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = open(tmp_path_factory.mktemp("moto") / "moto_server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
     proxy = None
-    try:
-        wait_http(endpoint + "/moto-api/", 60, proc=proc)
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
         s3.create_bucket(Bucket=BUCKET)
@@ -58,16 +51,10 @@ def store(tmp_path_factory):
             s3.put_object(Bucket=BUCKET, Key=f"raw/m30k/train.{lang}.gz", Body=gzip.compress(text.encode(), mtime=0))
         proxy = FaultProxy(endpoint).start()
         fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True, **CREDS)
-        yield {"endpoint": endpoint, "proxy": proxy, "fs": fs}
-    finally:
-        if proxy is not None:
-            proxy.stop()
-        proc.terminate()
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            yield {"endpoint": endpoint, "proxy": proxy, "fs": fs}
+        finally:
+            proxy.stop()
 
 
 def _config(endpoint: str, run: str, max_attempts: int | None = None):
