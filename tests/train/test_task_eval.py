@@ -80,7 +80,8 @@ def test_rouge_l_hand_computed():
 
 def test_metric_table_unknown_task_and_edge_cases():
     assert METRICS_BY_TASK["summarization"] == ("chrf", "rougeL") and METRICS_BY_TASK["qa"] == ("exact_match", "f1")
-    assert set(score("dialogue", ["hello there"], ["hello there"])) == {"chrf"}
+    assert set(score("dialogue", ["hello there"], ["hello there"])) == {"chrf", "rougeL"}
+    assert set(score("free_form", ["hello there"], ["hello there"])) == {"chrf"}  # an unknown task: chrF only
     assert score("classification", [], []) == {}
     with pytest.raises(ValueError, match="2 predictions but 1 references"):
         score("qa", ["a", "b"], ["a"])
