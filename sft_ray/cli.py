@@ -98,7 +98,7 @@ def print_build(result) -> None:
         print(f"-- sample [{s['task']}] {s['id']}")
         for msg in s["messages"]:
             print(f"   {msg['role']:>9}: {msg['content'][:200]!r}")
-    print(f"outputs: {m['output']}/{{curated,rejects,sft/train,sft/validation,report/report.html,manifest.json}}")
+    print(f"outputs: {m['output']}/{{curated,rejects,sft/train,sft/validation,sft/rejects,report/report.html,manifest.json}}")
 
 
 def _num(x) -> str:
