@@ -57,17 +57,13 @@ VOCAB = 49152
 def prepare(sft: str, out: str, model: str, max_seq_len: int) -> None:
     import pyarrow.dataset as pads
 
+    from train_throughput import tokenize_all  # benchmarks/ is this script's folder, first on sys.path
+
     from sft_ray.models import load_tokenizer, resolve_model
-    from sft_ray.train.tokenize import tokenize_example
 
     tok = load_tokenizer(resolve_model(model))
     rows = pads.dataset(sft, format="parquet").to_table(columns=["messages"]).to_pylist()
-    ids, labels = [], []
-    for r in rows:
-        t = tokenize_example(tok, r["messages"], max_seq_len)
-        if not t["drop_reason"]:
-            ids.append(np.asarray(t["input_ids"], dtype=np.int32))
-            labels.append(np.asarray(t["labels"], dtype=np.int32))
+    ids, labels = tokenize_all(tok, rows, max_seq_len)
     lengths = np.array([len(x) for x in ids])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, ids=np.concatenate(ids), labels=np.concatenate(labels), lengths=lengths)

@@ -880,13 +880,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         data, origin = read_yaml_mapping(p, "config"), str(p)
         data = _resolve_relative(data, p.parent.resolve())
+    return validated(RunConfig, data, overrides, origin)
+
+
+def validated(model: type[BaseModel], data: dict, overrides: list[str] | None, origin: str):
+    """Apply `--set` overrides to a copy of `data` and validate it; errors name the key and `origin`."""
     data = copy.deepcopy(data)
     for o in overrides or []:
         apply_override(data, o)
     if overrides:
         origin += " (with --set overrides)"
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_errors(e, origin)) from None
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pyarrow as pa
 
 from sft_ray import schema as S
 from sft_ray.config import FormatConfig
-from sft_ray.format.split import split_key, split_of
+from sft_ray.format.split import RESOLUTION, hashed_share, split_key, split_of
 from sft_ray.format.templates import examples_for
 
 SFT_COLUMNS = [f.name for f in S.SFT_SCHEMA]
@@ -23,8 +21,7 @@ TAGGED_SCHEMA = pa.schema([*S.SFT_SCHEMA, pa.field(S.REJECT_REASON, pa.string())
 
 
 def kept_by_weight(example_id: str, weight: float, seed: int) -> bool:
-    h = hashlib.blake2b(f"{seed}\x00mix\x00{example_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2.0**64 < weight
+    return hashed_share(example_id, "mix", seed) < weight * RESOLUTION
 
 
 def format_batch(table: pa.Table, cfg: FormatConfig, options: dict[str, list[str]]) -> pa.Table:

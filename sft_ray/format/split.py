@@ -18,6 +18,12 @@ def split_key(kind: str | None, record_id: str, text: str | None) -> str:
     return f"passage\x00{text}" if kind == "qa" and text else record_id
 
 
+def hashed_share(key: str, salt: str, seed: int) -> int:
+    """A deterministic position of `key` in [0, RESOLUTION): "is it in the first share f" is
+    `hashed_share(...) < f * RESOLUTION`, whatever the partitioning. Used for the split and the task mix."""
+    h = hashlib.blake2b(f"{seed}\x00{salt}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") % RESOLUTION
+
+
 def split_of(record_id: str, validation_fraction: float, seed: int) -> str:
-    h = hashlib.blake2b(f"{seed}\x00split\x00{record_id}".encode(), digest_size=8).digest()
-    return "validation" if int.from_bytes(h, "big") % RESOLUTION < validation_fraction * RESOLUTION else "train"
+    return "validation" if hashed_share(record_id, "split", seed) < validation_fraction * RESOLUTION else "train"

@@ -9,13 +9,12 @@ only the exported folder, not the corpora or the training settings.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sft_ray.config import ConfigError, _format_errors, apply_override, read_yaml_mapping
+from sft_ray.config import read_yaml_mapping, validated
 
 
 class ServeConfig(BaseModel):
@@ -82,14 +81,6 @@ def load_serve_config(path: str | Path | None = None, overrides: list[str] | Non
     if path is not None:
         p = Path(path)
         data, origin = read_yaml_mapping(p, "serve config"), str(p)
-    data = copy.deepcopy(data)
     if model is not None:
-        data["model"] = model
-    for o in overrides or []:
-        apply_override(data, o)
-    if overrides:
-        origin += " (with --set overrides)"
-    try:
-        return ServeConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_errors(e, origin)) from None
+        data = {**data, "model": model}
+    return validated(ServeConfig, data, overrides, origin)
