@@ -33,6 +33,7 @@ from sft_ray.ingest import describe_inputs, list_inputs, read_sources
 from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.label.teacher import teacher_examples
 from sft_ray.manifest import versions
+from sft_ray.placement import data_selector
 from sft_ray.preflight import check_build_stages
 from sft_ray.report import record_counts, report_data, sft_counts, write_report
 from sft_ray.staging import Workspace, fingerprint, units
@@ -51,6 +52,12 @@ class BuildResult:
 
 
 def build_sft_data(cfg: RunConfig) -> BuildResult:
+    # Every Dataset of the build carries placement.curation; model pools add placement.models.
+    with data_selector(cfg.placement.curation):
+        return _build(cfg)
+
+
+def _build(cfg: RunConfig) -> BuildResult:
     out, so = storage.abs_output(cfg.output), cfg.storage_options
     if storage.exists(storage.join(out, storage.SUCCESS), so) and not cfg.overwrite:
         log.info("build: %s already complete (_SUCCESS present); set overwrite=true to rebuild", out)
@@ -77,7 +84,7 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
             ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
     ds = exact_dedup(ds, cfg.dedup)
     ds = near_dedup(ds, cfg.dedup)
-    ds = semantic_dedup(ds, cfg.dedup)  # off by default
+    ds = semantic_dedup(ds, cfg.dedup, cfg.placement.models)  # off by default
     records = ds.materialize()
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
         records = decontaminate(records, cfg.dedup.decontaminate, cfg.format.validation_fraction, cfg.format.seed).materialize()

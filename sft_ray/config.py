@@ -777,6 +777,26 @@ class TrainConfig(_Strict):
     )
 
 
+class PlacementConfig(_Strict):
+    """Which nodes each kind of work runs on, as Ray node-label selectors (sft_ray/placement.py;
+    cluster/README.md, "Stage placement"). Empty: anywhere, as on a laptop."""
+
+    curation: dict[str, str] = Field(
+        default_factory=dict,
+        description="Label selector for every Ray Data task and actor of the build (read, clean, dedup, format, write), "
+        "e.g. {sft-ray/pool: data}.",
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Label selector for the build's model actor pools (labelers, teacher, semantic dedup); use the same "
+        "key as curation, e.g. {sft-ray/pool: gpu}: on a shared key it wins over curation's.",
+    )
+    train: dict[str, str] = Field(
+        default_factory=dict,
+        description="Label selector for the Ray Train workers and the training data's tokenizer actors, e.g. {sft-ray/pool: gpu}.",
+    )
+
+
 # ------------------------------------------------------------------------------------------- run
 class RunConfig(_Strict):
     """A whole run: where data comes from, what happens to it, where it goes."""
@@ -791,6 +811,7 @@ class RunConfig(_Strict):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="LLM teacher: generated targets (QA, summaries) for records without one.")
     format: FormatConfig = Field(default_factory=FormatConfig, description="SFT formatting and split.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
+    placement: PlacementConfig = Field(default_factory=PlacementConfig, description="Node-label selectors pinning curation, model stages and training to node types.")
     ray_address: str | None = Field(default=None, description="Ray address; default: the job's cluster or a local ray.init().")
     read_batch_size: int = Field(default=1024, ge=1, description="Records per block emitted by the readers.")
     resumable: bool = Field(

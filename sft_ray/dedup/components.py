@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import ray
 
 from sft_ray.dedup.lsh import DOC, EDGE_SCHEMA, REP, unique_rows
+from sft_ray.placement import task_options
 
 log = logging.getLogger("sft_ray")
 
@@ -117,7 +118,7 @@ def connected_components(edges: ray.data.Dataset, num_partitions: int) -> ray.da
     Materialises the (small) edge list once per round; the driver reads only a count."""
     for rnd in range(1, MAX_ROUNDS + 1):
         edges = _step(_step(edges, large_star, num_partitions), small_star, num_partitions).materialize()
-        bad = sum(ray.get([_count_bad.remote(ref) for ref in edges.to_arrow_refs()]))
+        bad = sum(ray.get([_count_bad.options(**task_options()).remote(ref) for ref in edges.to_arrow_refs()]))
         log.info("near dedup: components round %d, %d nodes not yet in stars", rnd, bad)
         if not bad:
             return edges.select_columns([DOC, REP])
@@ -159,4 +160,4 @@ def _local_components(*tables: pa.Table) -> pa.Table:
 
 def local_components(edges: ray.data.Dataset) -> ray.data.Dataset:
     """connected_components for a small materialised edge list: one task, same result."""
-    return ray.data.from_arrow_refs([_local_components.remote(*edges.to_arrow_refs())])
+    return ray.data.from_arrow_refs([_local_components.options(**task_options()).remote(*edges.to_arrow_refs())])

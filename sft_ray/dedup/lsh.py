@@ -35,6 +35,7 @@ import ray
 from sft_ray import schema as S
 from sft_ray.config import NearDedupConfig
 from sft_ray.dedup.minhash import jaccard, shingles, string_hashes
+from sft_ray.placement import task_options
 
 BANDS = "near_bands"  # fixed_size_list<uint64, b> per record, null when the record does not take part
 BAND_KEY = "near_band_key"
@@ -216,7 +217,7 @@ def concat_edges(*tables: pa.Table) -> pa.Table:
 
 def broadcast(edges: ray.data.Dataset) -> ray.ObjectRef:
     """Concatenate a materialised edge dataset in a task (its blocks never reach the driver)."""
-    return concat_edges.remote(*edges.to_arrow_refs())
+    return concat_edges.options(**task_options()).remote(*edges.to_arrow_refs())
 
 
 def _involved_texts(table: pa.Table, edges: ray.ObjectRef) -> pa.Table:

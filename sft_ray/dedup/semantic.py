@@ -34,6 +34,7 @@ import ray
 from sft_ray import schema as S
 from sft_ray.config import DedupConfig, SemanticDedupConfig
 from sft_ray.dedup.exact import first_of_runs
+from sft_ray.placement import actor_pool_args
 from sft_ray.tags import live_mask, tag
 
 log = logging.getLogger("sft_ray")
@@ -151,15 +152,16 @@ def _mark(part: pa.Table, threshold: float) -> pa.Table:
     return tag(part, STAGE, reasons.tolist(), dup_of.tolist()).drop_columns([_EMB, _KEY])
 
 
-def semantic_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
-    """Tag semantic duplicates across the whole dataset (see the module docstring)."""
+def semantic_dedup(ds: ray.data.Dataset, cfg: DedupConfig, selector: dict[str, str] | None = None) -> ray.data.Dataset:
+    """Tag semantic duplicates across the whole dataset (see the module docstring); `selector`
+    places the embedding actors (config placement.models)."""
     sem = cfg.semantic
     if not (cfg.enabled and sem.enabled):
         return ds
     embedded = ds.map_batches(
         EmbedRecords, fn_constructor_args=(sem,), batch_format="pyarrow", batch_size=sem.batch_size,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=sem.concurrency),
-        num_cpus=sem.num_cpus, num_gpus=sem.num_gpus or None,
+        num_cpus=sem.num_cpus, num_gpus=sem.num_gpus or None, **actor_pool_args(selector or {}),
     ).materialize()
     n = sum(r["n"] for r in embedded.map_batches(_count, batch_format="pyarrow").take_all())
     if n < 2:

@@ -17,6 +17,7 @@ from sft_ray.label.embed import Embedder
 from sft_ray.label.labelers import Labeler
 from sft_ray.label.seed import load_seed
 from sft_ray.label.select import select_batch
+from sft_ray.placement import actor_pool_args
 
 log = logging.getLogger("sft_ray")
 LABELERS = ("topic", "sentiment")
@@ -48,6 +49,7 @@ def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
 
     Rows are never dropped here; `heads` lets a caller reuse heads it already fitted (fit_heads).
     """
+    selector = cfg.placement.models if isinstance(cfg, RunConfig) else {}
     cfg = cfg.label if isinstance(cfg, RunConfig) else cfg
     if not cfg.enabled:
         return ds
@@ -66,5 +68,6 @@ def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
         num_cpus=cfg.num_cpus,
         num_gpus=cfg.num_gpus or None,
         udf_modifying_row_count=False,
+        **actor_pool_args(selector),
     )
     return ds.map_batches(select_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg}, udf_modifying_row_count=False)

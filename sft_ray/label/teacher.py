@@ -36,7 +36,6 @@ every node has.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 
@@ -50,6 +49,7 @@ from sft_ray.config import RunConfig, TeacherConfig
 from sft_ray.format.split import split_of
 from sft_ray.label.teacher_cache import cache_url, read_index, request_key, write_entries
 from sft_ray.label.teacher_parse import validate
+from sft_ray.placement import actor_pool_args
 
 log = logging.getLogger("sft_ray")
 REASON = "invalid_teacher_output"
@@ -102,6 +102,7 @@ def teacher_examples(curated: ray.data.Dataset, cfg: RunConfig, output: str, sto
             num_cpus=tcfg.num_cpus,
             num_gpus=tcfg.num_gpus or None,
             udf_modifying_row_count=False,
+            **actor_pool_args(cfg.placement.models),
         )
     return generated.map_batches(finish_batch, batch_format="pyarrow", fn_kwargs={"cfg": tcfg}, udf_modifying_row_count=False)
 

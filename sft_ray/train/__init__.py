@@ -25,6 +25,7 @@ import math
 import time
 
 from sft_ray.config import ConfigError, RunConfig
+from sft_ray.placement import data_selector
 from sft_ray.preflight import check_training_resources
 from sft_ray.storage import abs_output, check_writable, exists, get_fs, join, pyarrow_fs, read_json, read_text
 
@@ -111,7 +112,7 @@ def run_finetune(cfg: RunConfig) -> dict:
     model_dir, checkpoint_dir, wall_s."""
     import ray
     import ray.data
-    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, ScalingConfig
     from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchTrainer
 
@@ -156,12 +157,13 @@ def run_finetune(cfg: RunConfig) -> dict:
              plan["steps_per_epoch"] or "?", f", ~{ratio:.3f} packed rows per example" if ratio < 1 else "",
              tc.num_workers, tc.strategy + (" + LoRA" if tc.lora.enabled else ""))
 
-    train_ds = ray.data.read_parquet(pyarrow_fs(train_url, so)[1], filesystem=fs)
-    # A fixed row order makes resume's fast-forward land on the same examples.
-    train_ds.context.execution_options.preserve_order = True
-    train_ds = tokenize_dataset(train_ds, model_path, tc.max_seq_len, trust_remote_code=tc.trust_remote_code,
-                                loss_on=tc.loss_on, packing=tc.packing, pack_window=tc.pack_window,
-                                max_actors=tc.tokenize_actors, num_cpus=tc.tokenize_cpus)
+    with data_selector(cfg.placement.train):  # tokenizer actors feed the workers from their nodes
+        train_ds = ray.data.read_parquet(pyarrow_fs(train_url, so)[1], filesystem=fs)
+        # A fixed row order makes resume's fast-forward land on the same examples.
+        train_ds.context.execution_options.preserve_order = True
+        train_ds = tokenize_dataset(train_ds, model_path, tc.max_seq_len, trust_remote_code=tc.trust_remote_code,
+                                    loss_on=tc.loss_on, packing=tc.packing, pack_window=tc.pack_window,
+                                    max_actors=tc.tokenize_actors, num_cpus=tc.tokenize_cpus)
     # Every epoch re-executes the stream (tokenizer actors included, ~35 s on a small machine); a
     # small tokenized set is computed once and kept in the object store instead. ids + labels
     # (+ position ids) are int32: 12 bytes per token.
@@ -190,7 +192,8 @@ def run_finetune(cfg: RunConfig) -> dict:
                            "plan": {**plan, "output": output, "model_path": model_path, "val_rows": val_rows,
                                     "task_rows": task_rows}},
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
-                                     resources_per_worker={"CPU": tc.cpus_per_worker, **tc.resources_per_worker}),
+                                     resources_per_worker={"CPU": tc.cpus_per_worker, **tc.resources_per_worker},
+                                     label_selector=dict(cfg.placement.train) or None),
         run_config=RayRunConfig(
             name="checkpoints",
             storage_path=storage_path,
@@ -199,6 +202,9 @@ def run_finetune(cfg: RunConfig) -> dict:
             failure_config=FailureConfig(max_failures=tc.max_failures),
         ),
         datasets={"train": train_ds},
+        # Ray Train replaces a dataset's execution options with the driver's defaults, which would
+        # drop preserve_order (resume's fast-forward) and the placement selector: hand them over.
+        dataset_config=DataConfig(execution_options=train_ds.context.execution_options),
     )
     result = trainer.fit()
     if result.error:

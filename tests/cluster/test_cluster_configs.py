@@ -222,7 +222,7 @@ def test_rayjob_entrypoint_and_lifecycle(name, job):
     assert runtime_env["env_vars"] == load(CLUSTER / "runtime_env.yaml")["env_vars"]
     if job == "finetune.py":
         assert "train.use_gpu=true" in spec["entrypoint"]
-        assert "train.resources_per_worker={train_node: 0.01}" in spec["entrypoint"]
+    assert "placement=" in spec["entrypoint"]
 
 
 def test_rayjob_clusters_match_the_raycluster():
@@ -247,9 +247,59 @@ def test_resource_names_agree_with_sft_ray_and_docs():
     doc = (CLUSTER / "README.md").read_text()
     assert f"`{DATA_RESOURCE}: 1`" in doc and f"`{TRAIN_RESOURCE}: 1`" in doc
     assert "train.resources_per_worker" in doc
+
+
+def _placements(text: str) -> list[dict]:
+    """Every `--set 'placement={...}'` in a file's commands, validated as sft_ray's config would."""
+    from sft_ray.config import load_config
+
+    sets = re.findall(r"--set '(placement=\{.*?\}\})'", text)
+    return [load_config(None, [s]).placement for s in sets]
+
+
+def _node_labels() -> dict[str, list[dict]]:
+    """file -> labels of its CPU and GPU worker types (launcher node types, KubeRay groups)."""
+    out = {}
     for name in LAUNCHER_CONFIGS:
-        text = (CLUSTER / name).read_text()
-        assert f"train.resources_per_worker={{{TRAIN_RESOURCE}: 0.01}}" in text, name
+        types = load(CLUSTER / name)["available_node_types"]
+        out[name] = {"cpu": types["cpu_worker"].get("labels", {}), "gpu": types["gpu_worker"].get("labels", {})}
+    for name in KUBERAY:
+        groups = {g["groupName"]: g["rayStartParams"] for g in cluster_spec(load(CLUSTER / "kuberay" / name))["workerGroupSpecs"]}
+        parse = lambda p: dict(kv.split("=", 1) for kv in p.get("labels", "").split(",") if kv)  # noqa: E731
+        out[name] = {"cpu": parse(groups["cpu-workers"]), "gpu": parse(groups["gpu-workers"])}
+    return out
+
+
+def _satisfies(labels: dict, selector: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_placement_in_the_commands_selects_the_right_node_types():
+    """Stage placement (issue 7, item 2): the `placement` each file's commands pass is valid config, and
+    its selectors pick the CPU worker type for curation and only the GPU type for models and training."""
+    labels = _node_labels()
+    for name, types in labels.items():
+        path = CLUSTER / name if name in LAUNCHER_CONFIGS else CLUSTER / "kuberay" / name
+        placements = _placements(path.read_text())
+        assert placements, f"{name}: no --set 'placement=...' in its commands"
+        assert types["cpu"] and types["gpu"] and types["cpu"] != types["gpu"], name
+        for pl in placements:
+            assert pl.curation, name
+            assert _satisfies(types["cpu"], pl.curation) and not _satisfies(types["gpu"], pl.curation), name
+            for sel in (pl.models, pl.train):
+                if sel:
+                    assert _satisfies(types["gpu"], sel) and not _satisfies(types["cpu"], sel), name
+                    # Ray Data merges an operator's selector over the Dataset's key by key: one key for both.
+                    assert set(sel) == set(pl.curation), name
+    placements = _placements((CLUSTER / "README.md").read_text())
+    assert placements and all(p.curation and p.train for p in placements)
+
+
+def test_launchers_run_autoscaler_v2():
+    """Label selectors drive scale-up only in autoscaler v2 (v1 schedules by resources alone)."""
+    for name in LAUNCHER_CONFIGS:
+        (cmd,) = [c for c in load(CLUSTER / name)["head_start_ray_commands"] if "ray start" in c]
+        assert "RAY_enable_autoscaler_v2=1" in cmd, name
 
 
 def test_runtime_env_keeps_local_state_home():

@@ -12,8 +12,6 @@ import io
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import DEMO_DATA, VENV_BIN, free_port, head_env, moto_server, pids_mentioning, wait_http
+from e2e_support import DEMO_DATA, free_port, kill_mentioning, moto_server, start_ray_node, stop_ray_node, wait_http
 
 # Fake credentials for the S3 server. They go into os.environ *at import* (collection time), i.e.
 # before any fixture runs and therefore before the session-wide in-process Ray (`ray_local`) is
@@ -95,28 +93,11 @@ def ray_head():
     token = secrets.token_hex(32)
     temp_dir = tempfile.mkdtemp(prefix="sftray-head-", dir="/tmp")  # short: Ray's socket paths have a length limit
     dash = free_port()
-    ports = {p: free_port() for p in ("--port", "--node-manager-port", "--object-manager-port", "--ray-client-server-port",
-                                      "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-                                      "--runtime-env-agent-port", "--metrics-export-port")}
-    cmd = [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-           "--num-cpus", "4", "--num-gpus", "0", "--temp-dir", temp_dir,
-           "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
-           "--disable-usage-stats", "--min-worker-port", "0", "--max-worker-port", "0"]
-    for flag, p in ports.items():
-        cmd += [flag, str(p)]
     log_path = Path(temp_dir) / "ray-start.log"
-    log = open(log_path, "w")  # noqa: SIM115
-    env = head_env(token)
     # Fake cloud credentials in the cluster's environment, as on a real node: the secrets test
     # greps every output and log of the job for them (and for the token).
     aws = {"AWS_ACCESS_KEY_ID": "AKIA" + secrets.token_hex(8).upper(), "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30)}
-    env.update(aws)
-    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # SIGTERM: shut down now, no 30 s drain wait
-    # Ray gives its dashboard (the job server) 60 s to start; on a loaded 2-core CI machine it took
-    # 77 s once and `ray start` gave up. Our own wait below is 180 s: let Ray wait as long.
-    env["RAY_DASHBOARD_STARTUP_TIMEOUT_S"] = "180"
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=temp_dir,
-                            start_new_session=True)
+    proc, _ = start_ray_node(temp_dir, token, log_path, num_cpus=4, env_extra=aws, dashboard_port=dash)
     address = f"http://127.0.0.1:{dash}"
     try:
         t0 = time.time()
@@ -126,25 +107,10 @@ def ray_head():
         print(f"\n[ray_head] up in {time.time() - t0:.1f} s at {address} (temp dir {temp_dir})", flush=True)
         yield {"address": address, "token": token, "temp_dir": temp_dir, "log": log_path, "secrets": [token, *aws.values()]}
     except BaseException:
-        log.flush()
         print(log_path.read_text()[-4000:], file=sys.stderr)
         raise
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        deadline = time.time() + 20
-        while pids_mentioning(temp_dir) and time.time() < deadline:
-            time.sleep(1)
-        for pid in pids_mentioning(temp_dir):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
+        stop_ray_node(proc)
+        kill_mentioning(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 

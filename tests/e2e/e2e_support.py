@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +77,82 @@ def head_env(token: str | None, home: Path | None = None, auth_mode: str | None 
         env.setdefault("SFT_RAY_CACHE", str(Path.home() / ".cache" / "sft_ray"))
         env["HOME"] = str(home)
     return env
+
+
+
+NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                   "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+
+
+def start_ray_node(temp_dir: str, token: str, log_path: Path, *, gcs: str | None = None, num_cpus: int = 4,
+                   resources: dict | None = None, labels: dict | None = None, env_extra: dict | None = None,
+                   dashboard_port: int | None = None, gcs_port: int | None = None,
+                   extra_args: list[str] | None = None) -> tuple[subprocess.Popen, int | None]:
+    """`ray start --block` on loopback with token auth and its own ports (several nodes share one
+    machine here): a head when `gcs` is None (returns its GCS port), else a worker joining `gcs`.
+    The process is a session leader so the caller can stop it with stop_ray_node."""
+    ports = {p: free_port() for p in NODE_PORT_FLAGS}
+    cmd = [str(VENV_BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus),
+           "--num-gpus", "0", "--disable-usage-stats", "--min-worker-port", "0", "--max-worker-port", "0"]
+    if gcs is None:
+        gcs_port = gcs_port or free_port()
+        cmd += ["--head", "--port", str(gcs_port), "--temp-dir", temp_dir, "--ray-client-server-port", str(free_port()),
+                "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port or free_port())]
+    else:  # its own temp dir, as its own disk on a real cluster: nodes sharing one would share (and
+        # garbage-collect) each other's unpacked runtime envs, the job's working dir included
+        cmd += ["--address", gcs, "--temp-dir", temp_dir]
+    if resources:
+        cmd += ["--resources", json.dumps(resources)]
+    if labels:
+        cmd += ["--labels", ",".join(f"{k}={v}" for k, v in labels.items())]
+    for flag, p in ports.items():
+        cmd += [flag, str(p)]
+    cmd += extra_args or []
+    env = head_env(token)
+    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # SIGTERM: shut down now, no 30 s drain wait
+    # Ray gives its dashboard (the job server) 60 s to start; on a loaded 2-core CI machine it took
+    # 77 s once and `ray start` gave up. Our own waits are 180 s: let Ray wait as long.
+    env["RAY_DASHBOARD_STARTUP_TIMEOUT_S"] = "180"
+    env.update(env_extra or {})
+    log = open(log_path, "w")  # noqa: SIM115 - the child holds it; closed with the process
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=temp_dir, start_new_session=True)
+    log.close()
+    return proc, gcs_port
+
+
+def stop_ray_node(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM the blocking `ray start` (it shuts its node down), SIGKILL if it does not go."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def kill_mentioning(needle: str, grace: float = 20) -> None:
+    """Wait up to `grace` s for processes naming `needle` (a node's temp dir) to exit, then SIGKILL them.
+    Never `ray stop`, which would kill every Ray on the machine, this pytest's own included."""
+    deadline = time.time() + grace
+    while pids_mentioning(needle) and time.time() < deadline:
+        time.sleep(1)
+    for pid in pids_mentioning(needle):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def state_api(address: str, token: str, resource: str, **filters: str) -> list[dict]:
+    """Rows of Ray's State API (`/api/v0/<resource>`: nodes, tasks, actors) over HTTP with our token."""
+    q = [("limit", "10000"), ("detail", "1")]
+    for k, v in filters.items():
+        q += [("filter_keys", k), ("filter_predicates", "="), ("filter_values", v)]
+    url = f"{address}/api/v0/{resource}?" + urllib.parse.urlencode(q)
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}), timeout=60) as r:
+        body = json.loads(r.read())
+    return body["data"]["result"]["result"]
 
 
 

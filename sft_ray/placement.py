@@ -1,0 +1,61 @@
+"""Stage placement: which nodes each kind of work may run on, by Ray node labels (issue 7, item 2).
+
+A cluster's node types carry labels (`ray start --labels sft-ray/pool=data`; `labels:` in the
+launcher's node types; `rayStartParams.labels` in KubeRay), and config `placement` names a label
+selector per kind of work:
+
+    curation   every Ray Data task and actor of the build (read, clean, dedup shuffles, format,
+               write, report aggregates), through `ExecutionOptions.label_selector`, which Ray Data
+               2.60 applies to all of a Dataset's operators, shuffle actors included; plus our own
+               `ray.remote` helpers launched inside a stage (`task_options`).
+    models     the build's model actor pools (labelers, LLM teacher, semantic-dedup embedders);
+               operator-level selectors win over the Dataset's on the same key, so use the same
+               key as `curation` (e.g. sft-ray/pool: gpu vs data).
+    train      Ray Train workers (`ScalingConfig.label_selector`) and the training data's tokenizer
+               actors, which then feed the workers from the same nodes.
+
+Selectors, not counts: the autoscaler (v2) starts a node of a type whose labels satisfy a pending
+request, so nothing here names how many nodes there are. Empty selectors run anywhere: a laptop or a
+cluster with one node type needs no setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def data_selector(selector: dict[str, str]) -> Iterator[None]:
+    """Within the block, Datasets created on this driver carry `selector` (each Dataset copies the
+    current DataContext when it is created, so it keeps the selector after the block ends)."""
+    import ray
+    from ray.data.context import ShuffleStrategy
+
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.execution_options.label_selector, ctx.shuffle_strategy
+    ctx.execution_options.label_selector = dict(selector) or None
+    if selector and ctx.shuffle_strategy == ShuffleStrategy.SHUFFLE_V2:
+        # Ray Data 2.60's default shuffle (SHUFFLE_V2: ShuffleMapOp/ShuffleReduceOp) ignores the
+        # selector: its reduce tasks go SPREAD over every node (seen on the 3-node test cluster: a
+        # dedup reduce ran on the training node). HASH_SHUFFLE passes the selector to its shuffle
+        # tasks and aggregator actors, so placed builds use it.
+        ctx.shuffle_strategy = ShuffleStrategy.HASH_SHUFFLE
+    try:
+        yield
+    finally:
+        ctx.execution_options.label_selector, ctx.shuffle_strategy = before
+
+
+def task_options() -> dict:
+    """`.options(...)` for a ray.remote task launched from a stage: the current Data selector, so the
+    helper task runs where the stage's Ray Data work runs."""
+    import ray
+
+    selector = ray.data.DataContext.get_current().execution_options.label_selector
+    return {"label_selector": dict(selector)} if selector else {}
+
+
+def actor_pool_args(selector: dict[str, str]) -> dict:
+    """Extra `map_batches` kwargs for a model actor pool placed by `placement.models`."""
+    return {"label_selector": dict(selector)} if selector else {}

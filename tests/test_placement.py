@@ -1,0 +1,41 @@
+"""Stage placement plumbing (sft_ray/placement.py). Where the work really lands on a multi-node
+cluster is proven in tests/e2e/test_multinode.py; here: the selectors reach the Datasets, our remote
+helpers and the model pools, and are undone afterwards."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+
+from sft_ray.config import ConfigError, load_config
+from sft_ray.placement import actor_pool_args, data_selector, task_options
+
+POOL = {"sft-ray/pool": "data"}
+
+
+def test_datasets_made_in_the_block_keep_the_selector_after_it():
+    ctx = ray.data.DataContext.get_current()
+    assert ctx.execution_options.label_selector is None
+    with data_selector(POOL):
+        ds = ray.data.range(3)
+        assert task_options() == {"label_selector": POOL}
+    assert ds.context.execution_options.label_selector == POOL  # copied at creation
+    assert ctx.execution_options.label_selector is None
+    assert ray.data.range(3).context.execution_options.label_selector is None
+    assert task_options() == {}
+
+
+def test_empty_selector_means_anywhere():
+    with data_selector({}):
+        assert ray.data.range(1).context.execution_options.label_selector is None
+        assert task_options() == {}
+    assert actor_pool_args({}) == {}
+    assert actor_pool_args({"sft-ray/pool": "gpu"}) == {"label_selector": {"sft-ray/pool": "gpu"}}
+
+
+def test_one_flag_sets_every_selector_and_unknown_keys_fail():
+    cfg = load_config(None, ["placement={curation: {sft-ray/pool: data}, models: {sft-ray/pool: gpu}, train: {sft-ray/pool: gpu}}"])
+    assert cfg.placement.curation == POOL and cfg.placement.train == {"sft-ray/pool": "gpu"}
+    assert load_config(None, []).placement.model_dump() == {"curation": {}, "models": {}, "train": {}}
+    with pytest.raises(ConfigError, match="placement"):
+        load_config(None, ["placement.curaton={a: b}"])
