@@ -1,7 +1,9 @@
-"""Label stage quality and throughput: topic (AG News) and sentiment (rt-polarity) heads on MiniLM.
+"""Label stage quality and throughput: topic (AG News), sentiment (rt-polarity) and quality (main
+content vs boilerplate on gold web pages) heads on MiniLM.
 
     .venv/bin/python benchmarks/label_quality.py                          # everything (~10 min on 2 busy cores)
     .venv/bin/python benchmarks/label_quality.py --skip-throughput        # quality tables only
+    .venv/bin/python benchmarks/label_quality.py --labelers quality --skip-throughput   # quality score vs heuristics
     .venv/bin/python benchmarks/label_quality.py --skip-quality                           # throughput only
     .venv/bin/python benchmarks/label_quality.py --eval-rows 400 --throughput-rows 512   # a quick look
 
@@ -10,7 +12,8 @@ Quality: each head is fitted exactly as the build fits it (`sft_ray.label.seed.l
 scored on rows of the same corpus that were *not* in the seed (a balanced sample of --eval-rows;
 0 = all). Printed: accuracy (targets: topic >= 0.85, sentiment >= 0.75), per-class P/R/F1,
 confusion matrix, expected calibration error (15 equal-width bins), and accuracy/coverage of the
-rows kept at several `min_confidence` values (what action=reject would keep).
+rows kept at several `min_confidence` values (what action=reject would keep). The quality head is
+scored on held-out pages side by side with the clean stage's heuristics: see benchmarks/quality_score.py.
 
 Throughput: (a) `Embedder.encode` in process with 1 torch thread (one actor's share of a CPU) for
 embedding batch sizes 32/64/128; (b) `label_dataset` through Ray Data with the actor pool at
@@ -28,11 +31,15 @@ Corpora: $SFT_RAY_CORPORA (default /work/shared/corpora): news/ag_news/ag_news_t
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sft_ray.config import LabelConfig
 from sft_ray.label.classifier import fit_head
@@ -45,7 +52,8 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def labelers(seed_rows: int) -> LabelConfig:
-    """The default label config, with the sentiment labeler seeded with rt-polarity and both seeds from CORPORA."""
+    """The default label config, with the sentiment labeler seeded with rt-polarity, topic and sentiment seeds from
+    CORPORA (quality: its default seed, derived from CORPORA by benchmarks/make_quality_seed.py)."""
     rt = CORPORA / "sentiment/rt-polarity"
     return LabelConfig(
         enabled=True,
@@ -185,22 +193,31 @@ def main() -> None:
     ap.add_argument("--throughput-rows", type=int, default=1024, help="docs per Ray Data run")
     ap.add_argument("--ray-batch-size", type=int, default=128, help="label.batch_size for the Ray runs (small: finer timing)")
     ap.add_argument("--skip-quality", action="store_true", help="only fit the topic head (for the throughput runs)")
+    ap.add_argument("--labelers", default="topic,sentiment,quality", help="heads whose quality is measured")
+    ap.add_argument("--json", default=None, help="also write the quality head's numbers (vs heuristics) to this file")
     args = ap.parse_args()
+    todo = [n for n in args.labelers.split(",") if n]
 
     print(f"# Label quality benchmark\n\nstart: {load_average()}")
     torch_threads = 2
     embedder = Embedder(num_threads=torch_threads)
     heads, held = {}, {}
     cfg = labelers(args.seed_rows)
-    if args.skip_quality:
-        heads = fit_heads(cfg.model_copy(update={"sentiment": LabelConfig.Sentiment()}), embedder)
-        seed = load_seed(cfg.topic.seed)
-        rows, _ = read_seed_rows(cfg.topic.seed)
-        held["topic"] = [r for r in rows if r.position not in set(seed.positions)]
-    else:
-        for name in ("topic", "sentiment"):
+    if not args.skip_quality:
+        for name in [n for n in ("topic", "sentiment") if n in todo]:
             heads[name], held[name], _ = quality(name, getattr(cfg, name), embedder, args.eval_rows, 64)
+        if "quality" in todo:
+            from benchmarks.quality_score import run as quality_score
+
+            result = quality_score(cfg.quality, embedder, 64, CORPORA)
+            if args.json:
+                Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
         print(f"\nafter quality: {load_average()}")
+    if not args.skip_throughput and "topic" not in held:  # the throughput runs label AG News with the topic head
+        only_topic = cfg.model_copy(update={"sentiment": LabelConfig.Sentiment(), "quality": LabelConfig.Quality(enabled=False)})
+        heads = fit_heads(only_topic, embedder)
+        seed = load_seed(cfg.topic.seed)
+        held["topic"] = [r for r in read_seed_rows(cfg.topic.seed)[0] if r.position not in set(seed.positions)]
     if not args.skip_throughput:
         texts = [r.text for r in held["topic"]]
         best = embed_batch_sizes(texts[: args.tune_rows], [int(b) for b in args.batch_sizes.split(",")])

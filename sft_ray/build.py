@@ -92,7 +92,7 @@ def _build(cfg: RunConfig) -> BuildResult:
     label_info: dict = {}
     if cfg.label.enabled:  # after dedup: nothing is embedded twice or for a record that is then removed
         t_label = time.time()
-        heads = fit_heads(cfg.label)
+        heads = fit_heads(cfg.label, kinds={src.kind for src in cfg.sources})  # no head for kinds the run lacks
         label_info = {name: head.info for name, head in heads.items()}
         records = label_dataset(records, cfg, heads).materialize()
         timings["label_s"] = round(time.time() - t_label, 2)

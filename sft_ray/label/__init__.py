@@ -3,8 +3,8 @@
     embed.py       all-MiniLM-L6-v2 sentence embeddings (transformers, mean pooling, L2 norm)
     seed.py        labelled seed sets from any fsspec URL, balanced sample
     classifier.py  multinomial logistic regression + temperature scaling, fitted on the driver
-    labelers.py    Labeler / TopicLabeler / SentimentLabeler actors: add topic/sentiment columns
-    select.py      low confidence -> reject `low_label_confidence` or flag
+    labelers.py    Labeler / TopicLabeler / SentimentLabeler / QualityLabeler actors: add <name>/<name>_score columns
+    select.py      low confidence -> reject `low_label_confidence`, low quality -> `low_quality`, or flag
     stage.py       label_dataset(ds, cfg): the stage entry
 """
 

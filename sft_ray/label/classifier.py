@@ -40,11 +40,18 @@ class LinearHead:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return _softmax(self.logits(x) / self.temperature)
 
-    def predict(self, x: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """(label names, probability of the predicted label) per row."""
+    def predict(self, x: np.ndarray, score_label: str | None = None) -> tuple[list[str], np.ndarray]:
+        """(label names, probability of the predicted label) per row; with `score_label`, the probability
+        of that class instead (a quality score is P(good) whatever the predicted label)."""
         p = self.predict_proba(x)
         top = p.argmax(1)
-        return [self.label_names[i] for i in top], p[np.arange(len(top)), top]
+        scored = top if score_label is None else np.full(len(top), self.label_index(score_label))
+        return [self.label_names[i] for i in top], p[np.arange(len(top)), scored]
+
+    def label_index(self, label: str) -> int:
+        if label not in self.label_names:
+            raise ValueError(f"label {label!r} is not one of the head's labels {list(self.label_names)}")
+        return self.label_names.index(label)
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, label_names: list[str] | tuple[str, ...], *,

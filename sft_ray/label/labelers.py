@@ -3,7 +3,9 @@
 A Ray Data callable class (DESIGN.md principle 3): the model loads once per actor in `__init__`;
 the heads (`LinearHead`, a few numpy arrays fitted on the driver) arrive as constructor arguments.
 Labelers never drop or reject rows (STYLE.md, "filtering inside a labeler" is what the anchors
-avoid); they only fill `<name>` / `<name>_score` and `label_truncated`. Rows already rejected by an
+avoid); they only fill `<name>` / `<name>_score` and `label_truncated`. `<name>_score` is the
+calibrated probability of `<name>`, or, for a head given a `score_label` (quality: "good"), the
+probability of that class. Rows already rejected by an
 earlier stage, rows of kinds a head is not configured for, and rows without text get nulls.
 `select.py` decides on the scores afterwards.
 """
@@ -11,6 +13,7 @@ earlier stage, rows of kinds a head is not configured for, and rows without text
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +23,17 @@ from sft_ray.label.classifier import LinearHead
 from sft_ray.label.embed import MINILM, Embedder
 from sft_ray.tags import live_mask, set_columns
 
-TOPIC, SENTIMENT, LABEL_TRUNCATED, LABEL_FLAGS, LABEL_FIELDS = S.TOPIC, S.SENTIMENT, S.LABEL_TRUNCATED, S.LABEL_FLAGS, S.LABEL_FIELDS
+TOPIC, SENTIMENT, QUALITY = S.TOPIC, S.SENTIMENT, S.QUALITY
+LABEL_TRUNCATED, LABEL_FLAGS, LABEL_FIELDS = S.LABEL_TRUNCATED, S.LABEL_FLAGS, S.LABEL_FIELDS
+
+
+class HeadSpec(NamedTuple):
+    """What one labeler applies: its fitted head, the source kinds it labels, and which class's
+    probability is its score (None: the predicted label's)."""
+
+    head: LinearHead
+    kinds: Sequence[str]
+    score_label: str | None = None
 
 
 def score_column(name: str) -> str:
@@ -46,12 +59,17 @@ def label_texts(table: pa.Table) -> list[str | None]:
 class Labeler:
     """Embeds every row at least one head applies to, once, and fills each head's two columns.
 
-    `heads` maps a labeler name (`topic`, `sentiment`) to (fitted head, source kinds it labels).
+    `heads` maps a labeler name (`schema.LABELERS`) to a `HeadSpec` (or a (head, kinds) pair).
     """
 
-    def __init__(self, heads: dict[str, tuple[LinearHead, Sequence[str]]], *, model: str = MINILM, max_tokens: int = 256,
+    def __init__(self, heads: dict[str, HeadSpec | tuple[LinearHead, Sequence[str]]], *, model: str = MINILM, max_tokens: int = 256,
                  embed_batch_size: int = 64, num_cpus: float = 1.0, num_gpus: float = 0.0, embedder: Embedder | None = None):
-        self.heads = {name: (head, set(kinds)) for name, (head, kinds) in heads.items()}
+        specs = {name: HeadSpec(*spec) for name, spec in heads.items()}
+        for name, spec in specs.items():
+            if spec.score_label is not None:
+                spec.head.label_index(spec.score_label)  # fail at construction, naming the labels, not per batch
+        self.heads = {name: (spec.head, set(spec.kinds)) for name, spec in specs.items()}
+        self.score_labels = {name: spec.score_label for name, spec in specs.items()}
         self.embed_batch_size = embed_batch_size
         # `embedder`: reuse a model already loaded in this process (the driver, tests); actors load their own.
         self.embedder = embedder or Embedder(model, max_tokens, num_threads=max(1, int(num_cpus)),
@@ -88,7 +106,7 @@ class Labeler:
             labels: list[str | None] = [None] * n
             scores: list[float | None] = [None] * n
             if len(rows):
-                names, probs = head.predict(emb[row_of[rows]][:, self.columns[name]])
+                names, probs = head.predict(emb[row_of[rows]][:, self.columns[name]], self.score_labels[name])
                 for i, lab, p in zip(rows, names, probs):
                     labels[i], scores[i] = lab, float(p)
             columns[name], columns[score_column(name)] = labels, scores
@@ -107,3 +125,10 @@ class SentimentLabeler(Labeler):
 
     def __init__(self, head: LinearHead, kinds: Sequence[str] = ("sentiment",), **embed_options):
         super().__init__({SENTIMENT: (head, kinds)}, **embed_options)
+
+
+class QualityLabeler(Labeler):
+    """`quality` (good / bad), `quality_score` = P(`good_label`) (default seed: main content vs boilerplate)."""
+
+    def __init__(self, head: LinearHead, kinds: Sequence[str] = ("web", "text"), good_label: str = "good", **embed_options):
+        super().__init__({QUALITY: HeadSpec(head, kinds, good_label)}, **embed_options)

@@ -1,9 +1,13 @@
-"""The label stage's select step: act on labels whose calibrated confidence is below threshold.
+"""The label stage's select step: act on label scores below a labeler's threshold.
 
 Tag, then select (Dolma's taggers + mixer): the labelers only wrote scores; this stateless step
-turns `<name>_score < min_confidence` into either a reject (stage `label`, reason
-`low_label_confidence`, counted in the manifest) or, with action `flag`, a flag
-`low_<name>_confidence` in `label_flags` on a row that stays live.
+turns a low score into either a reject (stage `label`, counted in the manifest) or, with action
+`flag`, a flag in `label_flags` on a row that stays live. Two kinds of threshold:
+
+    topic, sentiment (Classifier)  <name>_score < min_confidence  reason low_label_confidence  flag low_<name>_confidence
+    quality (Quality)              quality_score < min_quality    reason low_quality           flag low_quality
+
+Low confidence says the label is unsure; low quality says the text looks like boilerplate.
 """
 
 from __future__ import annotations
@@ -16,25 +20,32 @@ from sft_ray.tags import live_mask, set_columns, tag
 
 STAGE = "label"
 LOW_CONFIDENCE = "low_label_confidence"
+LOW_QUALITY = "low_quality"
+
+
+def rule(name: str, lcfg: LabelConfig.Labeler) -> tuple[float, str, str]:
+    """(threshold on `<name>_score`, reject reason, flag) of one labeler."""
+    if isinstance(lcfg, LabelConfig.Quality):
+        return lcfg.min_quality, LOW_QUALITY, LOW_QUALITY
+    return lcfg.min_confidence, LOW_CONFIDENCE, f"low_{name}_confidence"
 
 
 def select_batch(table: pa.Table, cfg: LabelConfig) -> pa.Table:
     """Ray Data UDF (pyarrow batch in, same rows out)."""
     table = ensure_label_columns(table)
-    for name in ("topic", "sentiment"):
-        lcfg = getattr(cfg, name)
+    for name, lcfg in cfg.labelers().items():
         if not lcfg.enabled:
             continue
+        threshold, reason, flag = rule(name, lcfg)
         scores = table[score_column(name)].to_pylist()
-        low = [s is not None and s < lcfg.min_confidence for s in scores]
+        low = [s is not None and s < threshold for s in scores]
         if not any(low):
             continue
         if lcfg.action == "reject":
-            table = tag(table, STAGE, [LOW_CONFIDENCE if x else None for x in low])
+            table = tag(table, STAGE, [reason if x else None for x in low])
         else:
             live = live_mask(table).to_pylist()
             flags = table[LABEL_FLAGS].to_pylist()
-            flag = f"low_{name}_confidence"
             table = set_columns(table, {LABEL_FLAGS: [
                 (f"{f},{flag}" if f else flag) if x and ok else f for f, x, ok in zip(flags, low, live)
             ]})

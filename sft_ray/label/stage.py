@@ -1,7 +1,9 @@
 """The label stage entry: fit the heads once on the driver, then one actor pool labels, then select.
 
     seed sets --(driver: embed + fit, seconds)--> LinearHead per labeler
-    records --(actor pool: embed once per row, every head)--> + topic/sentiment columns --> select_batch
+    records --(actor pool: embed once per row, every head)--> + <labeler>/<labeler>_score columns --> select_batch
+
+The labelers are `schema.LABELERS` (topic, sentiment, quality), each configured under `label.<name>`.
 """
 
 from __future__ import annotations
@@ -14,29 +16,40 @@ import ray
 from sft_ray.config import LabelConfig, RunConfig
 from sft_ray.label.classifier import LinearHead, fit_head
 from sft_ray.label.embed import Embedder
-from sft_ray.label.labelers import Labeler
+from sft_ray.label.labelers import HeadSpec, Labeler
 from sft_ray.label.seed import load_seed
 from sft_ray.label.select import select_batch
 from sft_ray.placement import actor_pool_args
 
 log = logging.getLogger("sft_ray")
-LABELERS = ("topic", "sentiment")
 
 
-def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None) -> dict[str, LinearHead]:
-    """One fitted head per enabled labeler; `head.info` says on what and how well (for the manifest)."""
-    todo = [name for name in LABELERS if getattr(cfg, name).enabled]
+def score_label(lcfg: LabelConfig.Labeler) -> str | None:
+    """The class whose probability is the labeler's score: quality's `good_label`; else None (the predicted label's)."""
+    return lcfg.good_label if isinstance(lcfg, LabelConfig.Quality) else None
+
+
+def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str] | None = None) -> dict[str, LinearHead]:
+    """One fitted head per enabled labeler; `head.info` says on what and how well (for the manifest).
+
+    `kinds`: the source kinds of the run; a labeler for none of them is not fitted (seconds saved).
+    """
+    todo = {name: lcfg for name, lcfg in cfg.labelers().items()
+            if lcfg.enabled and (kinds is None or set(lcfg.kinds) & set(kinds))}
     heads: dict[str, LinearHead] = {}
     if not todo:
         return heads
     embedder = embedder or Embedder(cfg.model, cfg.max_tokens, device="cuda" if cfg.num_gpus > 0 else None)
-    for name in todo:
+    for name, lcfg in todo.items():
         t0 = time.time()
-        seed = load_seed(getattr(cfg, name).seed, where=f"label.{name}.seed")
-        layers = tuple(getattr(cfg, name).feature_layers)
+        seed = load_seed(lcfg.seed, where=f"label.{name}.seed")
+        good = score_label(lcfg)
+        if good is not None and good not in seed.label_names:
+            raise ValueError(f"label.{name}.good_label={good!r} is not a label of label.{name}.seed (has {seed.label_names})")
+        layers = tuple(lcfg.feature_layers)
         x = embedder.encode(seed.texts, cfg.embed_batch_size, layers=layers)
-        head = fit_head(x, seed.labels, seed.label_names, folds=getattr(cfg, name).seed.calibration_folds,
-                        seed=getattr(cfg, name).seed.sample_seed, layers=layers)
+        head = fit_head(x, seed.labels, seed.label_names, folds=lcfg.seed.calibration_folds,
+                        seed=lcfg.seed.sample_seed, layers=layers)
         head.info["fit_s"] = round(time.time() - t0, 2)
         log.info("label: %s head fitted on %d seed rows %s", name, len(seed.texts), head.info)
         heads[name] = head
@@ -45,21 +58,22 @@ def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None) -> dict[str, L
 
 def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
                   heads: dict[str, LinearHead] | None = None) -> ray.data.Dataset:
-    """Label stage: add label columns with an autoscaling actor pool, then tag low-confidence rows.
+    """Label stage: add label columns with an autoscaling actor pool, then tag rows below a labeler's threshold.
 
     Rows are never dropped here; `heads` lets a caller reuse heads it already fitted (fit_heads).
     """
     selector = cfg.placement.models if isinstance(cfg, RunConfig) else {}
+    kinds = {src.kind for src in cfg.sources} if isinstance(cfg, RunConfig) else None
     cfg = cfg.label if isinstance(cfg, RunConfig) else cfg
     if not cfg.enabled:
         return ds
-    heads = fit_heads(cfg) if heads is None else heads
-    heads = {name: heads[name] for name in LABELERS if getattr(cfg, name).enabled and name in heads}
-    if not heads:
+    heads = fit_heads(cfg, kinds=kinds) if heads is None else heads
+    specs = head_specs(cfg, heads)
+    if not specs:
         return ds
     ds = ds.map_batches(
         Labeler,
-        fn_constructor_args=({name: (head, getattr(cfg, name).kinds) for name, head in heads.items()},),
+        fn_constructor_args=(specs,),
         fn_constructor_kwargs={"model": cfg.model, "max_tokens": cfg.max_tokens, "embed_batch_size": cfg.embed_batch_size,
                                "num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
         batch_format="pyarrow",
@@ -71,3 +85,9 @@ def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
         **actor_pool_args(selector),
     )
     return ds.map_batches(select_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg}, udf_modifying_row_count=False)
+
+
+def head_specs(cfg: LabelConfig, heads: dict[str, LinearHead]) -> dict[str, HeadSpec]:
+    """What the labeler actors apply: each enabled labeler's head with its kinds and score class."""
+    return {name: HeadSpec(heads[name], list(lcfg.kinds), score_label(lcfg))
+            for name, lcfg in cfg.labelers().items() if lcfg.enabled and name in heads}

@@ -33,7 +33,9 @@ CHAR_EDGES = _edges(1_000_000)
 WORD_EDGES = _edges(100_000)
 # The text columns whose lengths are profiled: documents' text, and each side of translation pairs.
 TEXT_COLUMNS = (S.TEXT, S.SRC_TEXT, S.TGT_TEXT)
-LABEL_COLUMNS = (S.LABEL, S.TOPIC, S.SENTIMENT)  # gold, then the labelers' predictions (when present)
+LABEL_COLUMNS = (S.LABEL, *S.LABELERS)  # gold, then the labelers' predictions (when present)
+# Labelers predicting the kind of label a source's gold is (quality's good/bad is no gold class).
+AGREE_COLUMNS = (S.TOPIC, S.SENTIMENT)
 
 _ROW_SCHEMA = pa.schema(
     [("what", pa.string()), ("column", pa.string()), ("source", pa.string()), ("key", pa.string()),
@@ -79,7 +81,7 @@ def profile_block(table: pa.Table) -> pa.Table:
     for col, vals in labels.items():
         c = Counter((s, v) for s, v in zip(cols[S.SOURCE], vals) if v is not None)
         rows += [{"what": "label", "column": col, "source": s, "key": v, "n": n} for (s, v), n in c.items()]
-        if col != S.LABEL and S.LABEL in labels:  # gold vs predicted on records that have both
+        if col in AGREE_COLUMNS and S.LABEL in labels:  # gold vs predicted on records that have both
             c = Counter((s, g, p) for s, g, p in zip(cols[S.SOURCE], labels[S.LABEL], vals) if g is not None and p is not None)
             rows += [{"what": "agree", "column": col, "source": s, "key": g, "key2": p, "n": n} for (s, g, p), n in c.items()]
     return pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)

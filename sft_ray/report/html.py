@@ -91,7 +91,8 @@ def _languages(d: dict) -> str:
 
 def _labels(d: dict) -> str:
     out = ""
-    names = {"label": "gold label (from the source)", "topic": "predicted topic", "sentiment": "predicted sentiment"}
+    names = {"label": "gold label (from the source)", "topic": "predicted topic", "sentiment": "predicted sentiment",
+             "quality": "predicted quality (main content vs boilerplate)"}
     for col, by_source in d["labels"].items():
         for src, counts in by_source.items():
             out += plots.hbar(counts, f"{names.get(col, col)}: {src}")

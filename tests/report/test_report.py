@@ -33,7 +33,8 @@ def _doc(i, text, **kw):
 def _records():
     """Two blocks: kept news with gold + predicted labels, a translation pair, and rejects of every kind."""
     a = [
-        _doc(1, "Stocks rally as markets cheer rate cut", lang="en", label="Business", topic="Business", pii=json.dumps({"EMAIL": 2})),
+        _doc(1, "Stocks rally as markets cheer rate cut", lang="en", label="Business", topic="Business", pii=json.dumps({"EMAIL": 2}),
+             quality="good"),
         _doc(2, "Team wins the cup final after extra time", lang="en", label="Sports", topic="Sports"),
         _doc(3, "Team wins the cup final after extra time", lang="en", label="Sports", topic="Sports",
              reject_stage="dedup", reject_reason="exact_duplicate", duplicate_of="s-2"),
@@ -47,7 +48,7 @@ def _records():
         _doc(7, "Chip maker <b>beats</b> forecasts & shares jump", lang="en", label="Sci/Tech", topic="Business"),
         _doc(8, "Chip maker beats forecasts and shares jump", lang="en", reject_stage="dedup", reject_reason="semantic_duplicate", duplicate_of="s-7"),
         _doc(9, "Question from the eval set", lang="en", reject_stage="dedup", reject_reason="contaminated", duplicate_of="benchmark:x"),
-        _doc(10, "Der Markt steigt heute deutlich an", lang="de", label="Business", topic="Business"),
+        _doc(10, "Der Markt steigt heute deutlich an", lang="de", label="Business", topic="Business", quality="bad"),
     ]
     return S.records_from_rows(a), S.records_from_rows(b)
 
@@ -66,6 +67,7 @@ def test_profile_block_counts_kept_records_only():
     agree = d["gold_vs_predicted"]["topic"]["news"]
     assert agree["records"] == 4 and agree["accuracy"] == 0.75
     assert agree["confusion"][agree["gold_labels"].index("Sci/Tech")][agree["predicted_labels"].index("Business")] == 1
+    assert d["labels"]["quality"]["news"] == {"bad": 1, "good": 1} and "quality" not in d["gold_vs_predicted"]  # no gold for it
 
 
 def test_cluster_blocks_name_survivor_and_members():
