@@ -7,7 +7,6 @@ external URL; every string that came from data is HTML-escaped.
 from __future__ import annotations
 
 import html
-import json
 
 from sft_ray import storage
 from sft_ray.report import plots

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -118,6 +119,43 @@ def start_ray_node(temp_dir: str, token: str, log_path: Path, *, gcs: str | None
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=temp_dir, start_new_session=True)
     log.close()
     return proc, gcs_port
+
+
+def start_workers(address: str, token: str, gcs: str, specs: dict[str, dict], log_dir: Path,
+                  timeout: float = 240) -> tuple[dict[str, subprocess.Popen], dict[str, str]]:
+    """Start worker nodes (name -> start_ray_node kwargs), each with its own temp dir, and wait until
+    all are alive. A `ray start` that exits before its node registers (on a loaded 2-core machine the
+    raylet's first GCS call can pass its deadline) is started again, twice at most.
+    Returns ({name: process}, {name: temp dir}); the caller stops them."""
+    procs, dirs, tries = {}, {}, {}
+
+    def launch(name: str) -> None:
+        dirs.setdefault(name, tempfile.mkdtemp(prefix=f"sftray-{name}-", dir="/tmp"))
+        tries[name] = tries.get(name, 0) + 1
+        procs[name], _ = start_ray_node(dirs[name], token, log_dir / f"{name}.log", gcs=gcs, **specs[name])
+
+    try:
+        for name in specs:
+            launch(name)
+        deadline = time.time() + timeout
+        while True:
+            alive = [n for n in state_api(address, token, "nodes") if n["state"] == "ALIVE" and not n["is_head_node"]]
+            if len(alive) >= len(specs):
+                return procs, dirs
+            for name, proc in list(procs.items()):
+                if proc.poll() is not None:
+                    if tries[name] >= 3:
+                        raise RuntimeError(f"worker node {name} failed to start 3 times; see {log_dir / f'{name}.log'}")
+                    launch(name)
+            if time.time() > deadline:
+                raise TimeoutError(f"{len(alive)} of {len(specs)} worker nodes alive after {timeout} s")
+            time.sleep(1)
+    except BaseException:
+        for proc in procs.values():
+            stop_ray_node(proc)
+        for d in dirs.values():
+            kill_mentioning(d)
+        raise
 
 
 def stop_ray_node(proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import free_port, head_env, kill_mentioning, start_ray_node, state_api, stop_ray_node, wait_http
+from e2e_support import free_port, head_env, kill_mentioning, start_ray_node, start_workers, state_api, stop_ray_node, wait_http
 from test_job_submit import client, job_id, submit, wait_job
 
 pytestmark = pytest.mark.slow
@@ -50,19 +50,11 @@ def cluster():
     try:
         t0 = time.time()
         wait_http(address + "/api/version", 180, headers={"Authorization": f"Bearer {token}"}, proc=head)
-        for name, (cpus, resources, labels) in NODES.items():
-            node_dir = tempfile.mkdtemp(prefix=f"sftray-{name}-", dir="/tmp")
-            dirs.append(node_dir)
-            procs[name], _ = start_ray_node(node_dir, token, Path(temp_dir) / f"{name}.log", gcs=f"127.0.0.1:{gcs_port}",
-                                            num_cpus=cpus, resources=resources, labels=labels)
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            alive = [n for n in state_api(address, token, "nodes") if n["state"] == "ALIVE"]
-            if len(alive) == 1 + len(NODES):
-                break
-            time.sleep(1)
-        else:
-            raise TimeoutError(f"{len(alive)} of {1 + len(NODES)} nodes alive after 180 s")
+        specs = {name: {"num_cpus": cpus, "resources": resources, "labels": labels} for name, (cpus, resources, labels) in NODES.items()}
+        workers, worker_dirs = start_workers(address, token, f"127.0.0.1:{gcs_port}", specs, Path(temp_dir))
+        procs.update(workers)
+        dirs += list(worker_dirs.values())
+        alive = [n for n in state_api(address, token, "nodes") if n["state"] == "ALIVE"]
         wait_http(address + "/api/jobs/", 60, headers={"Authorization": f"Bearer {token}"}, proc=head)
         nodes = {n["labels"].get(POOL, "head"): n["node_id"] for n in alive}
         print(f"\n[cluster] 3 nodes up in {time.time() - t0:.1f} s: {nodes}", flush=True)
