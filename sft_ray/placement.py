@@ -33,7 +33,7 @@ def data_selector(selector: dict[str, str]) -> Iterator[None]:
     from ray.data.context import ShuffleStrategy
 
     ctx = ray.data.DataContext.get_current()
-    before = ctx.execution_options.label_selector, ctx.shuffle_strategy
+    before = ctx.execution_options.label_selector, ctx.shuffle_strategy, ctx.use_datasource_v2
     ctx.execution_options.label_selector = dict(selector) or None
     if selector and ctx.shuffle_strategy == ShuffleStrategy.SHUFFLE_V2:
         # Ray Data 2.60's default shuffle (SHUFFLE_V2: ShuffleMapOp/ShuffleReduceOp) ignores the
@@ -41,10 +41,15 @@ def data_selector(selector: dict[str, str]) -> Iterator[None]:
         # dedup reduce ran on the training node). HASH_SHUFFLE passes the selector to its shuffle
         # tasks and aggregator actors, so placed builds use it.
         ctx.shuffle_strategy = ShuffleStrategy.HASH_SHUFFLE
+    if selector:
+        # Its Parquet reader v2 starts FooterReader actors with SPREAD and no selector, on any node
+        # (and an autoscaler starts nodes of any type for them: a GPU node for a CPU build, seen in
+        # tests/e2e/test_autoscaling.py). The v1 reader passes the selector to its read tasks.
+        ctx.use_datasource_v2 = False
     try:
         yield
     finally:
-        ctx.execution_options.label_selector, ctx.shuffle_strategy = before
+        ctx.execution_options.label_selector, ctx.shuffle_strategy, ctx.use_datasource_v2 = before
 
 
 def task_options() -> dict:
