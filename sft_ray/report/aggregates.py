@@ -20,7 +20,7 @@ from sft_ray import schema as S
 from sft_ray.tags import live_mask
 
 
-def _edges(top: int) -> list[int]:
+def log_edges(top: int) -> list[int]:
     """0, 1, 2, 5, 10, 20, 50, ... up to `top` (the last bin is open: >= its left edge)."""
     out, m = [0], 1
     while m <= top:
@@ -29,8 +29,8 @@ def _edges(top: int) -> list[int]:
     return out
 
 
-CHAR_EDGES = _edges(1_000_000)
-WORD_EDGES = _edges(100_000)
+CHAR_EDGES = log_edges(1_000_000)
+WORD_EDGES = log_edges(100_000)
 # The text columns whose lengths are profiled: documents' text, and each side of translation pairs.
 TEXT_COLUMNS = (S.TEXT, S.SRC_TEXT, S.TGT_TEXT)
 LABEL_COLUMNS = (S.LABEL, *S.LABELERS)  # gold, then the labelers' predictions (when present)

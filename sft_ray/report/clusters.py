@@ -16,11 +16,11 @@ import pyarrow.compute as pc
 import ray
 
 from sft_ray import schema as S
-from sft_ray.report.aggregates import _edges
+from sft_ray.report.aggregates import log_edges
 
 DEDUP_STAGE = "dedup"
 NOT_A_CLUSTER = ("contaminated",)  # duplicate_of names an evaluation set there, not a survivor
-SIZE_EDGES = _edges(1_000_000)
+SIZE_EDGES = log_edges(1_000_000)
 TEXT_CHARS = 300  # example texts are cut to this many characters
 
 _MEMBER_SCHEMA = pa.schema([("group", pa.string()), ("reason", pa.string()), ("n", pa.int64())])

@@ -6,6 +6,7 @@ reach the driver, never the records themselves.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 from collections import Counter, defaultdict
@@ -14,6 +15,7 @@ import pyarrow as pa
 import ray
 
 from sft_ray import schema as S
+from sft_ray.report.aggregates import log_edges
 
 KEPT = "kept"
 
@@ -83,7 +85,10 @@ def record_counts(records: ray.data.Dataset) -> dict:
 
 
 _SFT_GROUP_SCHEMA = pa.schema([("split", pa.string()), ("task", pa.string()), ("source", pa.string()), ("reason", pa.string()),
-                               ("n", pa.int64()), ("tokens", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string())])
+                               ("n", pa.int64()), ("tokens", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string()),
+                               ("bin", pa.int64())])
+# Token-length histogram bins of SFT examples (the report's "tokens" histogram): 0, 1, 2, 5, 10, 20, ...
+TOKEN_EDGES = log_edges(100_000)
 
 
 @functools.lru_cache(maxsize=2)
@@ -107,15 +112,19 @@ def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens
     keys = list(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist(), reasons))
     c = Counter(keys)
     tokens: Counter = Counter()
+    bins: Counter = Counter()  # (split, bin) -> examples
     firsts: dict[str, tuple[str, str]] = {}
     for key, ex_id, msgs in zip(keys, table[S.ID].to_pylist(), table["messages"].to_pylist()):
         task, r = key[1], key[3]
         if count_tokens and r is None:
-            tokens[key] += _num_tokens(msgs, tokenizer_path)
+            n = _num_tokens(msgs, tokenizer_path)
+            tokens[key] += n
+            bins[(key[0], bisect.bisect_right(TOKEN_EDGES, n) - 1)] += 1
         if r is None and (task not in firsts or ex_id < firsts[task][0]):
             firsts[task] = (ex_id, json.dumps(msgs, ensure_ascii=False))
     rows = [{"split": sp, "task": t, "source": so, "reason": r, "n": n, "tokens": tokens[(sp, t, so, r)]} for (sp, t, so, r), n in c.items()]
     rows += [{"task": t, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
+    rows += [{"split": sp, "n": n, "bin": b} for (sp, b), n in bins.items()]
     return pa.Table.from_pylist(rows, schema=_SFT_GROUP_SCHEMA)
 
 
@@ -128,7 +137,11 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
     out: dict = {"generated": 0, "train": 0, "validation": 0, "removed": Counter(), "by_task": defaultdict(Counter), "by_source": defaultdict(Counter)}
     tokens: dict = defaultdict(Counter)
     samples: dict[str, tuple[str, str]] = {}
+    hist: dict = defaultdict(Counter)
     for r in rows:
+        if r["bin"] is not None:
+            hist[r["split"]][r["bin"]] += r["n"]
+            continue
         if r["sample_id"] is not None:
             if r["task"] not in samples or r["sample_id"] < samples[r["task"]][0]:
                 samples[r["task"]] = (r["sample_id"], r["sample"])
@@ -144,7 +157,12 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
         out["by_source"][r["source"]][r["split"]] += r["n"]
     out["removed"] = dict(sorted(out["removed"].items()))
     if tokenizer is not None:
-        out["tokens"] = {"unit": unit, "by_task": {k: dict(v) for k, v in sorted(tokens.items())}}
+        per_split = {sp: sum(by.get(sp, 0) for by in tokens.values()) for sp in sorted(hist)}
+        out["tokens"] = {"unit": unit, "by_task": {k: dict(v) for k, v in sorted(tokens.items())},
+                         "hist": {"edges": TOKEN_EDGES, "columns": {
+                             sp: {"counts": [h.get(i, 0) for i in range(len(TOKEN_EDGES))], "records": sum(h.values()),
+                                  "mean": round(per_split[sp] / sum(h.values()), 2) if h else 0.0}
+                             for sp, h in sorted(hist.items())}}}
     out["by_task"] = {k: dict(v) for k, v in sorted(out["by_task"].items())}
     out["by_source"] = {k: dict(v) for k, v in sorted(out["by_source"].items())}
     return out, [{"task": t, "id": i, "messages": json.loads(m)} for t, (i, m) in sorted(samples.items())]

@@ -73,7 +73,14 @@ def _lengths(d: dict) -> str:
         series = {col: v["counts"] for col, v in h["columns"].items()}
         out += plots.histogram(h["edges"], series, f"Length of kept texts in {label}", f"{label} (log-spaced bins)")
         out += _table(["column", "records", f"mean {what}"], [[c, v["records"], v["mean"]] for c, v in h["columns"].items()])
-    return out + "<p class=note>Words are whitespace-separated: no tokenizer is run; scripts without spaces count low.</p>"
+    out += "<p class=note>Words are whitespace-separated: no tokenizer is run; scripts without spaces count low.</p>"
+    tok = ((d.get("sft") or {}).get("tokens") or {})
+    h = tok.get("hist")
+    if h and h["columns"]:
+        series = {sp: v["counts"] for sp, v in h["columns"].items()}
+        out += plots.histogram(h["edges"], series, f"Tokens per SFT example: {tok['unit']}", "tokens (log-spaced bins)")
+        out += _table(["split", "examples", "mean tokens"], [[sp, v["records"], v["mean"]] for sp, v in h["columns"].items()])
+    return out
 
 
 def _languages(d: dict) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
+import ray
 
 from sft_ray import schema as S
 from sft_ray.label.classifier import fit_head
@@ -221,3 +222,29 @@ def test_no_duplicates_gives_no_clusters(ray_local):
     kept_only = a.filter(pa.compute.is_null(a[S.REJECT_REASON]))
     c = dedup_clusters(ray.data.from_arrow([kept_only]))
     assert c["clusters"] == 0 and c["largest"] == [] and c["removed"] == {}
+
+
+def test_sft_token_histogram_counts_kept_examples_per_split(ray_local):
+    """The report's tokens histogram: one count per kept SFT example in the bin of its token length
+    (whitespace words here: no tokenizer path), per split; removed examples are not counted."""
+    from sft_ray.report.counts import TOKEN_EDGES, sft_counts
+
+    def ex(i, split, words, reason=None):
+        return {"id": f"e{i}", "task": "qa", "source": "s", "split": split, "reject_reason": reason,
+                "messages": [{"role": "user", "content": " ".join(["w"] * words)}, {"role": "assistant", "content": "a"}]}
+
+    rows = [ex(1, "train", 1), ex(2, "train", 5), ex(3, "train", 19), ex(4, "validation", 4), ex(5, "train", 30, "duplicate_example")]
+    summary, _ = sft_counts(ray.data.from_items(rows), (None, "whitespace words"))
+    h = summary["tokens"]["hist"]
+    assert h["edges"] == TOKEN_EDGES
+    bin_of = {n: max(i for i, e in enumerate(TOKEN_EDGES) if e <= n) for n in (2, 6, 20, 5)}  # words + the answer's one
+    train = h["columns"]["train"]
+    assert train["records"] == 3 and sum(train["counts"]) == 3
+    assert len({bin_of[2], bin_of[6], bin_of[20]}) == 3
+    assert train["counts"][bin_of[2]] == train["counts"][bin_of[6]] == train["counts"][bin_of[20]] == 1
+    assert train["mean"] == round((2 + 6 + 20) / 3, 2)
+    assert h["columns"]["validation"]["counts"][bin_of[5]] == 1
+    from sft_ray.report.html import _lengths
+
+    html = _lengths({"sft": summary, "lengths": {"chars": {"edges": CHAR_EDGES, "columns": {}}, "words": {"edges": WORD_EDGES, "columns": {}}}})
+    assert "Tokens per SFT example: whitespace words" in html
