@@ -675,6 +675,11 @@ class LabelConfig(_Strict):
         )
 
     enabled: bool = Field(default=False, description="Run the label stage.")
+    fill_lang: bool = Field(
+        default=True,
+        description="Fill `lang`/`lang_score` (fastText lid.176, the clean stage's model) for live documents that have "
+        "none: kinds outside clean.langid.kinds, or clean off. Adds columns only; rejects nothing.",
+    )
     topic: "LabelConfig.Topic" = Field(default_factory=lambda: LabelConfig.Topic(), description="Topic labeler -> `topic`, `topic_score` (World/Sports/Business/Sci/Tech by default).")
     sentiment: "LabelConfig.Sentiment" = Field(default_factory=lambda: LabelConfig.Sentiment(), description="Sentiment labeler -> `sentiment`, `sentiment_score`.")
     quality: "LabelConfig.Quality" = Field(default_factory=lambda: LabelConfig.Quality(), description="Quality labeler -> `quality`, `quality_score` (probability of main content vs boilerplate).")

@@ -16,6 +16,7 @@ import ray
 from sft_ray.config import LabelConfig, RunConfig
 from sft_ray.label.classifier import LinearHead, fit_head
 from sft_ray.label.embed import Embedder
+from sft_ray.label.lang import fill_lang_batch
 from sft_ray.label.labelers import HeadSpec, Labeler
 from sft_ray.label.seed import load_seed
 from sft_ray.label.select import select_batch
@@ -67,6 +68,8 @@ def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
     cfg = cfg.label if isinstance(cfg, RunConfig) else cfg
     if not cfg.enabled:
         return ds
+    if cfg.fill_lang:
+        ds = ds.map_batches(fill_lang_batch, batch_format="pyarrow", udf_modifying_row_count=False)
     heads = fit_heads(cfg, kinds=kinds) if heads is None else heads
     specs = head_specs(cfg, heads)
     if not specs:
