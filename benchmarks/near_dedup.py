@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import glob
 import gzip
 import html
 import json

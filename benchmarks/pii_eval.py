@@ -41,7 +41,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import pyarrow as pa
 
 from sft_ray import schema as S
 from sft_ray.clean import pii

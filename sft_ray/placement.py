@@ -27,8 +27,9 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def data_selector(selector: dict[str, str]) -> Iterator[None]:
-    """Within the block, Datasets created on this driver carry `selector` (each Dataset copies the
-    current DataContext when it is created, so it keeps the selector after the block ends)."""
+    """Within the block, Datasets created on this driver carry `selector` and the settings below
+    (each Dataset copies the current DataContext when it is created, so it keeps them after the
+    block ends). The build and the training data are made inside one."""
     import ray
     from ray.data.context import ShuffleStrategy
 
@@ -41,11 +42,12 @@ def data_selector(selector: dict[str, str]) -> Iterator[None]:
         # dedup reduce ran on the training node). HASH_SHUFFLE passes the selector to its shuffle
         # tasks and aggregator actors, so placed builds use it.
         ctx.shuffle_strategy = ShuffleStrategy.HASH_SHUFFLE
-    if selector:
-        # Its Parquet reader v2 starts FooterReader actors with SPREAD and no selector, on any node
-        # (and an autoscaler starts nodes of any type for them: a GPU node for a CPU build, seen in
-        # tests/e2e/test_autoscaling.py). The v1 reader passes the selector to its read tasks.
-        ctx.use_datasource_v2 = False
+    # Ray Data 2.60's Parquet reader v2 lists files through FooterReader actors started with SPREAD
+    # and no selector: they land on any node (an autoscaler even starts a GPU node for them in a CPU
+    # build, tests/e2e/test_autoscaling.py), and one lost with its node fails the whole read
+    # (ActorDiedError, tests/e2e/test_node_failure.py). The v1 reader runs plain read tasks that
+    # carry the selector and are retried, so every Dataset sft_ray makes uses it.
+    ctx.use_datasource_v2 = False
     try:
         yield
     finally:

@@ -20,8 +20,10 @@ def test_datasets_made_in_the_block_keep_the_selector_after_it():
         ds = ray.data.range(3)
         assert task_options() == {"label_selector": POOL}
     assert ds.context.execution_options.label_selector == POOL  # copied at creation
+    assert ds.context.use_datasource_v2 is False and ds.context.shuffle_strategy.value == "hash_shuffle"
     assert ctx.execution_options.label_selector is None
     assert ray.data.range(3).context.execution_options.label_selector is None
+    assert ctx.use_datasource_v2 is not False or ctx.shuffle_strategy.value != "hash_shuffle"  # restored
     assert task_options() == {}
 
 

@@ -4,7 +4,6 @@ and, marked slow, with the real SmolLM2-135M-Instruct."""
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
