@@ -155,7 +155,8 @@ def embed_batch_sizes(texts: list[str], sizes: list[int]) -> int:
     return max(rows, key=lambda r: r[4])[0]
 
 
-def ray_throughput(texts: list[str], heads: dict, embed_batch_size: int, setups: list[tuple[int, float]], batch_size: int):
+def ray_throughput(texts: list[str], heads: dict, embed_batch_size: int, setups: list[tuple[int, float]], batch_size: int,
+                   kind: str = "news"):
     import ray
 
     from sft_ray import schema as S
@@ -164,7 +165,7 @@ def ray_throughput(texts: list[str], heads: dict, embed_batch_size: int, setups:
 
     init_ray()
     n = len(texts)
-    recs = [{"id": f"ag-{i}", "source": "ag", "kind": "news", "text": t} for i, t in enumerate(texts)]
+    recs = [{"id": f"ag-{i}", "source": "ag", "kind": kind, "text": t} for i, t in enumerate(texts)]
     blocks = [S.records_from_rows(recs[i : i + batch_size]) for i in range(0, n, batch_size)]
     rows = []
     for concurrency, cpus in setups:
@@ -179,7 +180,8 @@ def ray_throughput(texts: list[str], heads: dict, embed_batch_size: int, setups:
         first_t, first_n = arrivals[0]
         steady = (n - first_n) / max(1e-9, arrivals[-1][0] - first_t)
         rows.append([concurrency, cpus, n, round(wall, 1), round(n / wall, 1), round(first_t - t0, 1), round(steady, 1)])
-    print(f"\n## Ray Data label_dataset throughput (AG News records, batch_size {batch_size}, embed_batch_size {embed_batch_size})\n")
+    print(f"\n## Ray Data label_dataset throughput (AG News texts as {kind} records, heads {sorted(heads)}, "
+          f"batch_size {batch_size}, embed_batch_size {embed_batch_size})\n")
     print(table(["actors (max)", "num_cpus/actor", "docs", "wall s", "docs/s (wall)", "first batch out s", "steady docs/s"], rows))
 
 
@@ -195,6 +197,9 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true", help="only fit the topic head (for the throughput runs)")
     ap.add_argument("--labelers", default="topic,sentiment,quality", help="heads whose quality is measured")
     ap.add_argument("--json", default=None, help="also write the quality head's numbers (vs heuristics) to this file")
+    ap.add_argument("--throughput-heads", default="topic",
+                    help="heads the Ray runs apply: topic (AG News as news records), or topic,quality (the same texts as "
+                    "text records, which both label; quality adds encoder layers 4-5 to every forward pass)")
     args = ap.parse_args()
     todo = [n for n in args.labelers.split(",") if n]
 
@@ -223,8 +228,12 @@ def main() -> None:
         best = embed_batch_sizes(texts[: args.tune_rows], [int(b) for b in args.batch_sizes.split(",")])
         print(f"\nafter batch-size sweep: {load_average()}")
         del embedder  # the driver's copy of the model is not needed while the actors run
-        ray_throughput((texts * 4)[: args.throughput_rows], {"topic": heads["topic"]}, best, [(1, 1.0), (2, 1.0), (1, 2.0)],
-                       args.ray_batch_size)
+        ray_heads = {"topic": heads["topic"]}
+        if "quality" in args.throughput_heads.split(","):
+            only_quality = cfg.model_copy(update={"topic": LabelConfig.Topic(enabled=False), "sentiment": LabelConfig.Sentiment()})
+            ray_heads["quality"] = fit_heads(only_quality, Embedder(num_threads=torch_threads))["quality"]
+        ray_throughput((texts * 4)[: args.throughput_rows], ray_heads, best, [(1, 1.0), (2, 1.0), (1, 2.0)],
+                       args.ray_batch_size, kind="text" if "quality" in ray_heads else "news")
         print(f"\nend: {load_average()}")
 
 
