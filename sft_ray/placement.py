@@ -59,8 +59,7 @@ def task_options() -> dict:
     helper task runs where the stage's Ray Data work runs."""
     import ray
 
-    selector = ray.data.DataContext.get_current().execution_options.label_selector
-    return {"label_selector": dict(selector)} if selector else {}
+    return actor_pool_args(ray.data.DataContext.get_current().execution_options.label_selector or {})
 
 
 def actor_pool_args(selector: dict[str, str]) -> dict:

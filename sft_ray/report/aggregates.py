@@ -43,7 +43,8 @@ _ROW_SCHEMA = pa.schema(
 )
 
 
-def _bin_index(values: pa.Array, edges: list[int]) -> list[int]:
+def bin_index(values: pa.Array, edges: list[int]) -> list[int]:
+    """The bin of each value in log-spaced `edges` (the last bin is open)."""
     import numpy as np
 
     return (np.searchsorted(np.asarray(edges), values.to_numpy(zero_copy_only=False), side="right") - 1).tolist()
@@ -68,7 +69,7 @@ def profile_block(table: pa.Table) -> pa.Table:
         chars = pc.utf8_length(text)
         words = pc.count_substring_regex(text, r"\S+")
         for what, vals, edges in (("chars", chars, CHAR_EDGES), ("words", words, WORD_EDGES)):
-            for b, n in Counter(_bin_index(vals, edges)).items():
+            for b, n in Counter(bin_index(vals, edges)).items():
                 rows.append({"what": what, "column": col, "key": str(b), "n": n})
             rows.append({"what": what, "column": col, "key": "sum", "n": int(pc.sum(vals).as_py() or 0)})
             rows.append({"what": what, "column": col, "key": "count", "n": len(vals)})

@@ -6,7 +6,6 @@ reach the driver, never the records themselves.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import json
 from collections import Counter, defaultdict
@@ -15,7 +14,7 @@ import pyarrow as pa
 import ray
 
 from sft_ray import schema as S
-from sft_ray.report.aggregates import log_edges
+from sft_ray.report.aggregates import bin_index, log_edges
 
 KEPT = "kept"
 
@@ -112,19 +111,20 @@ def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens
     keys = list(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist(), reasons))
     c = Counter(keys)
     tokens: Counter = Counter()
-    bins: Counter = Counter()  # (split, bin) -> examples
+    lengths: dict[str, list[int]] = defaultdict(list)  # split -> tokens per kept example
     firsts: dict[str, tuple[str, str]] = {}
     for key, ex_id, msgs in zip(keys, table[S.ID].to_pylist(), table["messages"].to_pylist()):
         task, r = key[1], key[3]
         if count_tokens and r is None:
             n = _num_tokens(msgs, tokenizer_path)
             tokens[key] += n
-            bins[(key[0], bisect.bisect_right(TOKEN_EDGES, n) - 1)] += 1
+            lengths[key[0]].append(n)
         if r is None and (task not in firsts or ex_id < firsts[task][0]):
             firsts[task] = (ex_id, json.dumps(msgs, ensure_ascii=False))
     rows = [{"split": sp, "task": t, "source": so, "reason": r, "n": n, "tokens": tokens[(sp, t, so, r)]} for (sp, t, so, r), n in c.items()]
     rows += [{"task": t, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
-    rows += [{"split": sp, "n": n, "bin": b} for (sp, b), n in bins.items()]
+    rows += [{"split": sp, "n": n, "bin": b} for sp, ls in lengths.items()
+             for b, n in Counter(bin_index(pa.array(ls, pa.int64()), TOKEN_EDGES)).items()]
     return pa.Table.from_pylist(rows, schema=_SFT_GROUP_SCHEMA)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,6 +123,9 @@ def start_ray_node(temp_dir: str, token: str, log_path: Path, *, gcs: str | None
     return proc, gcs_port
 
 
+NODE_NAME = "sft-ray-test/node"  # label naming each worker node after its key in start_workers' specs
+
+
 def start_workers(address: str, token: str, gcs: str, specs: dict[str, dict], log_dir: Path,
                   timeout: float = 240) -> tuple[dict[str, subprocess.Popen], dict[str, str]]:
     """Start worker nodes (name -> start_ray_node kwargs), each with its own temp dir, and wait until
@@ -132,7 +137,8 @@ def start_workers(address: str, token: str, gcs: str, specs: dict[str, dict], lo
     def launch(name: str) -> None:
         dirs.setdefault(name, tempfile.mkdtemp(prefix=f"sftray-{name}-", dir="/tmp"))
         tries[name] = tries.get(name, 0) + 1
-        procs[name], _ = start_ray_node(dirs[name], token, log_dir / f"{name}.log", gcs=gcs, **specs[name])
+        spec = {**specs[name], "labels": {**specs[name].get("labels", {}), NODE_NAME: name}}
+        procs[name], _ = start_ray_node(dirs[name], token, log_dir / f"{name}.log", gcs=gcs, **spec)
 
     try:
         for name in specs:
@@ -156,6 +162,42 @@ def start_workers(address: str, token: str, gcs: str, specs: dict[str, dict], lo
         for d in dirs.values():
             kill_mentioning(d)
         raise
+
+
+@contextmanager
+def ray_cluster(prefix: str, specs: dict[str, dict]) -> Iterator[dict]:
+    """A head (CPU 0: drivers and Ray's coordinators only, as in cluster/) and the `specs` workers
+    (start_workers), token auth, each node with its own temp dir. Yields {address, token, procs,
+    dirs, nodes: {worker name or "head": node id}}; stops every node and cleans up after."""
+    token = secrets.token_hex(32)
+    temp_dir = tempfile.mkdtemp(prefix=f"sftray-{prefix}-", dir="/tmp")
+    dash = free_port()
+    head, gcs_port = start_ray_node(temp_dir, token, Path(temp_dir) / "head.log", num_cpus=0, dashboard_port=dash)
+    address = f"http://127.0.0.1:{dash}"
+    procs, dirs = {"head": head}, {"head": temp_dir}
+    try:
+        t0 = time.time()
+        wait_http(address + "/api/version", 180, headers={"Authorization": f"Bearer {token}"}, proc=head)
+        workers, worker_dirs = start_workers(address, token, f"127.0.0.1:{gcs_port}", specs, Path(temp_dir))
+        procs.update(workers)
+        dirs.update(worker_dirs)
+        wait_http(address + "/api/jobs/", 60, headers={"Authorization": f"Bearer {token}"}, proc=head)
+        alive = [n for n in state_api(address, token, "nodes") if n["state"] == "ALIVE"]
+        nodes = {n["labels"].get(NODE_NAME, "head"): n["node_id"] for n in alive}
+        print(f"\n[cluster] {len(alive)} nodes up in {time.time() - t0:.1f} s: {nodes}", flush=True)
+        yield {"address": address, "token": token, "procs": procs, "dirs": dirs, "nodes": nodes}
+    except BaseException:
+        for name in procs:
+            log = Path(temp_dir) / f"{name}.log"
+            if log.exists():
+                print(f"--- {name}\n{log.read_text()[-2000:]}", file=sys.stderr)
+        raise
+    finally:
+        for proc in reversed(list(procs.values())):
+            stop_ray_node(proc)
+        for d in dirs.values():
+            kill_mentioning(d)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def stop_ray_node(proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import shutil
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from e2e_support import free_port, head_env, kill_mentioning, start_ray_node, start_workers, state_api, stop_ray_node, wait_http
+from e2e_support import head_env, ray_cluster, state_api
 from test_job_submit import client, job_id, submit, wait_job
 
 pytestmark = pytest.mark.slow
@@ -40,37 +35,10 @@ NODES = {  # name -> (CPUs, custom resources, labels); the head runs drivers onl
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Head + the NODES workers; yields {address, token, nodes: {name: node_id}, head: node_id, procs}."""
-    token = secrets.token_hex(32)
-    temp_dir = tempfile.mkdtemp(prefix="sftray-mn-", dir="/tmp")
-    dash = free_port()
-    head, gcs_port = start_ray_node(temp_dir, token, Path(temp_dir) / "head.log", num_cpus=0, dashboard_port=dash)
-    address = f"http://127.0.0.1:{dash}"
-    procs, dirs = {"head": head}, [temp_dir]
-    try:
-        t0 = time.time()
-        wait_http(address + "/api/version", 180, headers={"Authorization": f"Bearer {token}"}, proc=head)
-        specs = {name: {"num_cpus": cpus, "resources": resources, "labels": labels} for name, (cpus, resources, labels) in NODES.items()}
-        workers, worker_dirs = start_workers(address, token, f"127.0.0.1:{gcs_port}", specs, Path(temp_dir))
-        procs.update(workers)
-        dirs += list(worker_dirs.values())
-        alive = [n for n in state_api(address, token, "nodes") if n["state"] == "ALIVE"]
-        wait_http(address + "/api/jobs/", 60, headers={"Authorization": f"Bearer {token}"}, proc=head)
-        nodes = {n["labels"].get(POOL, "head"): n["node_id"] for n in alive}
-        print(f"\n[cluster] 3 nodes up in {time.time() - t0:.1f} s: {nodes}", flush=True)
-        yield {"address": address, "token": token, "nodes": nodes, "procs": procs, "temp_dir": temp_dir}
-    except BaseException:
-        for name in procs:
-            log = Path(temp_dir) / f"{name}.log"
-            if log.exists():
-                print(f"--- {name}\n{log.read_text()[-2000:]}", file=sys.stderr)
-        raise
-    finally:
-        for proc in reversed(list(procs.values())):
-            stop_ray_node(proc)
-        for d in dirs:
-            kill_mentioning(d)
-            shutil.rmtree(d, ignore_errors=True)
+    """Head + the NODES workers; yields ray_cluster's {address, token, nodes: {name: node id}, ...}."""
+    specs = {name: {"num_cpus": cpus, "resources": resources, "labels": labels} for name, (cpus, resources, labels) in NODES.items()}
+    with ray_cluster("mn", specs) as c:
+        yield c
 
 
 def _where(rows: list[dict], names: dict[str, str]) -> dict[str, dict[str, int]]:

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import signal
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from e2e_support import free_port, head_env, kill_mentioning, pids_mentioning, start_ray_node, start_workers, state_api, stop_ray_node, wait_http
+from e2e_support import head_env, pids_mentioning, ray_cluster, state_api
 from test_job_submit import client, job_id, submit, wait_job
 from tests.reliability.outputs import digest
 
@@ -31,30 +27,8 @@ DATA_NODES = ("a", "b")
 
 @pytest.fixture(scope="module")
 def two_data_nodes():
-    token = secrets.token_hex(32)
-    temp_dir = tempfile.mkdtemp(prefix="sftray-nf-", dir="/tmp")
-    dash = free_port()
-    head, gcs_port = start_ray_node(temp_dir, token, Path(temp_dir) / "head.log", num_cpus=0, dashboard_port=dash)
-    address = f"http://127.0.0.1:{dash}"
-    procs, dirs = {"head": head}, {"head": temp_dir}
-    try:
-        wait_http(address + "/api/version", 180, headers={"Authorization": f"Bearer {token}"}, proc=head)
-        specs = {name: {"num_cpus": 3, "labels": {"sft-ray/pool": "data"}} for name in DATA_NODES}
-        workers, worker_dirs = start_workers(address, token, f"127.0.0.1:{gcs_port}", specs, Path(temp_dir))
-        procs.update(workers)
-        dirs.update(worker_dirs)
-        wait_http(address + "/api/jobs/", 60, headers={"Authorization": f"Bearer {token}"}, proc=head)
-        yield {"address": address, "token": token, "procs": procs, "dirs": dirs}
-    except BaseException:
-        log = Path(temp_dir) / "head.log"
-        print(log.read_text()[-3000:] if log.exists() else "", file=sys.stderr)
-        raise
-    finally:
-        for proc in reversed(list(procs.values())):
-            stop_ray_node(proc)
-        for d in dirs.values():
-            kill_mentioning(d)
-            shutil.rmtree(d, ignore_errors=True)
+    with ray_cluster("nf", {name: {"num_cpus": 3, "labels": {"sft-ray/pool": "data"}} for name in DATA_NODES}) as c:
+        yield c
 
 
 def _build(cluster: dict, out: Path) -> str:
