@@ -59,17 +59,23 @@ def _checkpoint_steps(out: Path) -> list[int]:
     return sorted(int(n.removeprefix("step_")) for n in os.listdir(d) if n.startswith("step_")) if d.is_dir() else []
 
 
-def _train_workers() -> dict[int, str]:
-    """pid -> class name of the live Ray Train worker actors (not the controller, not Ray Data)."""
+def _train_workers(exclude: frozenset[str] = frozenset()) -> dict[str, tuple[int, str]]:
+    """actor id -> (pid, class name) of the live Ray Train worker actors (not the controller, not
+    Ray Data), leaving out the actor ids in `exclude`.
+
+    The session's Ray is shared with earlier tests, whose worker actors may still be listed ALIVE;
+    killing one of those (as a CI run once did, picking the lowest pid) leaves this run untouched,
+    so the test excludes the workers that were alive before its run started."""
     from ray.util.state import list_actors
 
     actors = list_actors(filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False)
     print(f"[train fault] live actors: {sorted({a.class_name for a in actors})}", flush=True)
-    return {a.pid: a.class_name for a in actors
-            if a.pid and "TrainWorker" in a.class_name and "Controller" not in a.class_name}
+    return {a.actor_id: (a.pid, a.class_name) for a in actors
+            if a.pid and "TrainWorker" in a.class_name and "Controller" not in a.class_name
+            and a.actor_id not in exclude}
 
 
-def _kill_a_worker_after_a_checkpoint(out: Path, run: threading.Thread):
+def _kill_a_worker_after_a_checkpoint(out: Path, run: threading.Thread, stale: frozenset[str]):
     """Wait until the run has trained >= 2 steps past a checkpoint (so Ray Train has registered it)
     and is still short of the end, SIGKILL one training worker. Returns (what was killed or None,
     the latest checkpoint step at the kill, {step: loss} logged before the kill)."""
@@ -80,12 +86,12 @@ def _kill_a_worker_after_a_checkpoint(out: Path, run: threading.Thread):
         if ckpts and steps and max(steps) >= ckpts[-1] + 2:
             if max(steps) >= MAX_STEPS - 1:
                 break  # too late for a meaningful kill
-            workers = _train_workers()
+            workers = sorted(_train_workers(stale).values())
             if workers:
-                pid = sorted(workers)[0]
+                pid, name = workers[0]
                 os.kill(pid, signal.SIGKILL)
                 pre_kill = {r["step"]: r["loss"] for r in _rows(out) if "loss" in r and "event" not in r}
-                return (f"pid {pid} ({workers[pid]}) after step {max(steps)}, last checkpoint step {ckpts[-1]}",
+                return (f"pid {pid} ({name}) after step {max(steps)}, last checkpoint step {ckpts[-1]}",
                         ckpts[-1], pre_kill)
         time.sleep(0.1)
     return None, None, {}
@@ -102,10 +108,12 @@ def test_killed_train_worker_resumes_from_checkpoint_and_finishes(tmp_path, ray_
             result["error"] = e
 
     t = threading.Thread(target=train, daemon=True)
+    stale = frozenset(_train_workers())
+    print(f"[train fault] train workers alive before the run: {len(stale)}", flush=True)
     t.start()
 
     try:
-        killed, seen_ckpt, pre_kill = _kill_a_worker_after_a_checkpoint(out, t)
+        killed, seen_ckpt, pre_kill = _kill_a_worker_after_a_checkpoint(out, t, stale)
     finally:
         t.join(400)  # also when the kill failed: no training run left behind for the next test
     print(f"\n[train fault] killed: {killed}", flush=True)
