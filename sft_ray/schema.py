@@ -25,7 +25,14 @@ TOPIC, SENTIMENT, QUALITY = "topic", "sentiment", "quality"
 LABELERS = (TOPIC, SENTIMENT, QUALITY)
 TOPIC_SCORE, SENTIMENT_SCORE, QUALITY_SCORE = (f"{name}_score" for name in LABELERS)
 LABEL_TRUNCATED = "label_truncated"  # the text the labelers saw was cut to the model window
-LABEL_FLAGS = "label_flags"  # comma-separated flags of the select step (action=flag), null when none
+LABEL_FLAGS = "label_flags"  # comma-separated: select-step flags (action=flag), `<labeler>_seed` on seed texts; null when none
+
+
+def seed_flag(labeler: str) -> str:
+    """The `label_flags` entry of a row whose text is one of `labeler`'s seed texts."""
+    return f"{labeler}_seed"
+
+
 LABEL_FIELDS = [
     pa.field(TOPIC, pa.string()),
     pa.field(TOPIC_SCORE, pa.float64()),  # calibrated probability of `topic`

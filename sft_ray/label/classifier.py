@@ -33,6 +33,7 @@ class LinearHead:
     temperature: float = 1.0
     layers: tuple[int, ...] = (-1,)  # the embedder layers the features came from (Embedder.encode)
     info: dict = field(default_factory=dict)  # seed rows, chosen l2, cross-validated accuracy/NLL/P/R/F1/confusion: manifest
+    seed_keys: frozenset[int] = frozenset()  # seed.text_key of each text it was fitted on (labelers flag those rows)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, np.float64) - self.mean) / self.scale) @ self.weight + self.bias

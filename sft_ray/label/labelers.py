@@ -7,7 +7,9 @@ avoid); they only fill `<name>` / `<name>_score` and `label_truncated`. `<name>_
 calibrated probability of `<name>`, or, for a head given a `score_label` (quality: "good"), the
 probability of that class. Rows already rejected by an
 earlier stage, rows of kinds a head is not configured for, and rows without text get nulls.
-`select.py` decides on the scores afterwards.
+`select.py` decides on the scores afterwards. One fact is noted, not decided: a row whose text is
+one of a head's seed texts gets `<name>_seed` in `label_flags` (`seed_flag`), so the report can
+leave the rows a head was fitted on out of its agreement with the records' own gold labels.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import pyarrow as pa
 from sft_ray import schema as S
 from sft_ray.label.classifier import LinearHead
 from sft_ray.label.embed import MINILM, Embedder
+from sft_ray.label.seed import text_key
 from sft_ray.tags import live_mask, set_columns
 
 TOPIC, SENTIMENT, QUALITY = S.TOPIC, S.SENTIMENT, S.QUALITY
+seed_flag = S.seed_flag
 LABEL_TRUNCATED, LABEL_FLAGS, LABEL_FIELDS = S.LABEL_TRUNCATED, S.LABEL_FLAGS, S.LABEL_FIELDS
 
 
@@ -38,6 +42,14 @@ class HeadSpec(NamedTuple):
 
 def score_column(name: str) -> str:
     return f"{name}_score"
+
+
+def add_flags(flags: list[str | None], rows, flag: str) -> list[str | None]:
+    """`flags` (comma-separated, None for none) with `flag` appended at the indices `rows`."""
+    out = list(flags)
+    for i in rows:
+        out[i] = f"{out[i]},{flag}" if out[i] else flag
+    return out
 
 
 def ensure_label_columns(table: pa.Table) -> pa.Table:
@@ -101,6 +113,12 @@ class Labeler:
         for i in todo:
             truncated[i] = bool(cut[row_of[i]])
         columns[LABEL_TRUNCATED] = truncated
+        flags = table[LABEL_FLAGS].to_pylist()
+        keys = {i: text_key(texts[i]) for i in todo} if any(h.seed_keys for h, _ in self.heads.values()) else {}
+        for name, (head, _) in self.heads.items():
+            if head.seed_keys:
+                flags = add_flags(flags, [i for i in np.flatnonzero(wants[name]) if keys[i] in head.seed_keys], seed_flag(name))
+        columns[LABEL_FLAGS] = flags
         for name, (head, _) in self.heads.items():
             rows = np.flatnonzero(wants[name])
             labels: list[str | None] = [None] * n

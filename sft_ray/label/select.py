@@ -15,7 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from sft_ray.config import LabelConfig
-from sft_ray.label.labelers import LABEL_FLAGS, ensure_label_columns, score_column
+from sft_ray.label.labelers import LABEL_FLAGS, add_flags, ensure_label_columns, score_column
 from sft_ray.tags import live_mask, set_columns, tag
 
 STAGE = "label"
@@ -45,8 +45,6 @@ def select_batch(table: pa.Table, cfg: LabelConfig) -> pa.Table:
             table = tag(table, STAGE, [reason if x else None for x in low])
         else:
             live = live_mask(table).to_pylist()
-            flags = table[LABEL_FLAGS].to_pylist()
-            table = set_columns(table, {LABEL_FLAGS: [
-                (f"{f},{flag}" if f else flag) if x and ok else f for f, x, ok in zip(flags, low, live)
-            ]})
+            rows = [i for i, (x, ok) in enumerate(zip(low, live)) if x and ok]
+            table = set_columns(table, {LABEL_FLAGS: add_flags(table[LABEL_FLAGS].to_pylist(), rows, flag)})
     return table

@@ -8,6 +8,7 @@ The labelers are `schema.LABELERS` (topic, sentiment, quality), each configured 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -18,7 +19,7 @@ from sft_ray.label.classifier import LinearHead, fit_head
 from sft_ray.label.embed import Embedder
 from sft_ray.label.lang import fill_lang_batch
 from sft_ray.label.labelers import HeadSpec, Labeler
-from sft_ray.label.seed import load_seed
+from sft_ray.label.seed import load_seed, text_key
 from sft_ray.label.select import select_batch
 from sft_ray.placement import actor_pool_args
 
@@ -51,6 +52,7 @@ def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str
         x = embedder.encode(seed.texts, cfg.embed_batch_size, layers=layers)
         head = fit_head(x, seed.labels, seed.label_names, folds=lcfg.seed.calibration_folds,
                         seed=lcfg.seed.sample_seed, layers=layers)
+        head = dataclasses.replace(head, seed_keys=frozenset(text_key(t) for t in seed.texts))
         head.info["fit_s"] = round(time.time() - t0, 2)
         log.info("label: %s head fitted on %d seed rows %s", name, len(seed.texts), head.info)
         heads[name] = head

@@ -46,7 +46,7 @@ import ray
 
 from sft_ray import schema as S
 from sft_ray.config import RunConfig, TeacherConfig
-from sft_ray.format.split import split_of
+from sft_ray.format.split import split_key, split_of
 from sft_ray.label.teacher_cache import cache_url, read_index, request_key, write_entries
 from sft_ray.label.teacher_parse import validate
 from sft_ray.placement import actor_pool_args
@@ -171,7 +171,7 @@ def render_prompt(task: TeacherConfig.Task, text: str, title: str | None, max_ch
 def build_requests(table: pa.Table, cfg: TeacherConfig, validation_fraction: float, split_seed: int) -> pa.Table:
     rows = []
     for rid, source, kind, text, title in zip(*(table[c].to_pylist() for c in (S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE))):
-        split = split_of(rid, validation_fraction, split_seed)
+        split = split_of(split_key(kind, rid, text), validation_fraction, split_seed)  # as format/ splits the record
         for name, task in cfg.tasks.items():
             if kind not in task.kinds:
                 continue

@@ -83,8 +83,14 @@ def profile_block(table: pa.Table) -> pa.Table:
         c = Counter((s, v) for s, v in zip(cols[S.SOURCE], vals) if v is not None)
         rows += [{"what": "label", "column": col, "source": s, "key": v, "n": n} for (s, v), n in c.items()]
         if col in AGREE_COLUMNS and S.LABEL in labels:  # gold vs predicted on records that have both
-            c = Counter((s, g, p) for s, g, p in zip(cols[S.SOURCE], labels[S.LABEL], vals) if g is not None and p is not None)
+            # Rows the head was fitted on (flagged by the labeler) would grade the head on its own seed: left out, counted.
+            seed = [S.seed_flag(col) in (f or "").split(",") for f in kept[S.LABEL_FLAGS].to_pylist()] \
+                if S.LABEL_FLAGS in kept.column_names else [False] * kept.num_rows
+            both = [(s, g, p, x) for s, g, p, x in zip(cols[S.SOURCE], labels[S.LABEL], vals, seed) if g is not None and p is not None]
+            c = Counter((s, g, p) for s, g, p, x in both if not x)
             rows += [{"what": "agree", "column": col, "source": s, "key": g, "key2": p, "n": n} for (s, g, p), n in c.items()]
+            rows += [{"what": "agree_seed", "column": col, "source": s, "n": n}
+                     for s, n in Counter(s for s, _, _, x in both if x).items()]
     return pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
 
 
@@ -94,6 +100,7 @@ def combine(rows: list[dict]) -> dict:
     langs: dict = defaultdict(Counter)
     labels: dict = defaultdict(lambda: defaultdict(Counter))
     agree: dict = defaultdict(lambda: defaultdict(Counter))
+    seed_rows: dict = defaultdict(Counter)
     for r in rows:
         if r["what"] in hist:
             h = hist[r["what"]].setdefault(r["column"], {"counts": Counter(), "sum": 0, "count": 0})
@@ -107,6 +114,8 @@ def combine(rows: list[dict]) -> dict:
             labels[r["column"]][r["source"]][r["key"]] += r["n"]
         elif r["what"] == "agree":
             agree[r["column"]][r["source"]][(r["key"], r["key2"])] += r["n"]
+        elif r["what"] == "agree_seed":
+            seed_rows[r["column"]][r["source"]] += r["n"]
     lengths = {}
     for what, edges in (("chars", CHAR_EDGES), ("words", WORD_EDGES)):
         lengths[what] = {"edges": edges, "columns": {}}
@@ -120,7 +129,9 @@ def combine(rows: list[dict]) -> dict:
         "lengths": lengths,
         "languages": {s: dict(c.most_common()) for s, c in sorted(langs.items())},
         "labels": {col: {s: dict(sorted(c.items())) for s, c in sorted(by.items())} for col, by in sorted(labels.items())},
-        "gold_vs_predicted": {col: {s: _agreement(c) for s, c in sorted(by.items())} for col, by in sorted(agree.items())},
+        "gold_vs_predicted": {col: {s: {**_agreement(by.get(s, Counter())), "seed_rows_left_out": seed_rows[col][s]}
+                                    for s in sorted({*by, *seed_rows[col]})}
+                              for col in sorted({*agree, *seed_rows}) for by in [agree[col]]},
     }
 
 

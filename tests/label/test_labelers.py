@@ -12,7 +12,8 @@ from sft_ray.label import label_dataset, select_batch
 from sft_ray.label.classifier import fit_head
 from sft_ray.label.embed import Embedder, model_dir
 from sft_ray.label.labelers import LABEL_FIELDS, TopicLabeler, ensure_label_columns
-from sft_ray.label.seed import load_seed, read_seed_rows
+from sft_ray.label.seed import load_seed, read_seed_rows, text_key
+from sft_ray.label.stage import fit_heads
 from tests.conftest import DEMO_DATA
 
 AG_SEED = LabelConfig().topic.seed.model_copy(update={"path": str(DEMO_DATA / "ag_news_test_part.csv"), "max_rows": 200})
@@ -113,6 +114,26 @@ def test_labeler_adds_columns_and_leaves_rejected_and_other_kinds_null(embedder,
     label_cols = [f.name for f in LABEL_FIELDS]
     unlabelled = _records()  # (RECORD_SCHEMA may or may not carry the label columns yet)
     assert out.drop_columns(label_cols).equals(unlabelled.drop_columns([c for c in label_cols if c in unlabelled.column_names]))
+
+
+def test_rows_that_are_seed_texts_are_flagged_for_the_report(embedder, ag):
+    """fit_heads remembers the seed texts' keys; the labeler flags a live record whose title + text is a
+    seed text (case and whitespace aside), so the report's gold agreement can leave it out."""
+    head, held = ag
+    cfg = LabelConfig(enabled=True, topic={"seed": {"max_rows": 40}})
+    fitted = fit_heads(cfg, embedder=embedder, kinds={"news"})["topic"]
+    seed = load_seed(cfg.topic.seed)
+    assert fitted.seed_keys == {text_key(t) for t in seed.texts} and len(fitted.seed_keys) == 40
+    title, text = seed.texts[0].split("\n", 1)
+    rows = [{"id": "seed", "source": "ag", "kind": "news", "title": f"  {title.upper()} ", "text": text.replace(" ", "  ")},
+            {"id": "other", "source": "ag", "kind": "news", "title": "Yankees beat Red Sox", "text": held[0].text},
+            {"id": "gone", "source": "ag", "kind": "news", "title": title, "text": text, "reject_stage": "clean",
+             "reject_reason": "too_short"}]
+    out = TopicLabeler(fitted, embedder=embedder)(S.records_from_rows(rows))
+    flags = dict(zip(out["id"].to_pylist(), out[S.LABEL_FLAGS].to_pylist()))
+    assert flags == {"seed": "topic_seed", "other": None, "gone": None}
+    low = LabelConfig(enabled=True, topic={**LabelConfig().topic.model_dump(), "min_confidence": 1.0, "action": "flag"})
+    assert select_batch(out, low)[S.LABEL_FLAGS].to_pylist()[:2] == ["topic_seed,low_topic_confidence", "low_topic_confidence"]
 
 
 def _scored(scores):

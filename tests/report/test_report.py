@@ -50,6 +50,7 @@ def _records():
         _doc(8, "Chip maker beats forecasts and shares jump", lang="en", reject_stage="dedup", reject_reason="semantic_duplicate", duplicate_of="s-7"),
         _doc(9, "Question from the eval set", lang="en", reject_stage="dedup", reject_reason="contaminated", duplicate_of="benchmark:x"),
         _doc(10, "Der Markt steigt heute deutlich an", lang="de", label="Business", topic="Business", quality="bad"),
+        _doc(11, "A seed row of the topic head", lang="en", label="World", topic="World", label_flags="topic_seed"),
     ]
     return S.records_from_rows(a), S.records_from_rows(b)
 
@@ -58,15 +59,16 @@ def test_profile_block_counts_kept_records_only():
     a, b = _records()
     d = combine(profile_block(a).to_pylist() + profile_block(b).to_pylist())
     text = d["lengths"]["chars"]["columns"][S.TEXT]
-    assert text["records"] == 4 and sum(text["counts"]) == 4 and len(text["counts"]) == len(CHAR_EDGES)
+    assert text["records"] == 5 and sum(text["counts"]) == 5 and len(text["counts"]) == len(CHAR_EDGES)
     words = d["lengths"]["words"]["columns"][S.TEXT]
-    assert words["mean"] == pytest.approx(np.mean([7, 8, 7, 6]))  # whitespace words of the 4 kept texts
-    assert words["counts"][WORD_EDGES.index(5)] == 4  # all in the 5-9 words bin
+    assert words["mean"] == pytest.approx(np.mean([7, 8, 7, 6, 7]))  # whitespace words of the 5 kept texts
+    assert words["counts"][WORD_EDGES.index(5)] == 5  # all in the 5-9 words bin
     assert d["lengths"]["chars"]["columns"][S.SRC_TEXT]["records"] == 1
-    assert d["languages"] == {"m30k": {"en→de": 1}, "news": {"en": 3, "de": 1}}
-    assert d["labels"]["label"]["news"] == {"Business": 2, "Sci/Tech": 1, "Sports": 1}
-    agree = d["gold_vs_predicted"]["topic"]["news"]
-    assert agree["records"] == 4 and agree["accuracy"] == 0.75
+    assert d["languages"] == {"m30k": {"en→de": 1}, "news": {"en": 4, "de": 1}}
+    assert d["labels"]["label"]["news"] == {"Business": 2, "Sci/Tech": 1, "Sports": 1, "World": 1}
+    agree = d["gold_vs_predicted"]["topic"]["news"]  # the seed row is counted apart, not graded
+    assert agree["records"] == 4 and agree["accuracy"] == 0.75 and agree["seed_rows_left_out"] == 1
+    assert "World" not in agree["gold_labels"]
     assert agree["confusion"][agree["gold_labels"].index("Sci/Tech")][agree["predicted_labels"].index("Business")] == 1
     assert d["labels"]["quality"]["news"] == {"bad": 1, "good": 1} and "quality" not in d["gold_vs_predicted"]  # no gold for it
 
@@ -143,14 +145,14 @@ def report(ray_local, tmp_path_factory):
 def test_report_json_has_the_numbers(report):
     out, full = report
     saved = json.loads(open(f"{out}/report/report.json").read())
-    assert saved["funnel"]["records"][-1]["remaining"] == saved["counts"]["kept"] == 5
+    assert saved["funnel"]["records"][-1]["remaining"] == saved["counts"]["kept"] == 6
     c = saved["dedup_clusters"]
     assert c["clusters"] == 2 and c["removed"] == {"exact_duplicate": 1, "near_duplicate": 2, "semantic_duplicate": 1}
     top = c["largest"][0]
     assert top["survivor_id"] == "s-2" and top["size"] == 4 and top["survivor"]["text"].startswith("Team wins")
     assert [x["id"] for x in top["removed_examples"]] == ["s-3", "s-4"]
     assert sum(c["size_counts"]) == 2
-    assert saved["label_quality"]["sentiment"]["confusion"] and saved["data"]["languages"]["news"]["en"] == 3
+    assert saved["label_quality"]["sentiment"]["confusion"] and saved["data"]["languages"]["news"]["en"] == 4
 
 
 class _Checker(HTMLParser):
@@ -183,6 +185,7 @@ def test_html_is_self_contained_escaped_and_balanced(report):
     assert chk.errors == [] and chk.stack == []
     assert "<script>" not in page and "&lt;script&gt;alert(1)" in page and "bad&lt;1&gt;.csv" in page
     assert all(f'id="{s}"' in page for s in SECTIONS)
+    assert "none of them a seed row of the head; agreement 75.0%" in page and "1 kept records that are seed rows" in page
 
 
 @pytest.mark.slow
