@@ -91,7 +91,7 @@ def teacher_examples(curated: ray.data.Dataset, cfg: RunConfig, output: str, sto
     )
     cache = cache_url(output) if tcfg.cache else None
     if tcfg.backend == "vllm":
-        generated = _vllm_generate(requests, tcfg, cache, storage_options)
+        generated = _vllm_generate(requests, tcfg, cache, storage_options, cfg.placement.models)
     else:
         generated = requests.map_batches(
             TeacherGenerator,
@@ -374,19 +374,34 @@ def _store(table: pa.Table, cache: str | None, model: str, storage_options: dict
     return table
 
 
-def _vllm_generate(requests: ray.data.Dataset, cfg: TeacherConfig, cache: str | None, storage_options: dict) -> ray.data.Dataset:
+def _vllm_generate(requests: ray.data.Dataset, cfg: TeacherConfig, cache: str | None, storage_options: dict,
+                   selector: dict[str, str]) -> ray.data.Dataset:
     """The same requests through `ray.data.llm` (vLLM engines on GPUs); the cache is looked up on
-    the driver's index and only misses reach the engines. Untested here: no GPU, no vllm."""
-    import ray.data.llm as rdl
-
-    from sft_ray.models import SMOLLM2, TINY_LLAMA, resolve_model
-
-    build = getattr(rdl, "build_processor", None) or rdl.build_llm_processor
+    the driver's index and only misses reach the engines. Generation untested here: no GPU, no vllm."""
     index = read_index(cache, storage_options) if cache else {}
     looked = requests.map_batches(_lookup, batch_format="pyarrow", fn_kwargs={"index": index})
     hits = looked.filter(lambda r: r["cached"])
     misses = looked.filter(lambda r: not r["cached"]).map_batches(
         _ChatRenderer, fn_constructor_args=(cfg,), batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1))
+    generated = vllm_processor(cfg, selector)(misses).map_batches(
+        _store, batch_format="pyarrow", fn_kwargs={"cache": cache, "model": cfg.model, "storage_options": storage_options})
+    return hits.map_batches(_as_generated, batch_format="pyarrow").union(generated)
+
+
+def vllm_processor(cfg: TeacherConfig, selector: dict[str, str]):
+    """Ray Data's vLLM processor for the teacher, its stages placed by `placement.models`.
+
+    `vLLMEngineProcessorConfig` (Ray 2.60) has no label selector, and its stages would otherwise
+    inherit the build's Dataset-wide `curation` selector, i.e. ask for GPUs on CPU nodes. So the
+    selector goes into each stage's `map_batches` arguments, as for our own model pools. An engine
+    with tensor/pipeline parallelism > 1 schedules its workers in a placement group instead, which
+    the selector cannot reach: that is refused rather than left to hang. Built (not run) in tests:
+    building needs neither vllm nor a GPU."""
+    import ray.data.llm as rdl
+
+    from sft_ray.models import SMOLLM2, TINY_LLAMA, resolve_model
+
+    build = getattr(rdl, "build_processor", None) or rdl.build_llm_processor
     model = resolve_model(cfg.model) if cfg.model in (SMOLLM2, TINY_LLAMA) else cfg.model
     sampling = {"temperature": 0.0} if cfg.greedy else {"temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed}
     processor = build(
@@ -398,6 +413,10 @@ def _vllm_generate(requests: ray.data.Dataset, cfg: TeacherConfig, cache: str | 
                                 "sampling_params": {**sampling, "max_tokens": int(row["max_new_tokens"]), "logprobs": 1}},
         postprocess=_vllm_post,
     )
-    generated = processor(misses).map_batches(_store, batch_format="pyarrow",
-                                              fn_kwargs={"cache": cache, "model": cfg.model, "storage_options": storage_options})
-    return hits.map_batches(_as_generated, batch_format="pyarrow").union(generated)
+    if selector:
+        for name, stage in processor.stages.items():
+            if "ray_remote_args_fn" in stage.map_batches_kwargs:
+                raise ValueError(f"placement.models cannot place the teacher's {name} (tensor/pipeline parallel engines "
+                                 "are scheduled by placement group in Ray 2.60): unset placement.models or use one GPU per engine")
+            stage.map_batches_kwargs = {**stage.map_batches_kwargs, **actor_pool_args(selector)}
+    return processor

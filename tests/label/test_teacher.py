@@ -12,6 +12,7 @@ from sft_ray.config import RunConfig, TeacherConfig
 from sft_ray.format.split import split_of
 from sft_ray.label.teacher import (
     REASON, TEACHER_SCHEMA, TeacherGenerator, build_requests, finish_batch, record_hash, select_records, teacher_examples,
+    vllm_processor,
 )
 from sft_ray.label.teacher_cache import cache_stats, cache_url, read_index, request_key, write_entries
 from sft_ray.label.teacher_parse import first_json_object, normalise, validate
@@ -88,6 +89,22 @@ def test_config_defaults_and_validation():
     assert TeacherConfig(backend="vllm", num_gpus=1).backend == "vllm"
     with pytest.raises(ValidationError):
         TeacherConfig(unknown_key=1)
+
+
+def test_vllm_processor_stages_are_placed_by_placement_models(ray_local):
+    """Ray Data's vLLM processor is built (building needs neither vllm nor a GPU; running does, so it
+    is not run here): every stage carries placement.models, else the engines would inherit the
+    build's curation selector. Parallel engines (placement groups) cannot be placed that way: refused."""
+    cfg = TeacherConfig(backend="vllm", num_gpus=1, model="tiny-llama")
+    selector = {"sft-ray/pool": "gpu"}
+    stages = vllm_processor(cfg, selector).stages
+    assert "vLLMEngineStage" in stages
+    assert all(s.map_batches_kwargs["label_selector"] == selector for s in stages.values())
+    assert stages["vLLMEngineStage"].map_batches_kwargs["num_gpus"] == 1
+    assert all("label_selector" not in s.map_batches_kwargs for s in vllm_processor(cfg, {}).stages.values())
+    tp2 = cfg.model_copy(update={"engine_kwargs": {"tensor_parallel_size": 2}})
+    with pytest.raises(ValueError, match="placement.models cannot place"):
+        vllm_processor(tp2, selector)
 
 
 # ------------------------------------------------------------------------------------ cache
