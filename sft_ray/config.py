@@ -587,6 +587,14 @@ class LabelConfig(_Strict):
                 raise ValueError("an enabled labeler needs kinds (source kinds to label)")
             return self
 
+        def score_label(self) -> str | None:
+            """The seed class whose probability is `<name>_score`; None: the predicted label's."""
+            return None
+
+        def rule(self, name: str) -> tuple[float, str, str]:
+            """(threshold on `<name>_score`, reject reason, `label_flags` entry) of the select step."""
+            raise NotImplementedError
+
     class Classifier(Labeler):
         """A labeler whose label is the point (topic, sentiment): acts where it is unsure of the label."""
 
@@ -601,6 +609,9 @@ class LabelConfig(_Strict):
             "row and add low_<labeler>_confidence to `label_flags`). Low confidence says the label is unsure, not "
             "that the text is bad, hence flag by default.",
         )
+
+        def rule(self, name: str) -> tuple[float, str, str]:
+            return self.min_confidence, "low_label_confidence", f"low_{name}_confidence"
 
     class Topic(Classifier):
         """Topic labeler -> `topic`, `topic_score`."""
@@ -673,6 +684,12 @@ class LabelConfig(_Strict):
             description="Below min_quality: `reject` (stage label, reason low_quality) or `flag` (keep the row and add "
             "low_quality to `label_flags`). Flag by default: a head fitted on 53 pages scores, the user decides.",
         )
+
+        def score_label(self) -> str | None:
+            return self.good_label
+
+        def rule(self, name: str) -> tuple[float, str, str]:
+            return self.min_quality, "low_quality", "low_quality"
 
     enabled: bool = Field(default=False, description="Run the label stage.")
     fill_lang: bool = Field(

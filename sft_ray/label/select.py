@@ -19,15 +19,6 @@ from sft_ray.label.labelers import LABEL_FLAGS, add_flags, ensure_label_columns,
 from sft_ray.tags import live_mask, set_columns, tag
 
 STAGE = "label"
-LOW_CONFIDENCE = "low_label_confidence"
-LOW_QUALITY = "low_quality"
-
-
-def rule(name: str, lcfg: LabelConfig.Labeler) -> tuple[float, str, str]:
-    """(threshold on `<name>_score`, reject reason, flag) of one labeler."""
-    if isinstance(lcfg, LabelConfig.Quality):
-        return lcfg.min_quality, LOW_QUALITY, LOW_QUALITY
-    return lcfg.min_confidence, LOW_CONFIDENCE, f"low_{name}_confidence"
 
 
 def select_batch(table: pa.Table, cfg: LabelConfig) -> pa.Table:
@@ -36,7 +27,7 @@ def select_batch(table: pa.Table, cfg: LabelConfig) -> pa.Table:
     for name, lcfg in cfg.labelers().items():
         if not lcfg.enabled:
             continue
-        threshold, reason, flag = rule(name, lcfg)
+        threshold, reason, flag = lcfg.rule(name)  # LabelConfig.Classifier.rule / Quality.rule
         scores = table[score_column(name)].to_pylist()
         low = [s is not None and s < threshold for s in scores]
         if not any(low):

@@ -26,11 +26,6 @@ from sft_ray.placement import actor_pool_args
 log = logging.getLogger("sft_ray")
 
 
-def score_label(lcfg: LabelConfig.Labeler) -> str | None:
-    """The class whose probability is the labeler's score: quality's `good_label`; else None (the predicted label's)."""
-    return lcfg.good_label if isinstance(lcfg, LabelConfig.Quality) else None
-
-
 def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str] | None = None) -> dict[str, LinearHead]:
     """One fitted head per enabled labeler; `head.info` says on what and how well (for the manifest).
 
@@ -45,7 +40,7 @@ def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str
     for name, lcfg in todo.items():
         t0 = time.time()
         seed = load_seed(lcfg.seed, where=f"label.{name}.seed")
-        good = score_label(lcfg)
+        good = lcfg.score_label()
         if good is not None and good not in seed.label_names:
             raise ValueError(f"label.{name}.good_label={good!r} is not a label of label.{name}.seed (has {seed.label_names})")
         layers = tuple(lcfg.feature_layers)
@@ -94,5 +89,5 @@ def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
 
 def head_specs(cfg: LabelConfig, heads: dict[str, LinearHead]) -> dict[str, HeadSpec]:
     """What the labeler actors apply: each enabled labeler's head with its kinds and score class."""
-    return {name: HeadSpec(heads[name], list(lcfg.kinds), score_label(lcfg))
+    return {name: HeadSpec(heads[name], list(lcfg.kinds), lcfg.score_label())
             for name, lcfg in cfg.labelers().items() if lcfg.enabled and name in heads}
