@@ -506,7 +506,7 @@ def report(args, meta, res, corpus, load0, load1, run) -> None:
     if "datatrove" in res and "ray" in res:
         ag = agreement(res["ray"]["decisions"], res["datatrove"]["decisions"], corpus, normalized=not args.no_normalize)
         summary["agreement"] = ag
-        print(f"\n## Agreement of keep/reject decisions (sft_ray build vs DataTrove)\n")
+        print("\n## Agreement of keep/reject decisions (sft_ray build vs DataTrove)\n")
         print(f"{ag['equal']:,} of {ag['docs']:,} equal: **{ag['agreement']:.2%}**; kept: sft_ray {ag['kept_ours']:,}, "
               f"DataTrove {ag['kept_theirs']:,}; missing on one side: {ag['missing']}; "
               f"rejected by both with the same filter: {ag['rejected_both_same_filter']}.")
