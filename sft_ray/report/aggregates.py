@@ -129,10 +129,15 @@ def combine(rows: list[dict]) -> dict:
         "lengths": lengths,
         "languages": {s: dict(c.most_common()) for s, c in sorted(langs.items())},
         "labels": {col: {s: dict(sorted(c.items())) for s, c in sorted(by.items())} for col, by in sorted(labels.items())},
-        "gold_vs_predicted": {col: {s: {**_agreement(by.get(s, Counter())), "seed_rows_left_out": seed_rows[col][s]}
-                                    for s in sorted({*by, *seed_rows[col]})}
-                              for col in sorted({*agree, *seed_rows}) for by in [agree[col]]},
+        "gold_vs_predicted": _gold_vs_predicted(agree, seed_rows),
     }
+
+
+def _gold_vs_predicted(agree: dict, seed_rows: dict) -> dict:
+    """Per labeler column and source: agreement on the non-seed records, and how many seed rows were left out."""
+    return {col: {s: {**_agreement(agree[col][s]), "seed_rows_left_out": seed_rows[col][s]}
+                  for s in sorted({*agree[col], *seed_rows[col]})}
+            for col in sorted({*agree, *seed_rows})}
 
 
 def _agreement(pairs: Counter) -> dict:
