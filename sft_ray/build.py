@@ -53,7 +53,7 @@ class BuildResult:
 
 def build_sft_data(cfg: RunConfig) -> BuildResult:
     # Every Dataset of the build carries placement.curation; model pools add placement.models.
-    with data_selector(cfg.placement.curation):
+    with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle):
         return _build(cfg)
 
 

@@ -26,21 +26,24 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def data_selector(selector: dict[str, str]) -> Iterator[None]:
+def data_selector(selector: dict[str, str], strict_shuffle: bool = True) -> Iterator[None]:
     """Within the block, Datasets created on this driver carry `selector` and the settings below
     (each Dataset copies the current DataContext when it is created, so it keeps them after the
-    block ends). The build and the training data are made inside one."""
+    block ends). The build and the training data are made inside one. `strict_shuffle`
+    (config `placement.strict_shuffle`): see below."""
     import ray
     from ray.data.context import ShuffleStrategy
 
     ctx = ray.data.DataContext.get_current()
     before = ctx.execution_options.label_selector, ctx.shuffle_strategy, ctx.use_datasource_v2
     ctx.execution_options.label_selector = dict(selector) or None
-    if selector and ctx.shuffle_strategy == ShuffleStrategy.SHUFFLE_V2:
+    if selector and strict_shuffle and ctx.shuffle_strategy == ShuffleStrategy.SHUFFLE_V2:
         # Ray Data 2.60's default shuffle (SHUFFLE_V2: ShuffleMapOp/ShuffleReduceOp) ignores the
         # selector: its reduce tasks go SPREAD over every node (seen on the 3-node test cluster: a
         # dedup reduce ran on the training node). HASH_SHUFFLE passes the selector to its shuffle
-        # tasks and aggregator actors, so placed builds use it.
+        # tasks and aggregator actors, so placed builds use it. It costs time: the one-node demo
+        # build takes 42.5 s instead of 16.9 s, and 47.0 s with HASH_SHUFFLE and no selector at
+        # all (benchmarks/placed_build.py), hence the switch to keep the default shuffle.
         ctx.shuffle_strategy = ShuffleStrategy.HASH_SHUFFLE
     # Ray Data 2.60's Parquet reader v2 lists files through FooterReader actors started with SPREAD
     # and no selector: they land on any node (an autoscaler even starts a GPU node for them in a CPU

@@ -27,6 +27,14 @@ def test_datasets_made_in_the_block_keep_the_selector_after_it():
     assert task_options() == {}
 
 
+def test_strict_shuffle_off_keeps_ray_datas_default_shuffle():
+    default = ray.data.DataContext.get_current().shuffle_strategy
+    with data_selector(POOL, strict_shuffle=False):
+        ds = ray.data.range(3)
+    assert ds.context.execution_options.label_selector == POOL and ds.context.shuffle_strategy == default
+    assert load_config(None, ["placement.strict_shuffle=false"]).placement.strict_shuffle is False
+
+
 def test_empty_selector_means_anywhere():
     with data_selector({}):
         assert ray.data.range(1).context.execution_options.label_selector is None
@@ -38,6 +46,6 @@ def test_empty_selector_means_anywhere():
 def test_one_flag_sets_every_selector_and_unknown_keys_fail():
     cfg = load_config(None, ["placement={curation: {sft-ray/pool: data}, models: {sft-ray/pool: gpu}, train: {sft-ray/pool: gpu}}"])
     assert cfg.placement.curation == POOL and cfg.placement.train == {"sft-ray/pool": "gpu"}
-    assert load_config(None, []).placement.model_dump() == {"curation": {}, "models": {}, "train": {}}
+    assert load_config(None, []).placement.model_dump() == {"curation": {}, "models": {}, "train": {}, "strict_shuffle": True}
     with pytest.raises(ConfigError, match="placement"):
         load_config(None, ["placement.curaton={a: b}"])

@@ -157,7 +157,7 @@ def run_finetune(cfg: RunConfig) -> dict:
              plan["steps_per_epoch"] or "?", f", ~{ratio:.3f} packed rows per example" if ratio < 1 else "",
              tc.num_workers, tc.strategy + (" + LoRA" if tc.lora.enabled else ""))
 
-    with data_selector(cfg.placement.train):  # tokenizer actors feed the workers from their nodes
+    with data_selector(cfg.placement.train, cfg.placement.strict_shuffle):  # tokenizer actors feed the workers from their nodes
         train_ds = ray.data.read_parquet(pyarrow_fs(train_url, so)[1], filesystem=fs)
         # A fixed row order makes resume's fast-forward land on the same examples.
         train_ds.context.execution_options.preserve_order = True
