@@ -911,6 +911,16 @@ class RunConfig(_Strict):
             raise ValueError(f"source names must be unique, repeated: {dup}")
         return self
 
+    @model_validator(mode="after")
+    def _placeable_teacher(self) -> "RunConfig":
+        t = self.teacher
+        parallel = int(t.engine_kwargs.get("tensor_parallel_size", 1)) * int(t.engine_kwargs.get("pipeline_parallel_size", 1))
+        if t.enabled and t.backend == "vllm" and self.placement.models and parallel > 1:
+            # Checked here, not when the teacher stage starts after curation: see label/teacher.py vllm_processor.
+            raise ValueError("placement.models cannot place a vLLM teacher with tensor/pipeline parallelism > 1 (its "
+                             "engines are scheduled by placement group): unset placement.models or use one GPU per engine")
+        return self
+
 
 # ---------------------------------------------------------------------------------------- loading
 # Keys whose values are credentials: s3fs's `key`/`secret`, botocore's `aws_secret_access_key`,

@@ -105,6 +105,8 @@ def test_vllm_processor_stages_are_placed_by_placement_models(ray_local):
     tp2 = cfg.model_copy(update={"engine_kwargs": {"tensor_parallel_size": 2}})
     with pytest.raises(ValueError, match="placement.models cannot place"):
         vllm_processor(tp2, selector)
+    with pytest.raises(ValidationError, match="placement.models cannot place"):  # and at config time, before curation runs
+        RunConfig.model_validate({"teacher": {**tp2.model_dump(), "enabled": True}, "placement": {"models": selector}})
 
 
 # ------------------------------------------------------------------------------------ cache
