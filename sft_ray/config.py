@@ -881,6 +881,10 @@ class PlacementConfig(_Strict):
 
 
 # ------------------------------------------------------------------------------------------- run
+UNPLACEABLE_VLLM = ("placement.models cannot place a vLLM teacher whose engines are scheduled by placement group "
+                    "(tensor/pipeline parallelism > 1, or the 'ray' executor): unset placement.models or use one GPU per engine")
+
+
 class RunConfig(_Strict):
     """A whole run: where data comes from, what happens to it, where it goes."""
 
@@ -916,9 +920,8 @@ class RunConfig(_Strict):
         t = self.teacher
         parallel = int(t.engine_kwargs.get("tensor_parallel_size", 1)) * int(t.engine_kwargs.get("pipeline_parallel_size", 1))
         if t.enabled and t.backend == "vllm" and self.placement.models and parallel > 1:
-            # Checked here, not when the teacher stage starts after curation: see label/teacher.py vllm_processor.
-            raise ValueError("placement.models cannot place a vLLM teacher with tensor/pipeline parallelism > 1 (its "
-                             "engines are scheduled by placement group): unset placement.models or use one GPU per engine")
+            # Checked here as well as in label/teacher.py vllm_processor: here it fails before curation runs.
+            raise ValueError(UNPLACEABLE_VLLM)
         return self
 
 

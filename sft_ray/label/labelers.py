@@ -8,7 +8,7 @@ calibrated probability of `<name>`, or, for a head given a `score_label` (qualit
 probability of that class. Rows already rejected by an
 earlier stage, rows of kinds a head is not configured for, and rows without text get nulls.
 `select.py` decides on the scores afterwards. One fact is noted, not decided: a row whose text is
-one of a head's seed texts gets `<name>_seed` in `label_flags` (`seed_flag`), so the report can
+one of a head's seed texts gets `<name>_seed` in `label_flags` (`schema.seed_flag`), so the report can
 leave the rows a head was fitted on out of its agreement with the records' own gold labels.
 """
 
@@ -27,7 +27,6 @@ from sft_ray.label.seed import text_key
 from sft_ray.tags import live_mask, set_columns
 
 TOPIC, SENTIMENT, QUALITY = S.TOPIC, S.SENTIMENT, S.QUALITY
-seed_flag = S.seed_flag
 LABEL_TRUNCATED, LABEL_FLAGS, LABEL_FIELDS = S.LABEL_TRUNCATED, S.LABEL_FLAGS, S.LABEL_FIELDS
 
 
@@ -117,7 +116,7 @@ class Labeler:
         keys = {i: text_key(texts[i]) for i in todo} if any(h.seed_keys for h, _ in self.heads.values()) else {}
         for name, (head, _) in self.heads.items():
             if head.seed_keys:
-                flags = add_flags(flags, [i for i in np.flatnonzero(wants[name]) if keys[i] in head.seed_keys], seed_flag(name))
+                flags = add_flags(flags, [i for i in np.flatnonzero(wants[name]) if keys[i] in head.seed_keys], S.seed_flag(name))
         columns[LABEL_FLAGS] = flags
         for name, (head, _) in self.heads.items():
             rows = np.flatnonzero(wants[name])

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 import ray
 
 from sft_ray import schema as S
-from sft_ray.config import RunConfig, TeacherConfig
+from sft_ray.config import UNPLACEABLE_VLLM, RunConfig, TeacherConfig
 from sft_ray.format.split import split_key, split_of
 from sft_ray.label.teacher_cache import cache_url, read_index, request_key, write_entries
 from sft_ray.label.teacher_parse import validate
@@ -416,7 +416,6 @@ def vllm_processor(cfg: TeacherConfig, selector: dict[str, str]):
     if selector:
         for name, stage in processor.stages.items():
             if "ray_remote_args_fn" in stage.map_batches_kwargs:
-                raise ValueError(f"placement.models cannot place the teacher's {name} (tensor/pipeline parallel engines "
-                                 "are scheduled by placement group in Ray 2.60): unset placement.models or use one GPU per engine")
+                raise ValueError(f"{name}: {UNPLACEABLE_VLLM}")
             stage.map_batches_kwargs = {**stage.map_batches_kwargs, **actor_pool_args(selector)}
     return processor

@@ -106,12 +106,13 @@ def _labels(d: dict) -> str:
         for src, a in by_source.items():
             left_out = (f"{a['seed_rows_left_out']:,} kept records that are seed rows of the head were left out. "
                         if a.get("seed_rows_left_out") else "")
+            out += f"<h3>{_e(col)} vs gold label: {_e(src)}</h3>"
             if not a["records"]:
-                out += f"<h3>{_e(col)} vs gold label: {_e(src)}</h3><p>No records besides seed rows. {left_out}</p>"
+                out += f"<p>No records besides seed rows. {left_out}</p>"
                 continue
-            out += (f"<h3>{_e(col)} vs gold label: {_e(src)}</h3><p>{a['records']:,} kept records with both, none of them "
-                    f"a seed row of the head; agreement {a['accuracy']:.1%}. <span class=note>{left_out}The label names "
-                    "of the source and the head may differ.</span></p>")
+            out += (f"<p>{a['records']:,} kept records with both, none of them a seed row of the head; agreement "
+                    f"{a['accuracy']:.1%}. <span class=note>{left_out}The label names of the source and the head may "
+                    "differ.</span></p>")
             out += plots.confusion(a["gold_labels"], a["predicted_labels"], a["confusion"], f"{col} vs gold: {src}")
     return out or "<p>No labels on kept records.</p>"
 
