@@ -5,7 +5,7 @@ spaCy's rule-based sentencizer; Gopher, C4 and FineWeb count those words and sen
 different splitter moves every ratio (a regex that keeps "),", as one token or splits "U.S." into
 four changes the share of alphabetic words by several points on news text). This module
 reimplements both algorithms in plain Python over spaCy's own English rules, exported to
-`_tokenizer_data.py` (benchmarks/peers/export_tokenizer_data.py): no spaCy dependency, and on
+`tokenizer_data.json` (tools/export_tokenizer_data.py writes it): no spaCy dependency, and on
 benchmarks/clean_throughput.py's corpus the same tokens as spaCy for every document.
 
 The tokenizer (spaCy `Tokenizer._split_affixes` / `_attach_tokens` / special-case matcher):
@@ -21,22 +21,30 @@ neither punctuation nor a sentence-final character, after a sentence-final chara
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.resources import files
 from itertools import chain
 
-from sft_ray.clean import _tokenizer_data as D
 
-_PREFIX = re.compile(D.PREFIX).search
-_SUFFIX = re.compile(D.SUFFIX).search
-_INFIX = re.compile(D.INFIX).finditer
-_URL = re.compile(D.URL).match
-_SPECIALS = D.SPECIAL_CASES
-SENTENCE_PUNCT = D.SENTENCE_PUNCT
+@cache
+def tokenizer_data() -> dict:
+    """spaCy's English tokenizer rules and DataTrove's punctuation (package data, read once)."""
+    return json.loads((files("sft_ray.clean") / "tokenizer_data.json").read_text("utf-8"))
+
+
+_D = tokenizer_data()
+_PREFIX = re.compile(_D["prefix"]).search
+_SUFFIX = re.compile(_D["suffix"]).search
+_INFIX = re.compile(_D["infix"]).finditer
+_URL = re.compile(_D["url"]).match
+_SPECIALS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _D["special_cases"].items()}
+SENTENCE_PUNCT = frozenset(_D["sentence_punct"])
 #: DataTrove's `PUNCTUATION_SET` (Gopher's "symbol" words) and `TERMINAL_PUNCTUATION` (FineWeb's line ends).
-PUNCTUATION = D.DATATROVE_PUNCTUATION | D.DATATROVE_TERMINAL_PUNCTUATION
-TERMINAL_PUNCTUATION = tuple(D.DATATROVE_TERMINAL_PUNCTUATION)
+PUNCTUATION = frozenset(_D["datatrove_punctuation"]) | frozenset(_D["datatrove_terminal_punctuation"])
+TERMINAL_PUNCTUATION = tuple(frozenset(_D["datatrove_terminal_punctuation"]))
 
 
 def _affix_len(match) -> int:
