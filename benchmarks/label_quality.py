@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -41,19 +40,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import load_average, table
+from benchmarks.quality_score import run as quality_score
 from sft_ray.config import LabelConfig
+from sft_ray.label import fit_heads
 from sft_ray.label.classifier import fit_head
 from sft_ray.label.embed import Embedder
-from sft_ray.label import fit_heads
+from sft_ray.label.metrics import expected_calibration_error
 from sft_ray.label.seed import balanced_sample, load_seed, read_seed_rows
+from tools import CORPORA
 
-CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def labelers(seed_rows: int) -> LabelConfig:
     """The default label config, with the sentiment labeler seeded with rt-polarity, topic and sentiment seeds from
-    CORPORA (quality: its default seed, derived from CORPORA by benchmarks/make_quality_seed.py)."""
+    CORPORA (quality: its default seed, derived from CORPORA by tools/make_quality_seed.py)."""
     rt = CORPORA / "sentiment/rt-polarity"
     return LabelConfig(
         enabled=True,
@@ -62,28 +64,6 @@ def labelers(seed_rows: int) -> LabelConfig:
         sentiment={"enabled": True, "seed": {"path": {"positive": str(rt / "rt-polarity.pos"), "negative": str(rt / "rt-polarity.neg")},
                                              "format": "lines", "max_rows": seed_rows}},
     )
-
-
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} cores"
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows])
-
-
-def expected_calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """Guo et al. 2017, eq. 3: sum over confidence bins of |accuracy - confidence| weighted by bin size."""
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
 
 
 def quality(name: str, lcfg: LabelConfig.Labeler, embedder: Embedder, eval_rows: int, batch_size: int):
@@ -212,8 +192,6 @@ def main() -> None:
         for name in [n for n in ("topic", "sentiment") if n in todo]:
             heads[name], held[name], _ = quality(name, getattr(cfg, name), embedder, args.eval_rows, 64)
         if "quality" in todo:
-            from benchmarks.quality_score import run as quality_score
-
             result = quality_score(cfg.quality, embedder, 64, CORPORA)
             if args.json:
                 Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

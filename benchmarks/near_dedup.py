@@ -51,14 +51,12 @@ import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rss import TreeSampler  # noqa: E402
+from benchmarks.common import BENCH_CACHE, ROOT, ensure_venv
+from tools import CORPORA
+from tools.rss import TreeSampler
 
-CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
-DEFAULT_CACHE = Path(os.environ.get("SFT_RAY_BENCH_CACHE", Path.home() / ".cache" / "sft_ray" / "bench"))
 VERSION = 2  # bump when the corpus recipe changes: the cache key includes it
 PARTS = 8  # at least; one file per 2,000 documents (~4.4 MB), as a real corpus comes in files
 DOCS_PER_FILE = 2000
@@ -84,7 +82,9 @@ def _lines(path: Path) -> list[str]:
 
 def unit_pools() -> dict[str, list[list[str]]]:
     """family -> pools of units (a document draws from one pool of its family)."""
-    from clean_corpus import _web_pages  # trafilatura main text of the shared web pages
+    from tools.clean_corpus import (
+        web_pages,  # trafilatura main text of the shared web pages
+    )
 
     ag = []
     with open(CORPORA / "news/ag_news/ag_news_test_part.csv", newline="", encoding="utf-8") as f:
@@ -93,7 +93,7 @@ def unit_pools() -> dict[str, list[list[str]]]:
     wmt = CORPORA / "translation/wmt22_generaltest"
     en = [s for p in sorted(wmt.glob("generaltest2022.*.en")) for s in _lines(p)]
     de = [s for p in sorted(wmt.glob("generaltest2022.*.de")) for s in _lines(p)]
-    web = [p for _name, paras in _web_pages() for p in paras if len(p.split()) >= 5]
+    web = [p for _name, paras in web_pages() for p in paras if len(p.split()) >= 5]
     for lang in ("en", "de"):
         data = json.loads((CORPORA / f"qa/xquad/xquad.{lang}.json").read_text(encoding="utf-8"))["data"]
         web += [p["context"] for a in data for p in a["paragraphs"]]
@@ -349,15 +349,6 @@ def warm_up(files: list[str]) -> float:
 
 
 # -------------------------------------------------------------------------------- datasketch side
-def ensure_venv(venv: Path, packages: list[str], probe: str) -> Path:
-    py = venv / "bin" / "python"
-    if not (py.exists() and subprocess.run([str(py), "-c", f"import {probe}"], capture_output=True).returncode == 0):
-        print(f"creating {venv} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True)
-    return py
-
-
 def run_datasketch(corpus: Path, cache: Path, run_dir: Path) -> tuple[float, float, dict[str, str]]:
     py = ensure_venv(cache / "venv-datasketch", ["datasketch"], "datasketch")
     joined = run_dir / "corpus.jsonl"
@@ -431,7 +422,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--cache-dir", type=Path, default=BENCH_CACHE)
     ap.add_argument("--peers", default="datasketch", help="comma-separated peers to run: datasketch, datatrove (or none)")
     ap.add_argument("--memory", action="store_true", help="time and peak RSS per Ray worker at each of --sizes")
     ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[10_000, 100_000, 300_000],

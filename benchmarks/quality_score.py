@@ -1,16 +1,16 @@
 """The quality labeler on held-out gold pages, side by side with the clean stage's heuristics
-(the `quality` part of benchmarks/label_quality.py; run it from there).
+(the `quality` part of benchmarks/label_quality.py; run it from there, not on its own).
 
     .venv/bin/python benchmarks/label_quality.py --labelers quality --skip-throughput \
         --json benchmarks/results/label_quality_score.json | tee benchmarks/results/label_quality_score.md
 
 The head is fitted exactly as the build fits it (default `label.quality`: seed
 sft_ray/demo/data/web_quality_seed.jsonl, 53 pages) and scored on pages it never saw
-(web_quality_heldout.jsonl, 18 pages; benchmarks/make_quality_seed.py splits by page). Gold:
+(web_quality_heldout.jsonl, 18 pages; tools/make_quality_seed.py splits by page). Gold:
 good = main content, bad = boilerplate, from trafilatura's and Readability's annotations.
 
 Evaluation sets, each scored by the head (`quality_score` >= min_quality = good) and by the peer
-(benchmarks/peers/clean_heuristics.py: pass = good), on the same texts:
+(tools/clean_heuristics.py: pass = good), on the same texts:
   blocks     the held-out seed-format rows (a paragraph or a few; a run of menu/footer lines)
   documents  per held-out page, its good blocks joined, and its bad blocks joined (36 texts)
   extracted  each held-out page through the pipeline's extractor (trafilatura): gold says all
@@ -29,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.peers.clean_heuristics import judge, size_rules_off
+from benchmarks.common import table
 from sft_ray.config import CleanConfig, LabelConfig
 from sft_ray.label.classifier import fit_head
 from sft_ray.label.embed import Embedder
+from sft_ray.label.metrics import expected_calibration_error, roc_auc
 from sft_ray.label.seed import load_seed, read_seed_rows
+from tools.clean_heuristics import judge, size_rules_off
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 PEERS = {"heuristics (clean defaults)": CleanConfig(), "heuristics (size rules off)": size_rules_off()}
@@ -41,25 +43,6 @@ PEERS = {"heuristics (clean defaults)": CleanConfig(), "heuristics (size rules o
 
 def heldout_path(spec: LabelConfig.Seed) -> str:
     return str(Path(spec.path).with_name("web_quality_heldout.jsonl"))
-
-
-def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """P(a random positive scores above a random negative), ties counted half (Mann-Whitney U / n+ n-)."""
-    pos, neg = score[positive], score[~positive]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
-def calibration_error(p_good: np.ndarray, good: np.ndarray, bins: int = 15) -> float:
-    """ECE of P(good) (Guo et al. 2017, eq. 3, on the positive-class probability)."""
-    edges, ece = np.linspace(0, 1, bins + 1), 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (p_good > lo) & (p_good <= hi) if lo > 0 else (p_good >= lo) & (p_good <= hi)
-        if m.any():
-            ece += m.mean() * abs(good[m].mean() - p_good[m].mean())
-    return float(ece)
 
 
 def scores(judged_good: np.ndarray, score: np.ndarray, good: np.ndarray) -> dict:
@@ -107,8 +90,6 @@ def _extracted(pages: list[tuple[str, str]], web: Path) -> tuple[list[str], np.n
 
 
 def run(lcfg: LabelConfig.Quality, embedder: Embedder, batch_size: int, corpora: Path, ag_rows: int = 400) -> dict:
-    from benchmarks.label_quality import table  # the shared markdown table printer
-
     spec, layers = lcfg.seed, tuple(lcfg.feature_layers)
     t0 = time.time()
     seed = load_seed(spec, where="label.quality.seed")
@@ -126,7 +107,7 @@ def run(lcfg: LabelConfig.Quality, embedder: Embedder, batch_size: int, corpora:
         x = embedder.encode(texts, batch_size, layers=layers)
         x_blocks = x if name == "blocks" else x_blocks
         _, p = head.predict(x, lcfg.good_label)
-        res = {"quality head": {**scores(p >= lcfg.min_quality, p, good), "ece": calibration_error(p, good),
+        res = {"quality head": {**scores(p >= lcfg.min_quality, p, good), "ece": expected_calibration_error(p, good),
                                 **{f"good_kept@{t}": float((p[good] >= t).mean()) for t in THRESHOLDS},
                                 **{f"bad_removed@{t}": float((p[~good] < t).mean()) if (~good).any() else float("nan") for t in THRESHOLDS}}}
         for peer, ccfg in PEERS.items():

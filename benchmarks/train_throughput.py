@@ -60,9 +60,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from rss import TreeSampler  # noqa: E402
+from tools.rss import TreeSampler
+from tools.train_metrics import steady_metrics, warmup_boundary
 
 DEMO_SFT = ROOT / "runs" / "demo" / "sft"
 DEMO_DATA = ROOT / "sft_ray" / "demo" / "data"
@@ -197,16 +197,6 @@ def whole_set_util(ids, labels, rows, batch_size: int, unpacked_batch: int, pad_
 
 
 # ------------------------------------------------------------------------------------ the runs
-def logged_steps(steps: int, log_every: int) -> list[int]:
-    return sorted({1, steps} | set(range(log_every, steps + 1, log_every)))
-
-
-def warmup_boundary(steps: int, log_every: int, warmup: int) -> int:
-    """Last step left out as warm-up: the last logged step <= `warmup`, so the Ray metrics windows
-    and the plain loop leave out exactly the same steps."""
-    return max(s for s in logged_steps(steps, log_every) if s <= max(1, warmup))
-
-
 def plain_loop(model_path: str, rows: list[dict], cfg, skip: int, pad_id: int) -> dict:
     """The training loop's recipe in one process without Ray, on pre-packed rows."""
     import torch
@@ -257,25 +247,6 @@ def plain_loop(model_path: str, rows: list[dict], cfg, skip: int, pad_id: int) -
     return {"tokens_per_s": tokens / t_steady, "token_util": tokens / slots, "step_time": t_steady / (total - skip),
             "steady_steps": total - skip, "cpu_per_wall": cpu_steady / t_steady, "loss_first": losses[0],
             "loss_last": losses[-1]}
-
-
-def steady_metrics(metrics: list[dict], skip: int) -> dict:
-    """Aggregate the metrics.jsonl windows after step `skip`: total real tokens / total step time."""
-    rows = [r for r in metrics if "loss" in r]
-    prev, tokens, slots, t, data_t, n = 0, 0.0, 0.0, 0.0, 0.0, 0
-    for r in rows:
-        steps = r["step"] - prev
-        prev = r["step"]
-        if r["step"] <= skip:
-            continue
-        wt = r["step_time"] * steps
-        tokens += r["tokens_per_s"] * wt
-        slots += r["tokens_per_s"] * wt / r["token_util"]
-        t, data_t, n = t + wt, data_t + r["data_time"] * steps, n + steps
-    if not n:
-        raise RuntimeError(f"no metrics rows after step {skip}: {rows}")
-    return {"tokens_per_s": tokens / t, "token_util": tokens / slots, "step_time": t / n, "data_time": data_t / n,
-            "steady_steps": n, "loss_first": rows[0]["loss"], "loss_last": rows[-1]["loss"]}
 
 
 def _process_kind(rec: dict) -> str:

@@ -33,14 +33,14 @@ import csv
 import glob
 import html
 import json
-import os
 import random
 import re
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
+from tools import CORPORA
+
 VERSION = 2  # bump when the recipe changes: the cache key includes it
 
 BOILERPLATE = [
@@ -75,7 +75,8 @@ HASHTAGS = ["#news", "#breaking", "#world", "#politics", "#tech", "#health", "#s
 
 
 # ----------------------------------------------------------------------------------- base texts
-def _web_pages() -> list[tuple[str, list[str]]]:
+def web_pages() -> list[tuple[str, list[str]]]:
+    """(page path, paragraphs of its trafilatura main text) of every shared gold web page."""
     import trafilatura
 
     paths = sorted(glob.glob(str(CORPORA / "web/trafilatura_pages/html/*"))) + sorted(
@@ -132,7 +133,7 @@ def base_documents() -> dict[str, list[tuple[str, list[str]]]]:
     from sft_ray.clean.langid import predict, top
 
     rng = random.Random(0)
-    web = _web_pages()
+    web = web_pages()
     web_lang = [top(s)[0] for s in predict([" ".join(paras) for _, paras in web])]
     wmt = _wmt22()
     xq = _xquad()

@@ -1,18 +1,20 @@
-"""Derive the quality labeler's seed set: main-content ("good") vs boilerplate ("bad") text blocks
-of real web pages with gold extraction annotations; held-out pages go to a separate file.
+"""Derive the quality labeler's seed set from gold web pages; held-out pages go to a separate file.
 
-    .venv/bin/python benchmarks/make_quality_seed.py            # writes the two files below
-    .venv/bin/python benchmarks/make_quality_seed.py --check    # exit 1 if the shipped files differ
+    .venv/bin/python tools/make_quality_seed.py            # writes the two files below
+    .venv/bin/python tools/make_quality_seed.py --check    # exit 1 if the shipped files differ
 
 Writes sft_ray/demo/data/web_quality_seed.jsonl (pages used for fitting: the default
 `label.quality.seed`) and web_quality_heldout.jsonl (the other pages: tests and
-benchmarks/label_quality.py), one JSON object a line: {text, label: good|bad, page, corpus}.
+benchmarks/label_quality.py), one JSON object a line: {text, label: good|bad, page, corpus}:
+main-content ("good") vs boilerplate ("bad") text blocks of real web pages with gold extraction
+annotations ($SFT_RAY_CORPORA/web, default /work/shared/corpora/web).
 
 Why blocks of the page, not the gold snippets themselves: trafilatura's snippets are often cut
 mid-word ("cination reduces hospitalizations ..."), and a labeler scores whole documents, so each
 seed row is the browser-style text line(s) the gold marks, as a page shows them.
 
-Gold (the same two corpora and line splitting as benchmarks/extraction_quality.py):
+Gold (the same two corpora and line splitting as benchmarks/extraction_quality.py, from
+tools/web_gold.py):
 - trafilatura_pages/annotations.jsonl (45 pages, 7 languages): the source page's innerText line
   holding a `with` snippet is good, one holding a `without` snippet is bad (a line holding both,
   or none, is left out; a snippet no line holds, e.g. split over lines, is used as it is).
@@ -41,8 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.extraction_quality import WEB, _overlaps, norm, text_lines  # noqa: E402
-from sft_ray.ingest.charset import Decoded, decode_html  # noqa: E402
+from tools.web_gold import WEB, norm, overlaps, page_html, spread, text_lines
 
 DATA = Path(__file__).resolve().parents[1] / "sft_ray" / "demo" / "data"
 SEED_FILE, HELDOUT_FILE = DATA / "web_quality_seed.jsonl", DATA / "web_quality_heldout.jsonl"
@@ -54,20 +55,6 @@ GOOD, BAD = "good", "bad"
 def held_out(corpus: str, name: str) -> bool:
     """The page-level split (stable across runs and machines)."""
     return int(hashlib.sha1(f"{corpus}/{name}".encode()).hexdigest(), 16) % 3 == 0
-
-
-def _page_text(path: Path) -> str:
-    decoded = decode_html(path.read_bytes())
-    if not isinstance(decoded, Decoded):
-        raise ValueError(f"{path}: {decoded}")
-    return decoded.text
-
-
-def _spread(items: list[str], k: int = PER_PAGE) -> list[str]:
-    items = list(dict.fromkeys(items))
-    if len(items) <= k:
-        return items
-    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)]
 
 
 def blocks(lines: list[str], max_chars: int = MAX_BLOCK_CHARS) -> list[str]:
@@ -86,14 +73,14 @@ def blocks(lines: list[str], max_chars: int = MAX_BLOCK_CHARS) -> list[str]:
 
 def trafilatura_page(annotation: dict) -> dict[str, list[str]]:
     """good/bad blocks of one annotated page: the lines holding its `with` / `without` snippets."""
-    lines = text_lines(_page_text(WEB / "trafilatura_pages" / annotation["file"]))
+    lines = text_lines(page_html(WEB / "trafilatura_pages" / annotation["file"]))
     found: dict[str, list[str]] = {GOOD: [], BAD: []}
     for label, key in ((GOOD, "with"), (BAD, "without")):
         for snippet in map(norm, annotation[key]):
             holding = [line for line in lines if snippet in line]
             found[label].append(min(holding, key=len) if holding else snippet)
     both = set(found[GOOD]) & set(found[BAD])
-    return {label: _spread([b for b in found[label] if b not in both]) for label in (GOOD, BAD)}
+    return {label: spread([b for b in found[label] if b not in both], PER_PAGE) for label in (GOOD, BAD)}
 
 
 def readability_page(page_dir: Path) -> dict[str, list[str]]:
@@ -103,13 +90,13 @@ def readability_page(page_dir: Path) -> dict[str, list[str]]:
     meta = json.loads(meta_path.read_text("utf-8")) if meta_path.exists() else {}
     gold = "\n".join(expected + [norm(str(meta.get(k) or "")) for k in ("title", "byline", "excerpt")])
     runs: list[list[str]] = [[]]
-    for line in text_lines(_page_text(page_dir / "source.html")):
-        if line in gold or _overlaps(line, gold):
+    for line in text_lines(page_html(page_dir / "source.html")):
+        if line in gold or overlaps(line, gold):
             runs.append([])  # main content (or part of it) ends a run of boilerplate
         elif any(c.isalnum() for c in line):
             runs[-1].append(line)
     bad = [b for run in runs for b in blocks(run)]
-    return {GOOD: _spread(blocks(expected)), BAD: _spread(bad)}
+    return {GOOD: spread(blocks(expected), PER_PAGE), BAD: spread(bad, PER_PAGE)}
 
 
 def pages() -> list[tuple[str, str, dict[str, list[str]]]]:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.rss import TreeSampler
 from sft_ray.build import build_sft_data
 from sft_ray.config import RunConfig
 from tests.conftest import DEMO_DATA
+from tools.rss import TreeSampler
 
 pytestmark = pytest.mark.slow
 
