@@ -24,7 +24,7 @@ What runs (each timed from process start to exit, with its process tree sampled 
 Agreement: per-document keep/reject of DataTrove vs the Ray build, matched by id, with a table of
 disagreement classes (our reason vs theirs) and one example each.
 
-The corpus (real text with seeded edits, see benchmarks/clean_corpus.py), DataTrove's venv and the
+The corpus (real text with seeded edits, see tools/clean_corpus.py), DataTrove's venv and the
 run outputs live under --cache-dir (default ~/.cache/sft_ray/bench). Results also go to
 <cache-dir>/runs/clean-n<N>/results.json.
 """
@@ -348,7 +348,7 @@ def report(args, meta, res, corpus, load0, load1, run) -> None:
     n = meta["docs"]
     print("\n## Corpus\n")
     print(f"{n:,} documents, {meta['bytes'] / 2**20:.1f} MiB jsonl in {meta['files']} files, mean {meta['mean_chars']:,} "
-          f"characters (seed {meta['seed']}, recipe v{meta['version']}: benchmarks/clean_corpus.py).")
+          f"characters (seed {meta['seed']}, recipe v{meta['version']}: tools/clean_corpus.py).")
     print(f"Base documents: {meta['base_documents']}; drawn per family: {meta['families']}.")
     print(f"Edits applied (documents): {meta['edits']}.")
     print(f"\n## Throughput ({args.cpus} CPUs; load average {load0[0]:.2f} at start, {load1[0]:.2f} at end; "

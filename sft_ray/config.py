@@ -651,7 +651,7 @@ class LabelConfig(_Strict):
     class Quality(Labeler):
         """Quality labeler -> `quality` (the more likely seed class) and `quality_score`, the calibrated
         probability of `good_label`: main content vs boilerplate (menus, footers, cookie and share
-        lines, teasers), seeded from pages with gold extraction annotations (benchmarks/make_quality_seed.py).
+        lines, teasers), seeded from pages with gold extraction annotations (tools/make_quality_seed.py).
         """
 
         kinds: list[SourceKind] = Field(

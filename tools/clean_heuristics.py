@@ -1,4 +1,5 @@
-"""Peer of the quality labeler: the clean stage's own text heuristics as a pass/fail quality judge.
+"""Peer of the quality labeler in benchmarks/quality_score.py: the clean stage's own text heuristics as a
+pass/fail quality judge.
 
 What sft_ray/clean does to a `kind: web` document's text, minus language ID and PII (not quality
 signals): repair + normalise + drop boilerplate lines (clean/normalize.py), length bounds

@@ -44,7 +44,7 @@ _SPECIALS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _D["special_cas
 SENTENCE_PUNCT = frozenset(_D["sentence_punct"])
 #: DataTrove's `PUNCTUATION_SET` (Gopher's "symbol" words) and `TERMINAL_PUNCTUATION` (FineWeb's line ends).
 PUNCTUATION = frozenset(_D["datatrove_punctuation"]) | frozenset(_D["datatrove_terminal_punctuation"])
-TERMINAL_PUNCTUATION = tuple(frozenset(_D["datatrove_terminal_punctuation"]))
+TERMINAL_PUNCTUATION = tuple(_D["datatrove_terminal_punctuation"])
 
 
 def _affix_len(match) -> int:
