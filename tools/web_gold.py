@@ -113,9 +113,9 @@ def _min_len(s: str) -> int:
 def overlaps(line: str, gold: str) -> bool:
     """Whether the line shares an 8-word run (12-character run for CJK) with the gold text."""
     if len(_CJK.findall(line)) > len(line) / 3:
-        return any(line[i : i + 12] in gold for i in range(0, max(1, len(line) - 11)))
+        return any(line[i : i + 12] in gold for i in range(max(1, len(line) - 11)))
     words = line.split()
-    return any(" ".join(words[i : i + 8]) in gold for i in range(0, max(1, len(words) - 7)))
+    return any(" ".join(words[i : i + 8]) in gold for i in range(max(1, len(words) - 7)))
 
 
 def readability_gold(page_dir: Path) -> tuple[list[str], list[str]]:
