@@ -5,7 +5,7 @@
 Each link is switched and tuned under `clean.<name>` and tags with stage `clean` and its own
 snake_case reason (so the manifest counts `by_stage.clean.<reason>`). Tag, then select: a link only
 looks at rows no earlier stage rejected, and never drops rows. The web-page filters (Gopher, C4,
-FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config.py for why);
+FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config/clean.py for why);
 language ID and PII redaction apply to all kinds; bitext filters (clean/bitext.py) to translation
 pairs. PII runs last so that every filter judged the text as written and dedup hashes the
 redacted text. HTML extraction happens in the read task (ingest/web.py, clean/extract.py).
