@@ -52,7 +52,7 @@ class SeedConfig(StrictModel):
     storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options for the seed files.")
 
     @model_validator(mode="after")
-    def _check_shape(self) -> "SeedConfig":
+    def _check_shape(self) -> SeedConfig:
         if (self.format == "lines") != isinstance(self.path, dict):
             raise ValueError("format=lines needs path: {label name: URL}; other formats a single URL or glob")
         if self.format != "lines" and self.label_field is None:
@@ -115,7 +115,7 @@ class LabelerConfig(StrictModel):
         return data
 
     @model_validator(mode="after")
-    def _needs_seed(self) -> "LabelerConfig":
+    def _needs_seed(self) -> LabelerConfig:
         if self.enabled and self.seed is None:
             raise ValueError("an enabled labeler needs a seed: {path, format, text_fields, label_field, ...}")
         if self.enabled and not self.kinds:

@@ -20,7 +20,7 @@ from sft_ray.schema import LABELERS
 # `token`, `password`, ... Matched on the whole key (or its last `_` part) so that ordinary
 # fields such as `num_key_value_heads` or `tokenize_actors` stay visible.
 _SECRET_KEY = re.compile(
-    r"(^|_)(key|secret|token|password|passwd|credentials?|access_key(_id)?|secret_access_key|session_token|api_key)$", re.I
+    r"(^|_)(key|secret|token|password|passwd|credentials?|access_key(_id)?|secret_access_key|session_token|api_key)$", re.IGNORECASE
 )
 
 

@@ -40,7 +40,7 @@ class RunConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _unique_sources(self) -> "RunConfig":
+    def _unique_sources(self) -> RunConfig:
         names = [s.name for s in self.sources]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -48,7 +48,7 @@ class RunConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _placeable_teacher(self) -> "RunConfig":
+    def _placeable_teacher(self) -> RunConfig:
         t = self.teacher
         parallel = int(t.engine_kwargs.get("tensor_parallel_size", 1)) * int(t.engine_kwargs.get("pipeline_parallel_size", 1))
         if t.enabled and t.backend == "vllm" and self.placement.models and parallel > 1:

@@ -71,7 +71,7 @@ class SourceConfig(StrictModel):
         return out
 
     @model_validator(mode="after")
-    def _check_shape(self) -> "SourceConfig":
+    def _check_shape(self) -> SourceConfig:
         if self.format == "bitext":
             if not isinstance(self.path, dict) or set(self.path) != {"src", "tgt"}:
                 raise ValueError("format=bitext needs path: {src: URL, tgt: URL}")

@@ -68,7 +68,7 @@ class TeacherConfig(StrictModel):
     trust_remote_code: bool = Field(default=False, description="Allow custom model code from the model folder.")
 
     @model_validator(mode="after")
-    def _check_backend(self) -> "TeacherConfig":
+    def _check_backend(self) -> TeacherConfig:
         if self.backend == "vllm" and self.num_gpus < 1:
             raise ValueError("backend=vllm runs vLLM engines on GPUs: set num_gpus >= 1 (or use backend=transformers on CPU)")
         return self

@@ -36,7 +36,7 @@ class TeacherTaskConfig(StrictModel):
     min_output_chars: int = Field(default=1, ge=0, description="Shorter results (each json field, or the text) are invalid.")
 
     @model_validator(mode="after")
-    def _check_templates(self) -> "TeacherTaskConfig":
+    def _check_templates(self) -> TeacherTaskConfig:
         keys = {"text": "t", "title": "t", "output": "o", **{f: "f" for f in self.fields}}
         for name in ("prompt", "user", "assistant"):
             try:
