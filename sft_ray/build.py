@@ -94,7 +94,7 @@ def _build(cfg: RunConfig) -> BuildResult:
         t_label = time.time()
         heads = fit_heads(cfg.label, kinds={src.kind for src in cfg.sources})  # no head for kinds the run lacks
         label_info = {name: head.info for name, head in heads.items()}
-        records = label_dataset(records, cfg, heads).materialize()
+        records = label_dataset(records, cfg.label, heads, selector=cfg.placement.models).materialize()
         timings["label_s"] = round(time.time() - t_label, 2)
 
     t1 = time.time()

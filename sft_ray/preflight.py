@@ -7,7 +7,7 @@ need), the smallest over the resources asked, summed over alive nodes. Total res
 not free ones: other jobs' usage changes by the second, and Ray Train waits for busy resources.
 When an autoscaler with node types runs (cluster launcher, KubeRay, AutoscalingCluster), nodes
 not up yet may be added, so a shortfall is only logged.
-Inputs and config are checked earlier (config.py validation; finetune: sft/train must hold Parquet).
+Inputs and config are checked earlier (sft_ray/config validation; finetune: sft/train must hold Parquet).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 Each link is switched and tuned under `clean.<name>` and tags with stage `clean` and its own
 snake_case reason (so the manifest counts `by_stage.clean.<reason>`). Tag, then select: a link only
 looks at rows no earlier stage rejected, and never drops rows. The web-page filters (Gopher, C4,
-FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config.py for why);
+FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config/clean.py for why);
 language ID and PII redaction apply to all kinds; bitext filters (clean/bitext.py) to translation
 pairs. PII runs last so that every filter judged the text as written and dedup hashes the
 redacted text. HTML extraction happens in the read task (ingest/web.py, clean/extract.py).
@@ -20,7 +20,7 @@ import pyarrow as pa
 from sft_ray import schema as S
 from sft_ray.clean import bitext, c4, fineweb, gopher_quality, gopher_repetition, langid, pii
 from sft_ray.clean.normalize import STAGE, normalize_batch
-from sft_ray.config import CleanConfig
+from sft_ray.config import CleanConfig, FilterConfig
 from sft_ray.tags import live_mask, set_columns, tag
 
 __all__ = ["clean_batch"]
@@ -38,7 +38,7 @@ def clean_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     return pii.redact_batch(table, cfg.pii)
 
 
-def _applicable(table: pa.Table, fcfg) -> list[bool]:
+def _applicable(table: pa.Table, fcfg: FilterConfig) -> list[bool]:
     """Rows a filter looks at: enabled, not yet rejected, of a kind it applies to, with text."""
     if not fcfg.enabled:
         return [False] * table.num_rows
@@ -47,7 +47,7 @@ def _applicable(table: pa.Table, fcfg) -> list[bool]:
     return [ok and k in fcfg.kinds for ok, k in zip(live, kinds)]
 
 
-def _text_filter(table: pa.Table, fcfg, reason: Callable[[str, object], str | None]) -> pa.Table:
+def _text_filter(table: pa.Table, fcfg: FilterConfig, reason: Callable[[str, object], str | None]) -> pa.Table:
     texts = table[S.TEXT].to_pylist()
     todo = _applicable(table, fcfg)
     return tag(table, STAGE, [reason(t, fcfg) if ok and t else None for ok, t in zip(todo, texts)])

@@ -1,4 +1,4 @@
-"""Read a labelled seed set (`LabelConfig.Seed`) from any fsspec URL and sample it, balanced over labels.
+"""Read a labelled seed set (`SeedConfig`) from any fsspec URL and sample it, balanced over labels.
 
 Seed texts go through the clean stage's repair + normalisation (entities, markup, whitespace), so
 the classifier is fitted on text shaped like the curated records it will label.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import fsspec
 import numpy as np
 
-from sft_ray.config import CleanConfig, LabelConfig
+from sft_ray.config import CleanConfig, SeedConfig
 
 _CLEAN = CleanConfig()
 
@@ -41,7 +41,7 @@ def text_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(" ".join(text.split()).casefold().encode(), digest_size=8).digest(), "big")
 
 
-def load_seed(cfg: LabelConfig.Seed, where: str = "label.seed") -> SeedSet:
+def load_seed(cfg: SeedConfig, where: str = "label.seed") -> SeedSet:
     """All rows, then a deterministic sample of at most `max_rows`, balanced over labels."""
     rows, names = read_seed_rows(cfg, where)
     picked = balanced_sample(rows, names, cfg.max_rows, cfg.sample_seed)
@@ -53,7 +53,7 @@ def load_seed(cfg: LabelConfig.Seed, where: str = "label.seed") -> SeedSet:
     )
 
 
-def read_seed_rows(cfg: LabelConfig.Seed, where: str = "label.seed") -> tuple[list[SeedRow], list[str]]:
+def read_seed_rows(cfg: SeedConfig, where: str = "label.seed") -> tuple[list[SeedRow], list[str]]:
     """Every usable row of the seed files (empty texts skipped) and the class order."""
     rows: list[SeedRow] = []
     if cfg.format == "lines":
@@ -110,21 +110,21 @@ def _clean(text: str) -> str:
     return normalize_text(repair_text(text, _CLEAN)) or ""
 
 
-def _open_files(url: str, cfg: LabelConfig.Seed, where: str):
+def _open_files(url: str, cfg: SeedConfig, where: str):
     files = fsspec.open_files(url, "rb", compression="infer", **cfg.storage_options)
     if not files:
         raise FileNotFoundError(f"{where}.path: {url} matches no files")
     return sorted(files, key=lambda f: f.path)
 
 
-def _text(f, cfg: LabelConfig.Seed, where: str) -> str:
+def _text(f, cfg: SeedConfig, where: str) -> str:
     try:
         return f.read().decode(cfg.encoding)
     except UnicodeDecodeError as e:
         raise ValueError(f"{where}: {f.path} is not {cfg.encoding} ({e}); set {where}.encoding (e.g. latin-1)") from None
 
 
-def _lines(url: str, cfg: LabelConfig.Seed, where: str):
+def _lines(url: str, cfg: SeedConfig, where: str):
     for of in _open_files(url, cfg, where):
         with of as f:
             for n, line in enumerate(_text(f, cfg, where).splitlines(), start=1):
@@ -132,7 +132,7 @@ def _lines(url: str, cfg: LabelConfig.Seed, where: str):
                     yield f"{of.path}:{n}", line
 
 
-def _records(cfg: LabelConfig.Seed, where: str):
+def _records(cfg: SeedConfig, where: str):
     for of in _open_files(cfg.path, cfg, where):
         with of as f:
             if cfg.format == "parquet":

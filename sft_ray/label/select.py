@@ -2,10 +2,11 @@
 
 Tag, then select (Dolma's taggers + mixer): the labelers only wrote scores; this stateless step
 turns a low score into either a reject (stage `label`, counted in the manifest) or, with action
-`flag`, a flag in `label_flags` on a row that stays live. Two kinds of threshold:
+`flag`, a flag in `label_flags` on a row that stays live. Each labeler's rule is plain data on its
+config (sft_ray/config/label.py): `threshold`, `reject_reason`, `flag`:
 
-    topic, sentiment (Classifier)  <name>_score < min_confidence  reason low_label_confidence  flag low_<name>_confidence
-    quality (Quality)              quality_score < min_quality    reason low_quality           flag low_quality
+    topic, sentiment   <name>_score < min_confidence  reason low_label_confidence  flag low_<name>_confidence
+    quality            quality_score < min_quality    reason low_quality           flag low_quality
 
 Low confidence says the label is unsure; low quality says the text looks like boilerplate.
 """
@@ -27,15 +28,14 @@ def select_batch(table: pa.Table, cfg: LabelConfig) -> pa.Table:
     for name, lcfg in cfg.labelers().items():
         if not lcfg.enabled:
             continue
-        threshold, reason, flag = lcfg.rule(name)  # LabelConfig.Classifier.rule / Quality.rule
         scores = table[score_column(name)].to_pylist()
-        low = [s is not None and s < threshold for s in scores]
+        low = [s is not None and s < lcfg.threshold for s in scores]
         if not any(low):
             continue
         if lcfg.action == "reject":
-            table = tag(table, STAGE, [reason if x else None for x in low])
+            table = tag(table, STAGE, [lcfg.reject_reason if x else None for x in low])
         else:
             live = live_mask(table).to_pylist()
             rows = [i for i, (x, ok) in enumerate(zip(low, live)) if x and ok]
-            table = set_columns(table, {LABEL_FLAGS: add_flags(table[LABEL_FLAGS].to_pylist(), rows, flag)})
+            table = set_columns(table, {LABEL_FLAGS: add_flags(table[LABEL_FLAGS].to_pylist(), rows, lcfg.flag)})
     return table

@@ -14,7 +14,7 @@ import time
 
 import ray
 
-from sft_ray.config import LabelConfig, RunConfig
+from sft_ray.config import LabelConfig
 from sft_ray.label.classifier import LinearHead, fit_head
 from sft_ray.label.embed import Embedder
 from sft_ray.label.lang import fill_lang_batch
@@ -40,9 +40,9 @@ def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str
     for name, lcfg in todo.items():
         t0 = time.time()
         seed = load_seed(lcfg.seed, where=f"label.{name}.seed")
-        good = lcfg.score_label()
+        good = lcfg.score_class
         if good is not None and good not in seed.label_names:
-            raise ValueError(f"label.{name}.good_label={good!r} is not a label of label.{name}.seed (has {seed.label_names})")
+            raise ValueError(f"label.{name}.{lcfg.score_class_field}={good!r} is not a label of label.{name}.seed (has {seed.label_names})")
         layers = tuple(lcfg.feature_layers)
         x = embedder.encode(seed.texts, cfg.embed_batch_size, layers=layers)
         head = fit_head(x, seed.labels, seed.label_names, folds=lcfg.seed.calibration_folds,
@@ -54,20 +54,18 @@ def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str
     return heads
 
 
-def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
-                  heads: dict[str, LinearHead] | None = None) -> ray.data.Dataset:
+def label_dataset(ds: ray.data.Dataset, cfg: LabelConfig, heads: dict[str, LinearHead] | None = None,
+                  selector: dict[str, str] | None = None) -> ray.data.Dataset:
     """Label stage: add label columns with an autoscaling actor pool, then tag rows below a labeler's threshold.
 
-    Rows are never dropped here; `heads` lets a caller reuse heads it already fitted (fit_heads).
+    Rows are never dropped here. `heads` lets a caller reuse heads it already fitted (fit_heads, which
+    can skip labelers for kinds the run lacks); `selector` places the actor pool (placement.models).
     """
-    selector = cfg.placement.models if isinstance(cfg, RunConfig) else {}
-    kinds = {src.kind for src in cfg.sources} if isinstance(cfg, RunConfig) else None
-    cfg = cfg.label if isinstance(cfg, RunConfig) else cfg
     if not cfg.enabled:
         return ds
     if cfg.fill_lang:
         ds = ds.map_batches(fill_lang_batch, batch_format="pyarrow", udf_modifying_row_count=False)
-    heads = fit_heads(cfg, kinds=kinds) if heads is None else heads
+    heads = fit_heads(cfg) if heads is None else heads
     specs = head_specs(cfg, heads)
     if not specs:
         return ds
@@ -82,12 +80,12 @@ def label_dataset(ds: ray.data.Dataset, cfg: RunConfig | LabelConfig,
         num_cpus=cfg.num_cpus,
         num_gpus=cfg.num_gpus or None,
         udf_modifying_row_count=False,
-        **actor_pool_args(selector),
+        **actor_pool_args(selector or {}),
     )
     return ds.map_batches(select_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg}, udf_modifying_row_count=False)
 
 
 def head_specs(cfg: LabelConfig, heads: dict[str, LinearHead]) -> dict[str, HeadSpec]:
     """What the labeler actors apply: each enabled labeler's head with its kinds and score class."""
-    return {name: HeadSpec(heads[name], list(lcfg.kinds), lcfg.score_label())
+    return {name: HeadSpec(heads[name], list(lcfg.kinds), lcfg.score_class)
             for name, lcfg in cfg.labelers().items() if lcfg.enabled and name in heads}

@@ -2,7 +2,7 @@
 how requests are batched and bounded.
 
 One typed model (STYLE.md habit 8): YAML plus dotted `--set` overrides, unknown keys rejected,
-every field with a default and a description. Kept apart from `sft_ray/config.py` (the build and
+every field with a default and a description. Kept apart from `sft_ray/config/` (the build and
 training run config) because a served model outlives the run that produced it: serving needs
 only the exported folder, not the corpora or the training settings.
 """

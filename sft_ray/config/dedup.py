@@ -1,0 +1,127 @@
+"""`dedup`: exact, near (MinHash-LSH), semantic and SFT-example dedup, and decontamination.
+
+The code is sft_ray/dedup/; survivors are always the smallest id, so results do not depend on partitioning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sft_ray.config.base import SourceKind, StrictModel
+
+
+class ExactDedupConfig(StrictModel):
+    """Exact duplicates (dedup/exact.py): a hash of the normalised text, or of the translation pair."""
+
+    enabled: bool = Field(default=True, description="Global exact dedup on normalised text (docs) or (source, target) (pairs).")
+    lowercase: bool = Field(default=False, description="Lowercase before hashing (catches case-only duplicates).")
+    pair_key: Literal["pair", "source"] = Field(
+        default="pair", description="Translation pairs are duplicates when the whole (source, target) pair matches, or already when the source side does."
+    )
+
+
+class NearDedupConfig(StrictModel):
+    """MinHash-LSH near-duplicate detection (Broder 1997; bands x rows as DataTrove/FineWeb). See dedup/minhash.py."""
+
+    enabled: bool = Field(default=True, description="Run near-duplicate detection.")
+    kinds: list[SourceKind] = Field(
+        default_factory=lambda: ["web", "news", "text", "sentiment"],
+        description="Source kinds it applies to (translation pairs and QA, whose questions share passages: exact dedup only, by default).",
+    )
+    ngram_size: int = Field(default=5, ge=1, description="Shingle size in words (or characters when char_ngrams).")
+    char_ngrams: bool = Field(default=False, description="Character shingles instead of words (languages written without spaces).")
+    num_bands: int = Field(default=14, ge=1, description="LSH bands b.")
+    rows_per_band: int = Field(default=8, ge=1, description="Rows per band r; b*r hash functions. 14x8 ~ threshold 0.72.")
+    verify_jaccard: float | None = Field(
+        default=0.8, ge=0, le=1, description="Confirm LSH candidate pairs by exact shingle Jaccard >= this (null: trust LSH)."
+    )
+    lowercase: bool = Field(default=True, description="Lowercase before shingling.")
+    strip_punctuation: bool = Field(default=True, description="Remove punctuation before shingling.")
+    strip_digits: bool = Field(default=False, description="Map digits to 0 before shingling.")
+    strip_diacritics: bool = Field(default=False, description="Remove diacritics before shingling.")
+    seed: int = Field(default=1, description="Seed of the MinHash permutations.")
+    broadcast_max_edges: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Up to this many candidate edges, send the edge list (~100 MB per million) to every worker instead of "
+        "shuffling texts and records by id, and find components in one task; above it, everything is shuffled (0: always).",
+    )
+
+
+class BenchmarkSetConfig(StrictModel):
+    """An evaluation set that training data must not overlap (decontamination)."""
+
+    name: str = Field(description="Name used in counts and in rejects' `duplicate_of` (`benchmark:<name>`).")
+    path: str = Field(description="File, glob or prefix on any fsspec URL.")
+    format: Literal["lines", "jsonl", "squad"] = Field(
+        default="lines", description="lines: one item per line (WMT test sets); jsonl: the `fields` of each object; squad: SQuAD/XQuAD JSON (contexts, questions, answers)."
+    )
+    fields: list[str] = Field(default_factory=lambda: ["text"], description="jsonl: fields whose text forms the item.")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options for `path`.")
+
+
+class DecontaminateConfig(StrictModel):
+    """N-gram decontamination (GPT-3 appendix C; 13-grams as in GPT-3 and the OLMo/Dolma tooling)."""
+
+    enabled: bool = Field(default=True, description="Run decontamination (it does nothing without benchmarks or a validation split).")
+    ngram: int = Field(default=13, ge=1, description="A training record sharing one word n-gram with an evaluation item is `contaminated`.")
+    min_ngram: int = Field(
+        default=8, ge=1, description="Evaluation items shorter than `ngram` words count with their full length down to this; shorter ones are ignored."
+    )
+    benchmarks: list[BenchmarkSetConfig] = Field(default_factory=list, description="User-given evaluation sets (XQuAD, WMT test sets, ...).")
+    validation_split: bool = Field(default=True, description="Also check training records against this build's own validation records.")
+
+
+class SemanticDedupConfig(StrictModel):
+    """Embedding-based dedup (SemDeDup, Abbas et al. 2023, arXiv:2303.09540): k-means over sentence
+    embeddings, then within each cluster a record whose cosine similarity to a kept record of smaller
+    id is >= `threshold` is a `semantic_duplicate`. Off by default: it runs an encoder over every
+    record (~25 docs per CPU-second with MiniLM; meant for GPU nodes or small corpora). See dedup/semantic.py."""
+
+    enabled: bool = Field(default=False, description="Run semantic dedup after exact and near dedup.")
+    kinds: list[SourceKind] = Field(
+        default_factory=lambda: ["web", "news", "text", "sentiment"], description="Source kinds it applies to (not qa: questions share passages)."
+    )
+    model: str = Field(default="all-minilm-l6-v2", description="Sentence embedding model (as label.model).")
+    max_tokens: int = Field(default=128, ge=8, description="Word pieces per text seen by the model (the start of each text).")
+    threshold: float = Field(
+        # SemDeDup keeps pairs with cosine > 1 - eps; eps 0.05-0.1 removed 20-50% of LAION with no loss
+        # of zero-shot accuracy (paper, Table 1). 0.95 = eps 0.05, the conservative end.
+        default=0.95, gt=0, le=1, description="Cosine similarity at or above which two records are duplicates.",
+    )
+    cluster_size: int = Field(default=2_000, ge=10, description="Mean records per k-means cluster: k = ceil(records / cluster_size); bounds the per-cluster work.")
+    sample_size: int = Field(default=20_000, ge=100, description="Records (a hash sample, partition-independent) the centroids are fitted on, on the driver.")
+    kmeans_iterations: int = Field(default=20, ge=1, description="Lloyd iterations of spherical k-means.")
+    seed: int = Field(default=0, description="Seed of the k-means++ initialisation.")
+    batch_size: int = Field(default=256, ge=1, description="Rows per embedding actor call.")
+    embed_batch_size: int = Field(default=32, ge=1, description="Texts per forward pass.")
+    concurrency: int = Field(default=2, ge=1, description="Most embedding actors (the pool autoscales from 1).")
+    num_cpus: float = Field(default=1, gt=0, description="CPUs per embedding actor.")
+    num_gpus: float = Field(default=0, ge=0, description="GPUs per embedding actor (0: CPU).")
+
+
+class SftDedupConfig(StrictModel):
+    """Exact dedup of the formatted SFT examples (dedup/sft.py), global across splits and sources."""
+
+    enabled: bool = Field(default=True, description="Deduplicate SFT examples after formatting.")
+    on: Literal["example", "prompt"] = Field(
+        default="example",
+        description="`example`: the same prompt and response; `prompt`: the same prompt (every message before the last "
+        "assistant turn) whatever the response, e.g. one question with paraphrased answers, or one source sentence "
+        "with several translations.",
+    )
+    lowercase: bool = Field(default=True, description="Compare casefolded text (whitespace is always collapsed).")
+
+
+class DedupConfig(StrictModel):
+    """Global deduplication across all sources, blocks and nodes; survivor = smallest id."""
+
+    enabled: bool = Field(default=True, description="Run the dedup stage.")
+    exact: ExactDedupConfig = Field(default_factory=ExactDedupConfig, description="Exact duplicate detection.")
+    near: NearDedupConfig = Field(default_factory=NearDedupConfig, description="MinHash-LSH near-duplicate detection.")
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig, description="Remove training records overlapping evaluation sets.")
+    semantic: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig, description="Embedding (MiniLM) + k-means semantic dedup (off by default).")
+    sft: SftDedupConfig = Field(default_factory=SftDedupConfig, description="Exact dedup of the SFT examples (prompt+response or prompt only).")
+    num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")

@@ -1,0 +1,151 @@
+"""Reading a run config: YAML (safe), `--set` overrides, validation with errors that name the key
+and the file, relative paths resolved against the config's folder, and redacted dumps."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sft_ray.config.base import ConfigError
+from sft_ray.config.run import RunConfig
+from sft_ray.schema import LABELERS
+
+# Keys whose values are credentials: s3fs's `key`/`secret`, botocore's `aws_secret_access_key`,
+# `token`, `password`, ... Matched on the whole key (or its last `_` part) so that ordinary
+# fields such as `num_key_value_heads` or `tokenize_actors` stay visible.
+_SECRET_KEY = re.compile(
+    r"(^|_)(key|secret|token|password|passwd|credentials?|access_key(_id)?|secret_access_key|session_token|api_key)$", re.IGNORECASE
+)
+
+
+def redact(obj: Any) -> Any:
+    """Copy of a config dict with values under secret-looking keys replaced by '***'."""
+    if isinstance(obj, dict):
+        return {k: ("***" if _SECRET_KEY.search(str(k)) and v not in (None, "", {}) else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def apply_override(data: dict, dotted: str) -> None:
+    """Apply one `a.b.0.c=value` override in place; the value is parsed as YAML (so 3 is an int)."""
+    if "=" not in dotted:
+        raise ConfigError(f"--set {dotted!r}: expected dotted.key=value")
+    key, raw = dotted.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)  # safe: a `!!python/...` tag is an error, never executed
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {e}") from e
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        else:
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+                if not isinstance(node, (dict, list)):
+                    raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{loc}' in {origin}")
+        else:
+            lines.append(f"'{loc}' in {origin}: {e['msg']} (got {e.get('input')!r:.80})")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load YAML (or the embedded demo when `path` is None), apply overrides, validate.
+
+    Relative local paths inside the file are resolved against the file's folder, so a config can
+    sit next to its data and be run from anywhere.
+    """
+    if path is None:
+        from sft_ray.demo import demo_config_dict
+
+        data, origin = demo_config_dict(), "<embedded demo config>"
+    else:
+        p = Path(path)
+        data, origin = read_yaml_mapping(p, "config"), str(p)
+        data = _resolve_relative(data, p.parent.resolve())
+    return validated(RunConfig, data, overrides, origin)
+
+
+def validated(model: type[BaseModel], data: dict, overrides: list[str] | None, origin: str):
+    """Apply `--set` overrides to a copy of `data` and validate it; errors name the key and `origin`."""
+    data = copy.deepcopy(data)
+    for o in overrides or []:
+        apply_override(data, o)
+    if overrides:
+        origin += " (with --set overrides)"
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, origin)) from None
+
+
+def read_yaml_mapping(p: Path, what: str) -> dict:
+    """A YAML file holding a mapping, loaded safely (no `!!python` tags); errors name the file."""
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} file {p} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} file {p} must hold a mapping at the top level")
+    return data
+
+
+def _is_relative_local(p: Any) -> bool:
+    return isinstance(p, str) and "://" not in p and not p.startswith("/")
+
+
+def _resolve_relative(data: dict, base: Path) -> dict:
+    """Source paths and label seed paths (a URL or a {key: URL} mapping) relative to the config's folder."""
+    data = copy.deepcopy(data)
+    holders = [src for src in data.get("sources") or [] if isinstance(src, dict)]
+    for name in LABELERS:  # label seed sets sit next to the config as often as sources do
+        seed = ((data.get("label") or {}).get(name) or {}).get("seed")
+        holders += [seed] if isinstance(seed, dict) else []
+    for h in holders:
+        p = h.get("path")
+        if isinstance(p, dict):
+            h["path"] = {k: _resolve_path(v, base) for k, v in p.items()}
+        elif p is not None:
+            h["path"] = _resolve_path(p, base)
+    return data
+
+
+def _resolve_path(p: Any, base: Path) -> Any:
+    return os.path.normpath(base / p) if _is_relative_local(p) else p
+
+
+def config_dict(cfg: RunConfig, *, redacted: bool = True) -> dict:
+    """The config as JSON-ready data (saved in the manifest and the training run), secrets redacted unless asked."""
+    d = cfg.model_dump(mode="json")
+    return redact(d) if redacted else d
+
+
+def config_yaml(cfg: RunConfig) -> str:
+    """The redacted config as YAML in field order, as the CLI prints it."""
+    return yaml.safe_dump(config_dict(cfg), sort_keys=False, width=110)

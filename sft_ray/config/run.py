@@ -1,0 +1,57 @@
+"""`RunConfig`: a whole run, one field per stage, and the checks that span stages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from sft_ray.config.base import StrictModel
+from sft_ray.config.clean import CleanConfig
+from sft_ray.config.dedup import DedupConfig
+from sft_ray.config.format import FormatConfig
+from sft_ray.config.label import LabelConfig
+from sft_ray.config.placement import PlacementConfig
+from sft_ray.config.sources import SourceConfig
+from sft_ray.config.teacher import UNPLACEABLE_VLLM, TeacherConfig
+from sft_ray.config.train import TrainConfig
+
+
+class RunConfig(StrictModel):
+    """A whole run: where data comes from, what happens to it, where it goes."""
+
+    output: str = Field(default="runs/demo", description="Output prefix: local path or fsspec URL (s3://bucket/prefix).")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options for the output location.")
+    overwrite: bool = Field(default=False, description="Rebuild even when the output already has _SUCCESS.")
+    sources: list[SourceConfig] = Field(default_factory=list, description="Input corpora.")
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="Clean stage.")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="Dedup stage.")
+    label: LabelConfig = Field(default_factory=LabelConfig, description="Auto-label stage.")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="LLM teacher: generated targets (QA, summaries) for records without one.")
+    format: FormatConfig = Field(default_factory=FormatConfig, description="SFT formatting and split.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
+    placement: PlacementConfig = Field(default_factory=PlacementConfig, description="Node-label selectors pinning curation, model stages and training to node types.")
+    ray_address: str | None = Field(default=None, description="Ray address; default: the job's cluster or a local ray.init().")
+    read_batch_size: int = Field(default=1024, ge=1, description="Records per block emitted by the readers.")
+    resumable: bool = Field(
+        default=True,
+        description="Stage read+clean output per input file under <output>/_work/ with completion markers, so a rerun of "
+        "an interrupted build redoes only unfinished files (false: stream read -> clean -> dedup without staging).",
+    )
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> RunConfig:
+        names = [s.name for s in self.sources]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"source names must be unique, repeated: {dup}")
+        return self
+
+    @model_validator(mode="after")
+    def _placeable_teacher(self) -> RunConfig:
+        t = self.teacher
+        parallel = int(t.engine_kwargs.get("tensor_parallel_size", 1)) * int(t.engine_kwargs.get("pipeline_parallel_size", 1))
+        if t.enabled and t.backend == "vllm" and self.placement.models and parallel > 1:
+            # Checked here as well as where the vLLM processor is built: here it fails before curation runs.
+            raise ValueError(UNPLACEABLE_VLLM)
+        return self
