@@ -391,7 +391,7 @@ class DedupConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    """LLM teacher (sft_ray/label/teacher.py): an instruct model writes the target of tasks that have
+    """LLM teacher (sft_ray/synthesize/): an instruct model writes the target of tasks that have
     none in the data (QA pairs from passages, summaries, answers to instructions).
 
     Prompts are templates (`str.format` on `{text}` / `{title}`; literal braces doubled). Outputs are
@@ -920,7 +920,7 @@ class RunConfig(_Strict):
         t = self.teacher
         parallel = int(t.engine_kwargs.get("tensor_parallel_size", 1)) * int(t.engine_kwargs.get("pipeline_parallel_size", 1))
         if t.enabled and t.backend == "vllm" and self.placement.models and parallel > 1:
-            # Checked here as well as in label/teacher.py vllm_processor: here it fails before curation runs.
+            # Checked here as well as in synthesize/vllm_backend.py vllm_processor: here it fails before curation runs.
             raise ValueError(UNPLACEABLE_VLLM)
         return self
 
