@@ -31,9 +31,9 @@ import pyarrow as pa
 
 from sft_ray import schema as S
 from sft_ray.config import RunConfig, TeacherConfig
-from sft_ray.label.teacher import REASON, build_requests, teacher_examples
-from sft_ray.label.teacher_cache import cache_stats
-from sft_ray.label.teacher_parse import validate
+from sft_ray.synthesize.teacher import REASON, build_requests, teacher_examples
+from sft_ray.synthesize.cache import cache_stats
+from sft_ray.synthesize.parse import validate
 
 CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
 

@@ -1,7 +1,11 @@
-"""The build spine: corpora -> curated records, rejects and SFT examples (DESIGN.md, "Output layout").
+"""The build spine: corpora -> curated records, rejects and SFT examples (docs/ARCHITECTURE.md).
 
-    read -> clean -> dedup (exact, near, semantic, decontaminate) -> label -> write curated/ + rejects/
-         -> format (+ LLM teacher) -> split -> SFT dedup -> write sft/train, sft/validation, sft/rejects
+    read + clean -> dedup (exact, near, semantic) -> split -> decontaminate -> label -> write curated/ + rejects/
+         -> format (+ LLM teacher) -> SFT dedup -> write sft/train, sft/validation, sft/rejects
+
+The train/validation split is assigned once, as the records' `split` column (format/split.py),
+before decontamination, which checks training records against validation ones; the teacher and
+format put each record's examples on its side, and curated/ carries the column.
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
@@ -22,21 +26,21 @@ import ray
 
 from sft_ray import schema as S
 from sft_ray import storage
-from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.dedup import decontaminate, exact_dedup, near_dedup, semantic_dedup
 from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
-from sft_ray.format import format_batch
-from sft_ray.ingest import describe_inputs, list_inputs, read_sources
+from sft_ray.format import format_batch, label_options
+from sft_ray.format.split import assign_split
+from sft_ray.ingest import describe_inputs, list_inputs
 from sft_ray.label.stage import fit_heads, label_dataset
-from sft_ray.label.teacher import teacher_examples
 from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
 from sft_ray.preflight import check_build_stages
 from sft_ray.report import record_counts, report_data, sft_counts, write_report
-from sft_ray.staging import Workspace, fingerprint, units
+from sft_ray.staging import Workspace, fingerprint, read_clean, units
+from sft_ray.synthesize import teacher_examples
 from sft_ray.tags import live_mask
 
 log = logging.getLogger("sft_ray")
@@ -71,23 +75,22 @@ def _build(cfg: RunConfig) -> BuildResult:
     t0 = time.time()
 
     resume: dict = {}
-    if cfg.resumable:  # read + clean per input file, staged with completion markers (staging.py)
+    all_units = units(cfg, inputs)  # read + clean: one task per input file (staging.py), staged when resumable
+    if cfg.resumable:
         work = Workspace(out, so)
-        all_units = units(cfg, inputs)
         done = work.prepare(fingerprint(cfg, all_units))
         work.run(cfg, [u for u in all_units if u.key not in done])
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
         ds = work.read([u.key for u in all_units])
     else:
-        ds = read_sources(cfg, inputs)
-        if cfg.clean.enabled:
-            ds = ds.map_batches(clean_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.clean})
+        ds = read_clean(cfg, all_units)
     ds = exact_dedup(ds, cfg.dedup)
     ds = near_dedup(ds, cfg.dedup)
     ds = semantic_dedup(ds, cfg.dedup, cfg.placement.models)  # off by default
-    records = ds.materialize()
+    split = {"validation_fraction": cfg.format.validation_fraction, "seed": cfg.format.seed}
+    records = ds.map_batches(assign_split, batch_format="pyarrow", fn_kwargs=split, udf_modifying_row_count=False).materialize()
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
-        records = decontaminate(records, cfg.dedup.decontaminate, cfg.format.validation_fraction, cfg.format.seed).materialize()
+        records = decontaminate(records, cfg.dedup.decontaminate).materialize()
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
     label_info: dict = {}
     if cfg.label.enabled:  # after dedup: nothing is embedded twice or for a record that is then removed
@@ -108,11 +111,11 @@ def _build(cfg: RunConfig) -> BuildResult:
     sft_summary, samples = {"train": 0, "validation": 0}, []
     if cfg.format.enabled:
         t2 = time.time()
-        options = _label_options(cfg, counts)
+        options = label_options(cfg.sources, counts["labels"])
         sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options})
         sft = sft.map_batches(with_tags, batch_format="pyarrow")
-        if cfg.teacher.enabled:  # targets written by an LLM for records that have none (label/teacher.py)
-            taught = teacher_examples(curated, cfg, out, so).drop_columns(["teacher_score"])
+        if cfg.teacher.enabled:  # targets written by an LLM for records that have none (synthesize/)
+            taught = teacher_examples(curated, cfg, out, so).drop_columns([S.TEACHER_SCORE])
             sft = sft.union(taught)
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         sft = sft_dedup(sft, sft_cfg, cfg.dedup.num_partitions).materialize()
@@ -189,16 +192,6 @@ def _unreadable(table: pa.Table) -> pa.Table:
 def _unreadable_files(records: ray.data.Dataset) -> list[dict]:
     rows = records.map_batches(_unreadable, batch_format="pyarrow").take_all()
     return sorted(({"source": r[S.SOURCE], **json.loads(r[S.META])} for r in rows), key=lambda r: (r["source"], r["file"]))
-
-
-def _label_options(cfg: RunConfig, counts: dict) -> dict[str, list[str]]:
-    """Classification options per source: the configured label names, else the labels seen."""
-    out = {}
-    for src in cfg.sources:
-        names = list(dict.fromkeys(src.label_names.values())) or sorted(counts["labels"].get(src.name, {}))
-        if names:
-            out[src.name] = names
-    return out
 
 
 def _token_counter(cfg: RunConfig) -> tuple[str | None, str]:

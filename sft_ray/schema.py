@@ -1,4 +1,4 @@
-"""Column names and Arrow schemas at stage boundaries (DESIGN.md, "Record columns").
+"""Column names and Arrow schemas at stage boundaries (docs/ARCHITECTURE.md).
 
 Documents and translation pairs travel through the build in one table with the union of their
 columns (unused ones are null), so every stage sees one schema and Ray Data never has to unify
@@ -43,6 +43,11 @@ LABEL_FIELDS = [
     pa.field(LABEL_TRUNCATED, pa.bool_()),
     pa.field(LABEL_FLAGS, pa.string()),
 ]
+# The train/validation split of a record: set once, after dedup and before decontamination, by
+# format/split.py:assign_split (build.py); decontamination, the teacher and format read it. Null on
+# rows rejected before it is set (nothing reads it there: rejects/ has no split column).
+SPLIT = "split"
+TRAIN, VALIDATION = "train", "validation"
 # Tags set by stages.
 REJECT_STAGE, REJECT_REASON, DUPLICATE_OF = "reject_stage", "reject_reason", "duplicate_of"
 DEDUP_KEY = "dedup_key"
@@ -68,6 +73,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field(META, pa.string()),  # JSON object: file, line, anything the reader kept
         pa.field(PII, pa.string()),  # JSON object {EMAIL: 2, ...}: placeholders put in by clean.pii
         *LABEL_FIELDS,
+        pa.field(SPLIT, pa.string()),  # TRAIN or VALIDATION; curated/ carries it
         pa.field(REJECT_STAGE, pa.string()),
         pa.field(REJECT_REASON, pa.string()),
         pa.field(DUPLICATE_OF, pa.string()),
@@ -101,12 +107,46 @@ SFT_SCHEMA = pa.schema(
         ),
         pa.field(SOURCE, pa.string(), nullable=False),
         pa.field("source_id", pa.string(), nullable=False),
-        pa.field("split", pa.string(), nullable=False),
+        pa.field(SPLIT, pa.string(), nullable=False),
     ]
 )
 
 
-SFT_OUTPUT_SCHEMA = pa.schema([f for f in SFT_SCHEMA if f.name != "split"])  # split is the folder
+SFT_OUTPUT_SCHEMA = pa.schema([f for f in SFT_SCHEMA if f.name != SPLIT])  # split is the folder
+
+# The LLM teacher (synthesize/). Between its stages: one row per (record, task) request ...
+TEACHER_REQUEST_SCHEMA = pa.schema(
+    [
+        pa.field(ID, pa.string()), pa.field("task", pa.string()), pa.field(SOURCE, pa.string()),
+        pa.field("source_id", pa.string()), pa.field(SPLIT, pa.string()), pa.field("passage", pa.string()),
+        pa.field(TITLE, pa.string()), pa.field("prompt", pa.string()), pa.field("key", pa.string()),
+    ]
+)
+# ... to which a backend adds what it generated (or found in the cache) ...
+TEACHER_GENERATED_FIELDS = [
+    pa.field("output", pa.string()),  # generated text, without the response prefix
+    pa.field("score", pa.float64()),  # exp(mean token log-prob)
+    pa.field("finished", pa.bool_()),  # stopped at end of sequence, not at max_new_tokens
+    pa.field("cached", pa.bool_()),  # found in the cache, not generated for this batch
+    pa.field("error", pa.string()),  # a failed generate() of the request's micro-batch
+]
+TEACHER_GENERATED_SCHEMA = pa.schema([*TEACHER_REQUEST_SCHEMA, *TEACHER_GENERATED_FIELDS])
+# ... and its output: SFT examples with the tag columns and the teacher's confidence.
+TEACHER_SCORE = "teacher_score"
+TEACHER_SCHEMA = pa.schema(
+    [*SFT_SCHEMA, pa.field(REJECT_REASON, pa.string()), pa.field(DUPLICATE_OF, pa.string()), pa.field(TEACHER_SCORE, pa.float64())]
+)
+# The request cache, `<output>/_cache/teacher/part-*.parquet` (synthesize/cache.py).
+TEACHER_CACHE_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string()),
+        pa.field("output", pa.string()),  # generated text, without the response prefix
+        pa.field("score", pa.float64()),  # exp(mean token log-prob)
+        pa.field("finished", pa.bool_()),  # stopped at end of sequence, not at max_new_tokens
+        pa.field("model", pa.string()),
+        pa.field("created", pa.string()),
+    ]
+)
 
 
 def require_columns(table: pa.Table, columns: list[str], where: str) -> None:

@@ -1,18 +1,21 @@
-"""Resumable read + clean: per-input-file completion markers under `<output>/_work/`.
+"""Read + clean, one Ray task per work unit: streamed on, or staged with completion markers.
 
 Read and clean are the expensive, embarrassingly parallel part of a build (extraction, language
 ID, quality filters), and they are per input file. So each *work unit* (one input file, a bitext
 pair, or a whole `limit`ed source, which is read as one unit to keep its selection deterministic)
-is read and cleaned by one Ray task that writes its records to `_work/clean/<unit>.parquet` and
-then a marker `_work/clean/<unit>.done`. The global stages (dedup, decontamination) then read the
-staged records back.
+is read and cleaned by one Ray task, `_stage_units`, whether or not the run is resumable:
+
+    read_clean(cfg, units)   resumable=false: the task yields its records to the global stages
+    Workspace.run(cfg, units)  resumable=true: the task writes its records to
+                             `<output>/_work/clean/<unit>.parquet`, then a marker `<unit>.done`;
+                             the global stages (dedup, decontamination) read the staged records back
 
 If the driver dies half-way, the rerun finds the markers and redoes only the units without one.
 A unit's Parquet file without its marker (a task killed mid-write) is rewritten; Ray's own task
 retries rewrite the same file name, so they are idempotent too. The markers are valid only for the
-same inputs and the same read/clean configuration: `_work/fingerprint.json` holds a hash of both,
-and a different one wipes `_work/`. The global stages are not staged (they are a few shuffles over
-already-clean data); a finished build removes `_work/`.
+same inputs, read/clean configuration and record schema: `_work/fingerprint.json` holds a hash of
+them, and a different one wipes `_work/`. The global stages are not staged (they are a few shuffles
+over already-clean data); a finished build removes `_work/`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -34,6 +38,7 @@ from sft_ray.ingest.records import read_items
 
 log = logging.getLogger("sft_ray")
 WORK = "_work"
+_STAGED = pa.schema([("key", pa.string()), ("rows", pa.int64())])
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,15 @@ def fingerprint(cfg: RunConfig, all_units: list[Unit]) -> str:
     from sft_ray import __version__
 
     what = {"sources": [s.model_dump() for s in cfg.sources], "clean": cfg.clean.model_dump(), "read_batch_size": cfg.read_batch_size,
-            "units": sorted(u.key for u in all_units), "sft_ray": __version__}
+            "units": sorted(u.key for u in all_units), "sft_ray": __version__, "schema": S.RECORD_SCHEMA.names}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_clean(cfg: RunConfig, todo: list[Unit]) -> ray.data.Dataset:
+    """The records of `todo`, read and cleaned (RECORD_SCHEMA blocks), streamed to the next stage."""
+    if not todo:
+        return ray.data.from_arrow(S.empty_records())
+    return _unit_tasks(cfg, todo, None, {})
 
 
 class Workspace:
@@ -83,14 +95,8 @@ class Workspace:
 
     def run(self, cfg: RunConfig, todo: list[Unit]) -> None:
         """Read + clean the pending units, one Ray task each, staging their records."""
-        if not todo:
-            return
-        rows = [{"source": u.source, "key": u.key, "items": json.dumps(u.items)} for u in todo]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        ds.map_batches(
-            _stage_units, batch_size=1, batch_format="pyarrow",
-            fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": self.clean_dir, "so": self.so},
-        ).materialize()
+        if todo:
+            _unit_tasks(cfg, todo, self.clean_dir, self.so).materialize()
 
     def read(self, keys: list[str]) -> ray.data.Dataset:
         if not keys:
@@ -103,21 +109,38 @@ class Workspace:
         storage.remove(self.root, self.so)
 
 
-def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str, so: dict) -> pa.Table:
-    """Ray task body: read and clean one unit, write its Parquet file, then its marker."""
+def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, so: dict) -> ray.data.Dataset:
+    rows = [{"source": u.source, "key": u.key, "items": json.dumps(u.items)} for u in todo]
+    return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        _stage_units, batch_size=1, batch_format="pyarrow",
+        fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": clean_dir, "so": so},
+    )
+
+
+def unit_records(cfg: RunConfig, source: str, items: list[dict]) -> Iterator[pa.Table]:
+    """One unit's records, read and cleaned, in RECORD_SCHEMA blocks of at most `read_batch_size` rows."""
+    src = next(s for s in cfg.sources if s.name == source)
+    for block in read_items(src, items, cfg.read_batch_size, cfg.clean.extract):
+        if cfg.clean.enabled:
+            block = clean_batch(block, cfg.clean)
+        yield block.select(S.RECORD_SCHEMA.names).cast(S.RECORD_SCHEMA)
+
+
+def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str | None, so: dict) -> Iterator[pa.Table]:
+    """Ray task body: read and clean each unit of the batch. Unstaged (`clean_dir` None): yield its
+    records. Staged: write them to `<clean_dir>/<key>.parquet`, then the marker; yield (key, rows)."""
     cfg = RunConfig.model_validate_json(cfg_json)
-    done = []
     for row in batch.to_pylist():
-        src = next(s for s in cfg.sources if s.name == row["source"])
+        blocks = unit_records(cfg, row["source"], json.loads(row["items"]))
+        if clean_dir is None:
+            yield from blocks
+            continue
         fs, path = storage.get_fs(storage.join(clean_dir, f"{row['key']}.parquet"), so)
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         n = 0
         with fs.open(path, "wb") as f, pq.ParquetWriter(f, S.RECORD_SCHEMA) as writer:
-            for block in read_items(src, json.loads(row["items"]), cfg.read_batch_size, cfg.clean.extract):
-                if cfg.clean.enabled:
-                    block = clean_batch(block, cfg.clean)
-                writer.write_table(block.select(S.RECORD_SCHEMA.names).cast(S.RECORD_SCHEMA))
+            for block in blocks:
+                writer.write_table(block)
                 n += block.num_rows
         storage.write_text(storage.join(clean_dir, f"{row['key']}.done"), json.dumps({"rows": n}), so)
-        done.append({"key": row["key"], "rows": n})
-    return pa.Table.from_pylist(done, schema=pa.schema([("key", pa.string()), ("rows", pa.int64())]))
+        yield pa.Table.from_pylist([{"key": row["key"], "rows": n}], schema=_STAGED)

@@ -101,6 +101,25 @@ def test_counts_are_conserved_and_reasons_named(built):
     assert m["config"]["sources"][0]["name"] == "agnews" and m["versions"]["ray"].startswith("2.60")
 
 
+def test_curated_carries_the_split_that_sft_follows(built):
+    """The split is assigned once (after dedup): curated/ has it, with the values format/split.py gives,
+    and every SFT example sits in the folder of its record's split."""
+    from pathlib import Path
+
+    from sft_ray.format.split import split_key, split_of
+
+    cfg, res = built
+    out = Path(res.output)
+    curated = pq.read_table(out / "curated").to_pylist()
+    assert curated and all(r["split"] in ("train", "validation") for r in curated)
+    assert [r["split"] for r in curated] == [
+        split_of(split_key(r["kind"], r["id"], r["text"]), cfg.format.validation_fraction, cfg.format.seed) for r in curated]
+    split = {r["id"]: r["split"] for r in curated}
+    for name in ("train", "validation"):
+        source_ids = set(pq.read_table(out / "sft" / name, columns=["source_id"])["source_id"].to_pylist())
+        assert source_ids and {split[i] for i in source_ids} == {name}
+
+
 def test_rerun_of_a_finished_build_is_skipped(built):
     cfg, res = built
     again = build_sft_data(cfg)

@@ -172,7 +172,7 @@ class SentimentLabelerConfig(LabelerConfig):
 class QualityLabelerConfig(LabelerConfig):
     """Quality labeler -> `quality` (the more likely seed class) and `quality_score`, the calibrated
     probability of `good_label`: main content vs boilerplate (menus, footers, cookie and share
-    lines, teasers), seeded from pages with gold extraction annotations (benchmarks/make_quality_seed.py).
+    lines, teasers), seeded from pages with gold extraction annotations (tools/make_quality_seed.py).
     """
 
     threshold_field: ClassVar[str] = "min_quality"

@@ -16,7 +16,7 @@ UNPLACEABLE_VLLM = ("placement.models cannot place a vLLM teacher whose engines 
 
 
 class TeacherConfig(StrictModel):
-    """LLM teacher (docs/ARCHITECTURE.md): an instruct model writes the target of tasks that have
+    """LLM teacher (sft_ray/synthesize/): an instruct model writes the target of tasks that have
     none in the data (QA pairs from passages, summaries, answers to instructions).
 
     Prompts are templates (`str.format` on `{text}` / `{title}`; literal braces doubled). Outputs are

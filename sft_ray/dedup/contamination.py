@@ -11,10 +11,10 @@ scripts have no spaces (an n-gram of characters is what overlap means there).
 Evaluation sets are small (thousands of items), so their n-gram hashes are built once on the driver
 into sorted uint64 arrays and shipped to every task with the UDF; each block is then checked with
 a vectorised `searchsorted`, no Python loop per n-gram. The build's own validation split is one
-more index, built from the validation records (whose split is decided by `format.split_of`), and
-only training records are checked against it. Its size grows with the validation split (8 bytes
-per validation word): fine to ~10^8 validation words; beyond that, a shuffle join on n-gram hash
-would be the scalable form (not built; see the closing note of issue 4).
+more index, built from the validation records (the records' `split` column, assigned after dedup
+by format/split.py), and only training records are checked against it. Its size grows with the
+validation split (8 bytes per validation word): fine to ~10^8 validation words; beyond that, a
+shuffle join on n-gram hash would be the scalable form (not built; see the closing note of issue 4).
 
 Rejects: stage `dedup`, reason `contaminated`, `duplicate_of` = `benchmark:<name>` or
 `split:validation` (the first index that matched), so the manifest counts per benchmark.
@@ -34,7 +34,6 @@ import ray
 
 from sft_ray import schema as S
 from sft_ray.config import BenchmarkSetConfig, DecontaminateConfig
-from sft_ray.format.split import split_key, split_of
 from sft_ray.ingest.files import expand
 from sft_ray.tags import live_mask, tag
 
@@ -114,21 +113,21 @@ def benchmark_items(bench: BenchmarkSetConfig):
                             yield from (a["text"] for a in qa.get("answers", []))
 
 
-def _validation_grams(table: pa.Table, cfg: DecontaminateConfig, fraction: float, seed: int) -> pa.Table:
+def _validation_grams(table: pa.Table, cfg: DecontaminateConfig) -> pa.Table:
     """Per block: unique n-gram hashes (with their length) of the live validation records."""
     live = live_mask(table).to_pylist()
-    keys = _split_keys(table)
+    splits = table[S.SPLIT].to_pylist()
     texts = [table[c].to_pylist() for c in TEXT_COLUMNS]
-    val = (col[i] for i, ok in enumerate(live) if ok and split_of(keys[i], fraction, seed) == "validation" for col in texts)
+    val = (col[i] for i, ok in enumerate(live) if ok and splits[i] == S.VALIDATION for col in texts)
     index = build_index(val, cfg)
     ns = [np.full(len(h), n, dtype=np.int32) for n, h in index.items()]
     return pa.table({"n": pa.array(np.concatenate(ns) if ns else np.empty(0, np.int32)),
                      "h": pa.array(np.concatenate(list(index.values())) if index else np.empty(0, np.uint64))})
 
 
-def validation_index(records: ray.data.Dataset, cfg: DecontaminateConfig, fraction: float, seed: int) -> Index:
+def validation_index(records: ray.data.Dataset, cfg: DecontaminateConfig) -> Index:
     parts: dict[int, list[np.ndarray]] = {}
-    grams = records.map_batches(_validation_grams, batch_format="pyarrow", fn_kwargs={"cfg": cfg, "fraction": fraction, "seed": seed})
+    grams = records.map_batches(_validation_grams, batch_format="pyarrow", fn_kwargs={"cfg": cfg})
     for batch in grams.iter_batches(batch_format="pyarrow", batch_size=None):
         ns, hs = batch["n"].to_numpy(), batch["h"].to_numpy()
         for n in np.unique(ns):
@@ -148,14 +147,11 @@ def _hits(th: np.ndarray, index: Index) -> bool:
     return False
 
 
-def _split_keys(table: pa.Table) -> list[str]:
-    return [split_key(k, i, t) for k, i, t in zip(table[S.KIND].to_pylist(), table[S.ID].to_pylist(), table[S.TEXT].to_pylist())]
-
-
-def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]], fraction: float, seed: int) -> pa.Table:
-    """Ray Data UDF. `indexes`: (name, index, train_only) in priority order."""
+def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]]) -> pa.Table:
+    """Ray Data UDF. `indexes`: (name, index, train_only) in priority order; train_only ones are
+    checked against the rows whose `split` is train."""
     live = live_mask(table).to_pylist()
-    keys = _split_keys(table)
+    splits = table[S.SPLIT].to_pylist()
     texts = [table[c].to_pylist() for c in TEXT_COLUMNS]
     cache: dict[str, int] = {}
     reasons: list[str | None] = [None] * table.num_rows
@@ -164,7 +160,7 @@ def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]],
         if not ok:
             continue
         hashes = [token_hashes(col[i], cache) for col in texts if col[i]]
-        is_train = split_of(keys[i], fraction, seed) == "train"
+        is_train = splits[i] == S.TRAIN
         for name, index, train_only in indexes:
             if train_only and not is_train:
                 continue
@@ -174,8 +170,10 @@ def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]],
     return tag(table, STAGE, reasons, dup_of)
 
 
-def decontaminate(records: ray.data.Dataset, cfg: DecontaminateConfig, validation_fraction: float, seed: int) -> ray.data.Dataset:
-    """Tag contaminated records; a no-op without benchmarks and without a validation split."""
+def decontaminate(records: ray.data.Dataset, cfg: DecontaminateConfig) -> ray.data.Dataset:
+    """Tag contaminated records; a no-op without benchmarks and without validation records.
+
+    `records` carry their `split` (format/split.py assign_split), which is what `validation_split` reads."""
     indexes: list[tuple[str, Index, bool]] = []
     if not cfg.enabled:
         return records
@@ -183,12 +181,11 @@ def decontaminate(records: ray.data.Dataset, cfg: DecontaminateConfig, validatio
         idx = build_index(benchmark_items(bench), cfg)
         log.info("decontaminate: benchmark %s: %s n-grams", bench.name, sum(len(a) for a in idx.values()))
         indexes.append((f"benchmark:{bench.name}", idx, False))
-    if cfg.validation_split and validation_fraction > 0:
-        idx = validation_index(records, cfg, validation_fraction, seed)
+    if cfg.validation_split:
+        idx = validation_index(records, cfg)
         log.info("decontaminate: validation split: %s n-grams", sum(len(a) for a in idx.values()))
-        indexes.append(("split:validation", idx, True))
+        if idx:
+            indexes.append(("split:validation", idx, True))
     if not indexes:
         return records
-    return records.map_batches(
-        decontaminate_batch, batch_format="pyarrow", fn_kwargs={"indexes": indexes, "fraction": validation_fraction, "seed": seed}
-    )
+    return records.map_batches(decontaminate_batch, batch_format="pyarrow", fn_kwargs={"indexes": indexes})

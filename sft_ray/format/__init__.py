@@ -1,19 +1,26 @@
-"""Format: curated records -> chat-format SFT examples with a deterministic split."""
+"""Format: curated records -> chat-format SFT examples, on the side of the split their record is on."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
 from sft_ray import schema as S
-from sft_ray.config import FormatConfig
-from sft_ray.format.split import RESOLUTION, hashed_share, split_key, split_of
+from sft_ray.config import FormatConfig, SourceConfig
+from sft_ray.format.split import RESOLUTION, hashed_share
 from sft_ray.format.templates import examples_for
 
 SFT_COLUMNS = [f.name for f in S.SFT_SCHEMA]
 
 
-def label_options(curated_labels: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {src: sorted(set(v)) for src, v in curated_labels.items()}
+def label_options(sources: list[SourceConfig], labels_seen: dict[str, dict]) -> dict[str, list[str]]:
+    """Classification options per source: the configured label names, else the labels seen
+    (`labels_seen`: source -> {label: count}, the manifest's `counts["labels"]`)."""
+    out = {}
+    for src in sources:
+        names = list(dict.fromkeys(src.label_names.values())) or sorted(labels_seen.get(src.name, {}))
+        if names:
+            out[src.name] = names
+    return out
 
 
 TASK_MIX = "task_mix"  # reason of examples left out by format.task_weights
@@ -25,18 +32,20 @@ def kept_by_weight(example_id: str, weight: float, seed: int) -> bool:
 
 
 def format_batch(table: pa.Table, cfg: FormatConfig, options: dict[str, list[str]]) -> pa.Table:
-    """Ray Data UDF: curated records -> SFT examples (SFT_SCHEMA with the `split` column, plus the tag
+    """Ray Data UDF: curated records -> SFT examples (SFT_SCHEMA with the record's `split`, plus the tag
     columns: `task_mix` for examples the task mix leaves out, null otherwise)."""
-    S.require_columns(table, [S.ID, S.SOURCE, S.KIND], "format")
+    S.require_columns(table, [S.ID, S.SOURCE, S.KIND, S.SPLIT], "format")
     rows = []
     for rec in table.to_pylist():
         tasks = cfg.tasks.get(rec[S.KIND], [])
-        split = split_of(split_key(rec[S.KIND], rec[S.ID], rec.get(S.TEXT)), cfg.validation_fraction, cfg.seed)
+        split = rec[S.SPLIT]
+        if split is None:
+            raise ValueError(f"format: record {rec[S.ID]} has no split (the build assigns it after dedup: format/split.py assign_split)")
         for ex_id, task, messages in examples_for(
             rec, tasks, options.get(rec[S.SOURCE], []), cfg.translation_directions == "both", cfg.system_prompt, cfg.seed
         ):
             w = cfg.task_weights.get(task, 1.0)
             reason = None if w >= 1 or kept_by_weight(ex_id, w, cfg.seed) else TASK_MIX
-            rows.append({S.ID: ex_id, "task": task, "messages": messages, S.SOURCE: rec[S.SOURCE], "source_id": rec[S.ID], "split": split,
+            rows.append({S.ID: ex_id, "task": task, "messages": messages, S.SOURCE: rec[S.SOURCE], "source_id": rec[S.ID], S.SPLIT: split,
                          S.REJECT_REASON: reason})
     return pa.Table.from_pylist(rows, schema=TAGGED_SCHEMA)

@@ -2,11 +2,21 @@
 
 Hashing the record id (not the example id) keeps every example made from one record on the same
 side (e.g. both translation directions of a pair), so validation never sees a training record.
+
+The split is assigned once per build: `assign_split` sets the records' `split` column right after
+dedup (build.py), before decontamination; decontamination, the teacher and format read that column
+(docs/ARCHITECTURE.md). Only live rows get one: a row rejected earlier keeps a null split, which
+nothing reads (rejects/ has no split column).
 """
 
 from __future__ import annotations
 
 import hashlib
+
+import pyarrow as pa
+
+from sft_ray import schema as S
+from sft_ray.tags import live_mask
 
 RESOLUTION = 1_000_000
 
@@ -14,7 +24,8 @@ RESOLUTION = 1_000_000
 def split_key(kind: str | None, record_id: str, text: str | None) -> str:
     """What decides a record's split: its id, except for QA, where every question about one passage
     goes to the same side (as SQuAD splits by article), else validation passages would make the
-    training questions on them `contaminated` and leak the passage."""
+    training questions on them `contaminated` and leak the passage. Records without `text`
+    (translation pairs) are split by id."""
     return f"passage\x00{text}" if kind == "qa" and text else record_id
 
 
@@ -26,4 +37,15 @@ def hashed_share(key: str, salt: str, seed: int) -> int:
 
 
 def split_of(record_id: str, validation_fraction: float, seed: int) -> str:
-    return "validation" if hashed_share(record_id, "split", seed) < validation_fraction * RESOLUTION else "train"
+    return S.VALIDATION if hashed_share(record_id, "split", seed) < validation_fraction * RESOLUTION else S.TRAIN
+
+
+def assign_split(table: pa.Table, validation_fraction: float, seed: int) -> pa.Table:
+    """Ray Data UDF: the `split` column (format.validation_fraction, format.seed) for the live rows, null for rejected ones."""
+    S.require_columns(table, [S.ID, S.KIND, S.TEXT], "split")
+    live = live_mask(table).to_pylist() if S.REJECT_REASON in table.column_names else [True] * table.num_rows
+    cols = zip(live, table[S.KIND].to_pylist(), table[S.ID].to_pylist(), table[S.TEXT].to_pylist())
+    splits = pa.array([split_of(split_key(k, i, t), validation_fraction, seed) if ok else None for ok, k, i, t in cols], pa.string())
+    if S.SPLIT in table.column_names:
+        return table.set_column(table.schema.get_field_index(S.SPLIT), S.SPLIT, splits)
+    return table.append_column(S.SPLIT, splits)

@@ -9,7 +9,7 @@ import ray
 from sft_ray import schema as S
 from sft_ray.config import DecontaminateConfig
 from sft_ray.dedup.contamination import build_index, decontaminate, decontaminate_batch, token_hashes
-from sft_ray.format.split import split_of
+from sft_ray.format.split import assign_split, split_of
 
 # XQuAD en, first paragraph (CC BY-SA 4.0, google-deepmind/xquad), and its zh translation's opening.
 CONTEXT = (
@@ -42,7 +42,7 @@ def test_a_shared_13_gram_contaminates_but_12_words_do_not():
     thirteen = "Blog post: " + " ".join(words[10:23]).upper() + " ... so more of our own words follow here."
     twelve = "Blog post: " + " ".join(words[10:22]) + " so more of our own words follow here."
     out = decontaminate_batch(_rows([thirteen, twelve, "Unrelated text about rivers and lakes and their many fish."]),
-                              [("benchmark:xquad", idx, False)], 0.0, 0)
+                              [("benchmark:xquad", idx, False)])
     assert _reasons(out) == [("contaminated", "benchmark:xquad"), (None, None), (None, None)]
 
 
@@ -52,14 +52,14 @@ def test_short_items_count_with_their_length_down_to_min_ngram():
     idx = build_index([short, tiny], CFG)
     assert set(idx) == {10}
     out = decontaminate_batch(_rows([f"Recap: {short}, who retired.", "how many points did they score"]),
-                              [("benchmark:b", idx, False)], 0.0, 0)
+                              [("benchmark:b", idx, False)])
     assert _reasons(out) == [("contaminated", "benchmark:b"), (None, None)]
 
 
 def test_chinese_overlap_is_found_by_characters():
     idx = build_index([ZH], CFG)
     out = decontaminate_batch(_rows(["新闻：黑豹队的防守只丢了308分，在联赛中排名第六。", "今天天气很好，我们去公园散步吧。"]),
-                              [("benchmark:xquad-zh", idx, False)], 0.0, 0)
+                              [("benchmark:xquad-zh", idx, False)])
     assert _reasons(out)[0] == ("contaminated", "benchmark:xquad-zh") and _reasons(out)[1] == (None, None)
 
 
@@ -71,8 +71,8 @@ def test_validation_index_only_rejects_training_records_and_rejected_rows_stay(r
             {"id": train[0], "source": "s", "kind": "text", "text": "Quoted: " + CONTEXT[:140]},
             {"id": train[1], "source": "s", "kind": "text", "text": "Something else entirely, about weather in the mountains."},
             {"id": train[2], "source": "s", "kind": "text", "text": CONTEXT, "reject_stage": "dedup", "reject_reason": "exact_duplicate"}]
-    ds = ray.data.from_arrow(S.records_from_rows(rows))
-    out = {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in decontaminate(ds, CFG, 0.2, 0).take_all()}
+    ds = ray.data.from_arrow(assign_split(S.records_from_rows(rows), 0.2, 0))  # the build assigns the split before
+    out = {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in decontaminate(ds, CFG).take_all()}
     assert out == {val[0]: (None, None), train[0]: ("contaminated", "split:validation"), train[1]: (None, None),
                    train[2]: ("exact_duplicate", None)}
 
@@ -88,6 +88,6 @@ def test_benchmark_files_in_squad_lines_and_jsonl_formats(ray_local, tmp_path):
         {"name": "mine", "path": str(tmp_path / "eval.jsonl"), "format": "jsonl", "fields": ["prompt"]}]})
     texts = ["Sports desk: " + CONTEXT, "Die Verbraucherzentrale rät allen Kunden, die Kündigung schriftlich und per Einschreiben zu senden!",
              "the quick brown fox jumps over the lazy dog near the river bank today, said nobody", "Clean record with nothing in common."]
-    out = decontaminate(ray.data.from_arrow(_rows(texts)), cfg, 0.0, 0).take_all()
+    out = decontaminate(ray.data.from_arrow(_rows(texts)), cfg).take_all()
     assert sorted((r["id"], r["duplicate_of"]) for r in out) == [
         ("r0", "benchmark:xquad"), ("r1", "benchmark:wmt"), ("r2", "benchmark:mine"), ("r3", None)]

@@ -5,14 +5,16 @@ from __future__ import annotations
 from sft_ray import schema as S
 from sft_ray.config import FormatConfig
 from sft_ray.format import format_batch
-from sft_ray.format.split import split_of
+from sft_ray.format.split import assign_split, split_of
 
 NEWS = {"id": "ag-1", "source": "ag", "kind": "news", "title": "Stocks rise", "text": "Markets rallied on Monday.", "label": "Business"}
 PAIR = {"id": "m-1", "source": "m", "kind": "translation", "src_text": "A dog.", "tgt_text": "Ein Hund.", "src_lang": "en", "tgt_lang": "de"}
 
 
 def _fmt(rows, **kw):
-    return format_batch(S.records_from_rows(rows), FormatConfig(**kw), {"ag": ["World", "Sports", "Business", "Sci/Tech"]}).to_pylist()
+    cfg = FormatConfig(**kw)
+    records = assign_split(S.records_from_rows(rows), cfg.validation_fraction, cfg.seed)  # as the build does, before format
+    return format_batch(records, cfg, {"ag": ["World", "Sports", "Business", "Sci/Tech"]}).to_pylist()
 
 
 def test_news_gives_classification_and_headline():

@@ -202,14 +202,15 @@ def test_not_a_warc_is_an_unreadable_file(tmp_path):
 
 def test_extract_config_reaches_the_read_tasks(ray_local, tmp_path):
     from sft_ray.config import RunConfig
-    from sft_ray.ingest import list_inputs, read_sources
+    from sft_ray.ingest import list_inputs
+    from sft_ray.staging import read_clean, units
 
     cfg = RunConfig.model_validate(
         {"output": str(tmp_path / "out"),
          "sources": [{"name": "w", "kind": "web", "format": "warc", "path": str(WHIRLWIND)}],
          "clean": {"extract": {"max_html_bytes": 1000}}}
     )
-    rows = read_sources(cfg, list_inputs(cfg)).take_all()
+    rows = read_clean(cfg, units(cfg, list_inputs(cfg))).take_all()
     assert sorted(r["reject_reason"] for r in rows) == ["html_too_large", "warc_metadata", "warc_request", "warc_warcinfo"]
 
 

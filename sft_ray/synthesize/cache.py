@@ -16,24 +16,17 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Container
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sft_ray import schema as S
 from sft_ray import storage
 
 log = logging.getLogger("sft_ray")
 CACHE_SUBDIR = ("_cache", "teacher")
-CACHE_SCHEMA = pa.schema(
-    [
-        pa.field("key", pa.string()),
-        pa.field("output", pa.string()),  # generated text, without the response prefix
-        pa.field("score", pa.float64()),  # exp(mean token log-prob)
-        pa.field("finished", pa.bool_()),  # stopped at end of sequence, not at max_new_tokens
-        pa.field("model", pa.string()),
-        pa.field("created", pa.string()),
-    ]
-)
+Index = dict[str, tuple[str, float | None, bool]]  # key -> (output, score, finished)
 
 
 def cache_url(output: str) -> str:
@@ -52,10 +45,10 @@ def _files(url: str, storage_options: dict | None) -> tuple[object, list[str]]:
     return fs, sorted(p for p in fs.ls(path, detail=False) if p.rsplit("/", 1)[-1].startswith("part-") and p.endswith(".parquet"))
 
 
-def read_index(url: str, storage_options: dict | None = None) -> dict[str, tuple[str, float | None, bool]]:
+def read_index(url: str, storage_options: dict | None = None) -> Index:
     """key -> (output, score, finished) for every cached request; unreadable files are skipped, logged."""
     fs, files = _files(url, storage_options)
-    index: dict[str, tuple[str, float | None, bool]] = {}
+    index: Index = {}
     for f in files:
         try:
             with fs.open(f, "rb") as fh:
@@ -80,7 +73,7 @@ def write_entries(url: str, rows: list[dict], model: str, storage_options: dict 
             "key": [r["key"] for r in rows], "output": [r["output"] for r in rows], "score": [r["score"] for r in rows],
             "finished": [bool(r["finished"]) for r in rows], "model": [model] * len(rows), "created": [created] * len(rows),
         },
-        schema=CACHE_SCHEMA,
+        schema=S.TEACHER_CACHE_SCHEMA,
     )
     fs, path = storage.get_fs(url, storage_options)
     fs.makedirs(path, exist_ok=True)
@@ -101,3 +94,19 @@ def cache_stats(output: str, storage_options: dict | None = None) -> dict:
     url = cache_url(output)
     _, files = _files(url, storage_options)
     return {"files": len(files), "entries": len(read_index(url, storage_options))}
+
+
+def with_outputs(requests: pa.Table, index: Index, generated: Container[str] = (), errors: dict[str, str] | None = None) -> pa.Table:
+    """Requests (TEACHER_REQUEST_SCHEMA) + the generated fields (TEACHER_GENERATED_FIELDS) from `index`.
+
+    `generated`: keys generated for this batch (so not `cached`, though `index` now holds them);
+    `errors`: key -> why its generation failed (output null). Both backends fill their rows here."""
+    errors = errors or {}
+    cols: dict[str, list] = {f.name: [] for f in S.TEACHER_GENERATED_FIELDS}
+    for k in requests["key"].to_pylist():
+        out, score, fin = index.get(k, (None, None, False))
+        for name, v in zip(cols, (out, score, fin, k in index and k not in generated, errors.get(k))):
+            cols[name].append(v)
+    for f in S.TEACHER_GENERATED_FIELDS:
+        requests = requests.append_column(f, pa.array(cols[f.name], f.type))
+    return requests

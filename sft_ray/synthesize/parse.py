@@ -1,7 +1,7 @@
 """Parse and validate one teacher output: the result's fields, or a reason detail.
 
-A filter in the DataTrove sense (STYLE.md): `validate` returns `(fields, None)` for a usable
-output and `(None, detail)` otherwise; teacher.py turns a detail into the reason
+A filter in the DataTrove sense: `validate` returns `(fields, None)` for a usable
+output and `(None, detail)` otherwise; synthesize/teacher.py turns a detail into the reason
 `invalid_teacher_output` and keeps the prompt and the raw output, so nothing is lost.
 Parsing is lenient where small models are sloppy (prose or code fences around the JSON: the first
 `{...}` that decodes to an object is used) and strict where the example would be wrong (missing or

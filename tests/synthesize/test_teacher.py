@@ -9,13 +9,13 @@ from pydantic import ValidationError
 
 from sft_ray import schema as S
 from sft_ray.config import RunConfig, TeacherConfig
-from sft_ray.format.split import split_of
-from sft_ray.label.teacher import (
-    REASON, TEACHER_SCHEMA, TeacherGenerator, build_requests, finish_batch, record_hash, select_records, teacher_examples,
-    vllm_processor,
-)
-from sft_ray.label.teacher_cache import cache_stats, cache_url, read_index, request_key, write_entries
-from sft_ray.label.teacher_parse import first_json_object, normalise, validate
+from sft_ray.format.split import assign_split, split_of
+from sft_ray.schema import TEACHER_SCHEMA
+from sft_ray.synthesize.cache import cache_stats, cache_url, read_index, request_key, write_entries
+from sft_ray.synthesize.parse import first_json_object, normalise, validate
+from sft_ray.synthesize.teacher import REASON, build_requests, finish_batch, record_hash, select_records, teacher_examples
+from sft_ray.synthesize.transformers_backend import TeacherGenerator
+from sft_ray.synthesize.vllm_backend import vllm_processor
 
 QA = TeacherConfig().tasks["qa"]
 SUMMARY = TeacherConfig().tasks["summary"]
@@ -137,16 +137,20 @@ class Garbage(TeacherGenerator):
         return [("%%%% }{ garbage", 0.01, False) for _ in prompts]
 
 
-def _records(texts, kinds=None, reject=None):
+def _records(texts, kinds=None, reject=None, validation_fraction=0.05):
+    """Records as the build hands them to the teacher: with their split (format.validation_fraction)."""
     kinds = kinds or ["text"] * len(texts)
     reject = reject or [None] * len(texts)
-    return S.records_from_rows([{S.ID: f"r{i}", S.SOURCE: "src", S.KIND: k, S.TEXT: t, S.REJECT_REASON: rj}
-                                for i, (t, k, rj) in enumerate(zip(texts, kinds, reject))])
+    return assign_split(S.records_from_rows([{S.ID: f"r{i}", S.SOURCE: "src", S.KIND: k, S.TEXT: t, S.REJECT_REASON: rj}
+                                             for i, (t, k, rj) in enumerate(zip(texts, kinds, reject))]), validation_fraction, 0)
+
+
+REQUEST_INPUT = [S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE, S.SPLIT]
 
 
 def test_garbage_teacher_gives_reasons_and_loses_nothing(tmp_path):
     cfg = TeacherConfig(model="garbage", generate_batch_size=1)
-    req = build_requests(_records(PASSAGES + ["FAIL here"]).select([S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE]), cfg, 0.5, 0)
+    req = build_requests(_records(PASSAGES + ["FAIL here"], validation_fraction=0.5).select(REQUEST_INPUT), cfg)
     gen = Garbage(cfg, cache_url(str(tmp_path)))
     out = finish_batch(gen(req), cfg)
     assert out.schema == TEACHER_SCHEMA and out.num_rows == req.num_rows == 5
@@ -235,6 +239,6 @@ def test_an_unwritable_cache_does_not_fail_the_batch(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache folder should be")
     cfg = TeacherConfig(model="garbage")
-    req = build_requests(_records(PASSAGES[:2]).select([S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE]), cfg, 0.05, 0)
+    req = build_requests(_records(PASSAGES[:2]).select(REQUEST_INPUT), cfg)
     out = Garbage(cfg, str(blocker / "teacher"))(req)
     assert out.num_rows == 2 and out["output"].to_pylist() == ["%%%% }{ garbage"] * 2
