@@ -268,7 +268,7 @@ def reason_table(decisions: dict) -> Counter:
     return Counter(r or "kept" for r in decisions.values())
 
 
-CLEAN_TASKS = ("_stage_units", "clean_batch")  # the Ray tasks that read + clean (resumable or streaming build)
+CLEAN_TASKS = ("_stage_units",)  # the Ray task that reads + cleans (staged or streamed build)
 
 
 def memory_mode(args) -> None:

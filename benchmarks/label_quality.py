@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import load_average, table
 from benchmarks.quality_score import run as quality_score
-from sft_ray.config import LabelConfig
+from sft_ray.config import LabelConfig, LabelerConfig, QualityLabelerConfig, SentimentLabelerConfig, TopicLabelerConfig
 from sft_ray.label import fit_heads
 from sft_ray.label.classifier import fit_head
 from sft_ray.label.embed import Embedder
@@ -66,7 +66,7 @@ def labelers(seed_rows: int) -> LabelConfig:
     )
 
 
-def quality(name: str, lcfg: LabelConfig.Labeler, embedder: Embedder, eval_rows: int, batch_size: int):
+def quality(name: str, lcfg: LabelerConfig, embedder: Embedder, eval_rows: int, batch_size: int):
     spec, layers = lcfg.seed, tuple(lcfg.feature_layers)
     t0 = time.time()
     seed = load_seed(spec, where=name)
@@ -197,7 +197,7 @@ def main() -> None:
                 Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
         print(f"\nafter quality: {load_average()}")
     if not args.skip_throughput and "topic" not in held:  # the throughput runs label AG News with the topic head
-        only_topic = cfg.model_copy(update={"sentiment": LabelConfig.Sentiment(), "quality": LabelConfig.Quality(enabled=False)})
+        only_topic = cfg.model_copy(update={"sentiment": SentimentLabelerConfig(), "quality": QualityLabelerConfig(enabled=False)})
         heads = fit_heads(only_topic, embedder)
         seed = load_seed(cfg.topic.seed)
         held["topic"] = [r for r in read_seed_rows(cfg.topic.seed)[0] if r.position not in set(seed.positions)]
@@ -208,7 +208,7 @@ def main() -> None:
         del embedder  # the driver's copy of the model is not needed while the actors run
         ray_heads = {"topic": heads["topic"]}
         if "quality" in args.throughput_heads.split(","):
-            only_quality = cfg.model_copy(update={"topic": LabelConfig.Topic(enabled=False), "sentiment": LabelConfig.Sentiment()})
+            only_quality = cfg.model_copy(update={"topic": TopicLabelerConfig(enabled=False), "sentiment": SentimentLabelerConfig()})
             ray_heads["quality"] = fit_heads(only_quality, Embedder(num_threads=torch_threads))["quality"]
         ray_throughput((texts * 4)[: args.throughput_rows], ray_heads, best, [(1, 1.0), (2, 1.0), (1, 2.0)],
                        args.ray_batch_size, kind="text" if "quality" in ray_heads else "news")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import table
-from sft_ray.config import CleanConfig, LabelConfig
+from sft_ray.config import CleanConfig, LabelConfig, QualityLabelerConfig, SeedConfig
 from sft_ray.label.classifier import fit_head
 from sft_ray.label.embed import Embedder
 from sft_ray.label.metrics import expected_calibration_error, roc_auc
@@ -41,7 +41,7 @@ THRESHOLDS = (0.3, 0.5, 0.7)
 PEERS = {"heuristics (clean defaults)": CleanConfig(), "heuristics (size rules off)": size_rules_off()}
 
 
-def heldout_path(spec: LabelConfig.Seed) -> str:
+def heldout_path(spec: SeedConfig) -> str:
     return str(Path(spec.path).with_name("web_quality_heldout.jsonl"))
 
 
@@ -53,7 +53,7 @@ def scores(judged_good: np.ndarray, score: np.ndarray, good: np.ndarray) -> dict
     return out
 
 
-def eval_sets(spec: LabelConfig.Seed, corpora: Path, ag_rows: int) -> dict[str, tuple[list[str], np.ndarray]]:
+def eval_sets(spec: SeedConfig, corpora: Path, ag_rows: int) -> dict[str, tuple[list[str], np.ndarray]]:
     """name -> (texts, gold is-good) for the sets in the module docstring."""
     held_spec = spec.model_copy(update={"path": heldout_path(spec), "max_rows": 10**6})
     rows, _ = read_seed_rows(held_spec, where="heldout")
@@ -89,7 +89,7 @@ def _extracted(pages: list[tuple[str, str]], web: Path) -> tuple[list[str], np.n
     return texts, np.ones(len(texts), dtype=bool)
 
 
-def run(lcfg: LabelConfig.Quality, embedder: Embedder, batch_size: int, corpora: Path, ag_rows: int = 400) -> dict:
+def run(lcfg: QualityLabelerConfig, embedder: Embedder, batch_size: int, corpora: Path, ag_rows: int = 400) -> dict:
     spec, layers = lcfg.seed, tuple(lcfg.feature_layers)
     t0 = time.time()
     seed = load_seed(spec, where="label.quality.seed")

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from sft_ray import schema as S
 from sft_ray.config import RunConfig, TeacherConfig
+from sft_ray.format.split import assign_split
 from sft_ray.synthesize.teacher import REASON, build_requests, teacher_examples
 from sft_ray.synthesize.cache import cache_stats
 from sft_ray.synthesize.parse import validate
@@ -41,8 +42,9 @@ CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
 def passages(n: int) -> pa.Table:
     rows = list(csv.reader(open(CORPORA / "news/ag_news/ag_news_test_part.csv", encoding="utf-8")))
     picked = rows[::max(1, len(rows) // n)][:n]  # spread over the file (its rows are not grouped by class)
-    return S.records_from_rows([{S.ID: f"agnews-{i}", S.SOURCE: "agnews", S.KIND: "text", S.TITLE: r[1],
+    recs = S.records_from_rows([{S.ID: f"agnews-{i}", S.SOURCE: "agnews", S.KIND: "text", S.TITLE: r[1],
                                  S.TEXT: r[2].replace("\\", " ").strip()} for i, r in enumerate(picked)])
+    return assign_split(recs, 0.05, 0)  # as the build does right after dedup: the teacher reads `split`
 
 
 def ray_run(recs: pa.Table, cfg: RunConfig, out: str) -> tuple[list[dict], float]:
@@ -67,7 +69,7 @@ def peer_run(recs: pa.Table, tcfg: TeacherConfig, threads: int) -> dict:
     model = load_model(path).eval()
     load_s = time.time() - t0
     task = tcfg.tasks["qa"]
-    req = build_requests(recs.select([S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE]), tcfg, 0.05, 0).to_pylist()
+    req = build_requests(recs.select([S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE, S.SPLIT]), tcfg).to_pylist()
     req.sort(key=lambda r: len(r["prompt"]))
     valid = 0
     t1 = time.time()

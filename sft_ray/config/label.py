@@ -214,13 +214,6 @@ class LabelConfig(StrictModel):
     The labelers share one actor pool, so a row several apply to is embedded once.
     """
 
-    # Names code outside this package uses for the labeler configs (e.g. benchmarks/label_quality.py).
-    Seed: ClassVar[type[SeedConfig]] = SeedConfig
-    Labeler: ClassVar[type[LabelerConfig]] = LabelerConfig
-    Topic: ClassVar[type[TopicLabelerConfig]] = TopicLabelerConfig
-    Sentiment: ClassVar[type[SentimentLabelerConfig]] = SentimentLabelerConfig
-    Quality: ClassVar[type[QualityLabelerConfig]] = QualityLabelerConfig
-
     enabled: bool = Field(default=False, description="Run the label stage.")
     fill_lang: bool = Field(
         default=True,

@@ -3,7 +3,7 @@ passages, summaries). Its task templates are in config/teacher_tasks.py."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -27,8 +27,6 @@ class TeacherConfig(StrictModel):
     (exp of the mean token log-prob): free with greedy decoding, where n-sample self-consistency
     would need sampling and n times the compute (Wang et al. 2023, arXiv:2203.11171, §2).
     """
-
-    Task: ClassVar[type[TeacherTaskConfig]] = TeacherTaskConfig  # the name teacher code uses: TeacherConfig.Task
 
     enabled: bool = Field(default=False, description="Run the LLM teacher (slow on CPU: ~0.2 examples/s with SmolLM2-135M on 2 busy cores, benchmarks/teacher.py).")
     model: str = Field(

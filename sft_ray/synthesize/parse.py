@@ -14,7 +14,7 @@ import json
 import re
 import unicodedata
 
-from sft_ray.config import TeacherConfig
+from sft_ray.config import TeacherTaskConfig
 
 _DECODER = json.JSONDecoder()
 
@@ -43,7 +43,7 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def validate(task: TeacherConfig.Task, passage: str, output: str | None, finished: bool) -> tuple[dict | None, str | None]:
+def validate(task: TeacherTaskConfig, passage: str, output: str | None, finished: bool) -> tuple[dict | None, str | None]:
     """(placeholder values for the example templates, None) or (None, reason detail).
 
     `output` is the full assistant text (response prefix included); `finished` says the model

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import ray
 
 from sft_ray import schema as S
-from sft_ray.config import RunConfig, TeacherConfig
+from sft_ray.config import RunConfig, TeacherConfig, TeacherTaskConfig
 from sft_ray.synthesize import transformers_backend, vllm_backend
 from sft_ray.synthesize.cache import cache_url, request_key
 from sft_ray.synthesize.parse import validate
@@ -106,7 +106,7 @@ def select_records(records: ray.data.Dataset, k: int, seed: int) -> ray.data.Dat
 
 
 # ---------------------------------------------------------------------------------- requests
-def generation_params(cfg: TeacherConfig, task: TeacherConfig.Task) -> dict:
+def generation_params(cfg: TeacherConfig, task: TeacherTaskConfig) -> dict:
     """Everything besides model and prompt that changes the output: part of the cache key."""
     params = {"backend": cfg.backend, "max_new_tokens": task.max_new_tokens, "response_prefix": task.response_prefix,
               "greedy": cfg.greedy}
@@ -115,7 +115,7 @@ def generation_params(cfg: TeacherConfig, task: TeacherConfig.Task) -> dict:
     return params
 
 
-def render_prompt(task: TeacherConfig.Task, text: str, title: str | None, max_chars: int) -> tuple[str, str]:
+def render_prompt(task: TeacherTaskConfig, text: str, title: str | None, max_chars: int) -> tuple[str, str]:
     """(passage as the teacher sees it, user prompt)."""
     passage = text.strip()[:max_chars]
     return passage, task.prompt.format(text=passage, title=title or "")

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from sft_ray import schema as S
-from sft_ray.config import LabelConfig
+from sft_ray.config import LabelConfig, SeedConfig
 from sft_ray.label import label_dataset, select_batch
 from sft_ray.label.classifier import fit_head
 from sft_ray.label.embed import Embedder, model_dir
@@ -161,8 +161,8 @@ def test_seed_lines_format_labels_by_file_and_names_a_wrong_encoding(tmp_path):
     (tmp_path / "neg.txt").write_bytes("dull and lifeless .\nun film ennuyeux , h\xe9las\n".encode("latin-1"))
     spec = {"path": {"positive": str(tmp_path / "pos.txt"), "negative": str(tmp_path / "neg.txt")}, "format": "lines"}
     with pytest.raises(ValueError, match="neg.txt is not utf-8.*encoding"):
-        load_seed(LabelConfig.Seed(**spec))
-    seed = load_seed(LabelConfig.Seed(**spec, encoding="latin-1"))
+        load_seed(SeedConfig(**spec))
+    seed = load_seed(SeedConfig(**spec, encoding="latin-1"))
     assert seed.label_names == ["positive", "negative"] and sorted(seed.labels.tolist()) == [0, 0, 1, 1]
     assert "un film ennuyeux , hélas" in seed.texts
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from sft_ray import schema as S
-from sft_ray.config import RunConfig, TeacherConfig
+from sft_ray.config import RunConfig, TeacherConfig, TeacherTaskConfig
 from sft_ray.format.split import assign_split, split_of
 from sft_ray.schema import TEACHER_SCHEMA
 from sft_ray.synthesize.cache import cache_stats, cache_url, read_index, request_key, write_entries
@@ -81,9 +81,9 @@ def test_config_defaults_and_validation():
     assert cfg.teacher.enabled is False and cfg.teacher.model == "smollm2-135m-instruct" and cfg.teacher.backend == "transformers"
     assert set(cfg.teacher.tasks) == {"qa", "summary"}
     with pytest.raises(ValidationError, match="placeholder"):
-        TeacherConfig.Task(kinds=["web"], prompt="{text} {passage}", fields=["q"], user="{q}", assistant="{q}")
+        TeacherTaskConfig(kinds=["web"], prompt="{text} {passage}", fields=["q"], user="{q}", assistant="{q}")
     with pytest.raises(ValidationError, match="grounded"):
-        TeacherConfig.Task(kinds=["web"], prompt="{text}", fields=["q"], grounded=["a"], user="{q}", assistant="{q}")
+        TeacherTaskConfig(kinds=["web"], prompt="{text}", fields=["q"], grounded=["a"], user="{q}", assistant="{q}")
     with pytest.raises(ValidationError, match="num_gpus"):
         TeacherConfig(backend="vllm")
     assert TeacherConfig(backend="vllm", num_gpus=1).backend == "vllm"
