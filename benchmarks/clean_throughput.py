@@ -195,17 +195,17 @@ def run_ray_build(corpus: Path, out: Path, cpus: int, normalize: bool = True) ->
 def load_batches(corpus: Path) -> list:
     import pyarrow as pa
 
-    from sft_ray import schema as S
+    from sft_ray import schema
 
     rows = [json.loads(line) for f in sorted(corpus.glob("*.jsonl")) for line in open(f, encoding="utf-8")]
     batches = []
     for i in range(0, len(rows), BATCH):
         chunk = rows[i : i + BATCH]
         n = len(chunk)
-        cols = {f.name: [None] * n for f in S.RECORD_SCHEMA}
-        cols.update({S.ID: ["bench-" + r["id"] for r in chunk], S.TEXT: [r["text"] for r in chunk],
-                     S.SOURCE: ["bench"] * n, S.KIND: ["web"] * n, S.LANG: ["en"] * n})
-        batches.append(pa.Table.from_pydict(cols, schema=S.RECORD_SCHEMA))
+        cols = {f.name: [None] * n for f in schema.RECORD_SCHEMA}
+        cols.update({schema.ID: ["bench-" + r["id"] for r in chunk], schema.TEXT: [r["text"] for r in chunk],
+                     schema.SOURCE: ["bench"] * n, schema.KIND: ["web"] * n, schema.LANG: ["en"] * n})
+        batches.append(pa.Table.from_pydict(cols, schema=schema.RECORD_SCHEMA))
     return batches
 
 

@@ -139,14 +139,14 @@ def ray_throughput(texts: list[str], heads: dict, embed_batch_size: int, setups:
                    kind: str = "news"):
     import ray
 
-    from sft_ray import schema as S
+    from sft_ray import schema
     from sft_ray.label import label_dataset
     from sft_ray.runtime import init_ray
 
     init_ray()
     n = len(texts)
     recs = [{"id": f"ag-{i}", "source": "ag", "kind": kind, "text": t} for i, t in enumerate(texts)]
-    blocks = [S.records_from_rows(recs[i : i + batch_size]) for i in range(0, n, batch_size)]
+    blocks = [schema.records_from_rows(recs[i : i + batch_size]) for i in range(0, n, batch_size)]
     rows = []
     for concurrency, cpus in setups:
         cfg = LabelConfig(enabled=True, concurrency=concurrency, num_cpus=cpus, batch_size=batch_size,

@@ -298,11 +298,11 @@ def _init_ray(cpus: int) -> None:
 def _to_records(batch):
     import pyarrow as pa
 
-    from sft_ray import schema as S
+    from sft_ray import schema
 
     n = batch.num_rows
-    cols = {S.ID: batch["id"], S.TEXT: batch["text"], S.SOURCE: pa.array(["bench"] * n), S.KIND: pa.array(["web"] * n)}
-    return pa.Table.from_arrays([cols.get(f.name, pa.nulls(n, f.type)) for f in S.RECORD_SCHEMA], schema=S.RECORD_SCHEMA)
+    cols = {schema.ID: batch["id"], schema.TEXT: batch["text"], schema.SOURCE: pa.array(["bench"] * n), schema.KIND: pa.array(["web"] * n)}
+    return pa.Table.from_arrays([cols.get(f.name, pa.nulls(n, f.type)) for f in schema.RECORD_SCHEMA], schema=schema.RECORD_SCHEMA)
 
 
 def run_sft_ray(files: list[str], verify: float | None, cpus: int, docs: int) -> tuple[float, dict[str, str]]:
@@ -310,7 +310,7 @@ def run_sft_ray(files: list[str], verify: float | None, cpus: int, docs: int) ->
     One block per file of ~2,000 documents (~4.4 MB), as a real corpus would give, whatever its size."""
     import ray
 
-    from sft_ray import schema as S
+    from sft_ray import schema
     from sft_ray.config import DedupConfig
     from sft_ray.dedup import near_dedup
 
@@ -322,10 +322,10 @@ def run_sft_ray(files: list[str], verify: float | None, cpus: int, docs: int) ->
     ds = ray.data.read_json(files).map_batches(_to_records, batch_format="pyarrow")
     out = near_dedup(ds, cfg).materialize()
     seconds = time.perf_counter() - t0
-    tags = out.select_columns([S.ID, S.REJECT_REASON, S.DUPLICATE_OF]).to_arrow_refs()
+    tags = out.select_columns([schema.ID, schema.REJECT_REASON, schema.DUPLICATE_OF]).to_arrow_refs()
     removed = {}
     for t in ray.get(tags):
-        for i, r, d in zip(t[S.ID].to_pylist(), t[S.REJECT_REASON].to_pylist(), t[S.DUPLICATE_OF].to_pylist()):
+        for i, r, d in zip(t[schema.ID].to_pylist(), t[schema.REJECT_REASON].to_pylist(), t[schema.DUPLICATE_OF].to_pylist()):
             if r == "near_duplicate":
                 removed[i] = d
     return seconds, removed

@@ -42,7 +42,7 @@ from collections import defaultdict
 from pathlib import Path
 
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.clean import pii
 from sft_ray.config import PiiConfig
 
@@ -197,12 +197,12 @@ def ag_news_lines(n: int = 10_000) -> list[str]:
 
 def batch_throughput(lines: list[str]) -> tuple[float, dict[str, int], list[str]]:
     rows = [{"id": str(i), "source": "ag", "kind": "news", "text": t} for i, t in enumerate(lines)]
-    table_ = S.records_from_rows(rows)
+    table_ = schema.records_from_rows(rows)
     out, dt = best_time(lambda: pii.redact_batch(table_, PiiConfig()))
     counts: dict[str, int] = defaultdict(int)
     examples = []
     uniq = len(set(lines))
-    for i, (before, after, p) in enumerate(zip(lines, out[S.TEXT].to_pylist(), out[S.PII].to_pylist())):
+    for i, (before, after, p) in enumerate(zip(lines, out[schema.TEXT].to_pylist(), out[schema.PII].to_pylist())):
         if p and i < uniq:
             for k, v in json.loads(p).items():
                 counts[k] += v

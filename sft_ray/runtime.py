@@ -1,7 +1,7 @@
 """Where the job runs: join the cluster (ray job submit / RAY_ADDRESS) or start Ray locally.
 
-Kept apart from what the stages do (STYLE.md: "where a pipeline runs is kept apart from what it
-does"), so the same spine runs on a laptop, under `ray job submit` and on an autoscaling cluster.
+Kept apart from what the stages do (where a pipeline runs is kept apart from what
+it does, as DataTrove's executors are), so the same spine runs on a laptop, under `ray job submit` and on an autoscaling cluster.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray import storage
 from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig
@@ -63,14 +63,14 @@ def fingerprint(cfg: RunConfig, all_units: list[Unit]) -> str:
     from sft_ray import __version__
 
     what = {"sources": [s.model_dump() for s in cfg.sources], "clean": cfg.clean.model_dump(), "read_batch_size": cfg.read_batch_size,
-            "units": sorted(u.key for u in all_units), "sft_ray": __version__, "schema": S.RECORD_SCHEMA.names}
+            "units": sorted(u.key for u in all_units), "sft_ray": __version__, "schema": schema.RECORD_SCHEMA.names}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def read_clean(cfg: RunConfig, todo: list[Unit]) -> ray.data.Dataset:
     """The records of `todo`, read and cleaned (RECORD_SCHEMA blocks), streamed to the next stage."""
     if not todo:
-        return ray.data.from_arrow(S.empty_records())
+        return ray.data.from_arrow(schema.empty_records())
     return _unit_tasks(cfg, todo, None, {})
 
 
@@ -78,42 +78,42 @@ class Workspace:
     """`<output>/_work/`: staged records of finished units and their markers."""
 
     def __init__(self, out: str, storage_options: dict):
-        self.out, self.so = out, storage_options
+        self.out, self.storage_options = out, storage_options
         self.root = storage.join(out, WORK)
         self.clean_dir = storage.join(self.root, "clean")
 
     def prepare(self, fp: str) -> set[str]:
         """Keys of units already done for this fingerprint (wiping stale work)."""
         fp_url = storage.join(self.root, "fingerprint.json")
-        if storage.exists(fp_url, self.so) and storage.read_json(fp_url, self.so).get("fingerprint") == fp:
-            fs, path = storage.get_fs(self.clean_dir, self.so)
+        if storage.exists(fp_url, self.storage_options) and storage.read_json(fp_url, self.storage_options).get("fingerprint") == fp:
+            fs, path = storage.get_fs(self.clean_dir, self.storage_options)
             names = [p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)] if fs.exists(path) else []
             return {n[: -len(".done")] for n in names if n.endswith(".done")}
-        storage.remove(self.root, self.so)
-        storage.write_json(fp_url, {"fingerprint": fp}, self.so)
+        storage.remove(self.root, self.storage_options)
+        storage.write_json(fp_url, {"fingerprint": fp}, self.storage_options)
         return set()
 
     def run(self, cfg: RunConfig, todo: list[Unit]) -> None:
         """Read + clean the pending units, one Ray task each, staging their records."""
         if todo:
-            _unit_tasks(cfg, todo, self.clean_dir, self.so).materialize()
+            _unit_tasks(cfg, todo, self.clean_dir, self.storage_options).materialize()
 
     def read(self, keys: list[str]) -> ray.data.Dataset:
         if not keys:
-            return ray.data.from_arrow(S.empty_records())
-        fs, path = storage.pyarrow_fs(self.clean_dir, self.so)
+            return ray.data.from_arrow(schema.empty_records())
+        fs, path = storage.pyarrow_fs(self.clean_dir, self.storage_options)
         files = [f"{path}/{k}.parquet" for k in sorted(keys)]
-        return ray.data.read_parquet(files, filesystem=fs, schema=S.RECORD_SCHEMA)
+        return ray.data.read_parquet(files, filesystem=fs, schema=schema.RECORD_SCHEMA)
 
     def remove(self) -> None:
-        storage.remove(self.root, self.so)
+        storage.remove(self.root, self.storage_options)
 
 
-def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, so: dict) -> ray.data.Dataset:
+def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> ray.data.Dataset:
     rows = [{"source": u.source, "key": u.key, "items": json.dumps(u.items)} for u in todo]
     return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         _stage_units, batch_size=1, batch_format="pyarrow",
-        fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": clean_dir, "so": so},
+        fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": clean_dir, "storage_options": storage_options},
     )
 
 
@@ -123,10 +123,10 @@ def unit_records(cfg: RunConfig, source: str, items: list[dict]) -> Iterator[pa.
     for block in read_items(src, items, cfg.read_batch_size, cfg.clean.extract):
         if cfg.clean.enabled:
             block = clean_batch(block, cfg.clean)
-        yield block.select(S.RECORD_SCHEMA.names).cast(S.RECORD_SCHEMA)
+        yield block.select(schema.RECORD_SCHEMA.names).cast(schema.RECORD_SCHEMA)
 
 
-def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str | None, so: dict) -> Iterator[pa.Table]:
+def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str | None, storage_options: dict) -> Iterator[pa.Table]:
     """Ray task body: read and clean each unit of the batch. Unstaged (`clean_dir` None): yield its
     records. Staged: write them to `<clean_dir>/<key>.parquet`, then the marker; yield (key, rows)."""
     cfg = RunConfig.model_validate_json(cfg_json)
@@ -135,12 +135,12 @@ def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str | None, so: dict
         if clean_dir is None:
             yield from blocks
             continue
-        fs, path = storage.get_fs(storage.join(clean_dir, f"{row['key']}.parquet"), so)
+        fs, path = storage.get_fs(storage.join(clean_dir, f"{row['key']}.parquet"), storage_options)
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         n = 0
-        with fs.open(path, "wb") as f, pq.ParquetWriter(f, S.RECORD_SCHEMA) as writer:
+        with fs.open(path, "wb") as f, pq.ParquetWriter(f, schema.RECORD_SCHEMA) as writer:
             for block in blocks:
                 writer.write_table(block)
                 n += block.num_rows
-        storage.write_text(storage.join(clean_dir, f"{row['key']}.done"), json.dumps({"rows": n}), so)
+        storage.write_text(storage.join(clean_dir, f"{row['key']}.done"), json.dumps({"rows": n}), storage_options)
         yield pa.Table.from_pylist([{"key": row["key"], "rows": n}], schema=_STAGED)

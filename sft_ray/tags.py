@@ -1,4 +1,4 @@
-"""Tag, then select: the one place that marks records as rejected (STYLE.md habit 4).
+"""Tag, then select: the one place that marks records as rejected (docs/ARCHITECTURE.md, principle 2).
 
 A stage computes a reason (or None) per row; `tag` writes it into the tag columns for rows not
 already rejected by an earlier stage, so the first stage to reject a record is the one recorded.
@@ -11,12 +11,12 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sft_ray import schema as S
+from sft_ray import schema
 
 
 def live_mask(table: pa.Table) -> pa.ChunkedArray:
     """True where no stage has rejected the row yet."""
-    return pc.is_null(table[S.REJECT_REASON])
+    return pc.is_null(table[schema.REJECT_REASON])
 
 
 def tag(table: pa.Table, stage: str, reasons: Sequence[str | None], duplicate_of: Sequence[str | None] | None = None) -> pa.Table:
@@ -30,9 +30,9 @@ def tag(table: pa.Table, stage: str, reasons: Sequence[str | None], duplicate_of
     return set_columns(
         table,
         {
-            S.REJECT_REASON: pc.if_else(newly, reason_arr, table[S.REJECT_REASON]),
-            S.REJECT_STAGE: pc.if_else(newly, stage_arr, table[S.REJECT_STAGE]),
-            S.DUPLICATE_OF: pc.if_else(newly, dup_arr, table[S.DUPLICATE_OF]),
+            schema.REJECT_REASON: pc.if_else(newly, reason_arr, table[schema.REJECT_REASON]),
+            schema.REJECT_STAGE: pc.if_else(newly, stage_arr, table[schema.REJECT_STAGE]),
+            schema.DUPLICATE_OF: pc.if_else(newly, dup_arr, table[schema.DUPLICATE_OF]),
         },
     )
 

@@ -103,12 +103,12 @@ def decide(texts: dict[str, str], corpus: Path, normalize: bool) -> dict[str, st
     """sft_ray's clean chain (in this process) on a few documents: id -> reason or None."""
     import pyarrow as pa
 
-    from sft_ray import schema as S
+    from sft_ray import schema
     from sft_ray.clean import clean_batch
 
     ids = sorted(texts)
-    cols = {f.name: [None] * len(ids) for f in S.RECORD_SCHEMA}
-    cols.update({S.ID: ids, S.TEXT: [texts[i] for i in ids], S.SOURCE: ["bench"] * len(ids), S.KIND: ["web"] * len(ids),
-                 S.LANG: ["en"] * len(ids)})
-    out = clean_batch(pa.Table.from_pydict(cols, schema=S.RECORD_SCHEMA), bench_config(corpus, Path("/unused"), normalize).clean)
-    return dict(zip(out[S.ID].to_pylist(), out[S.REJECT_REASON].to_pylist()))
+    cols = {f.name: [None] * len(ids) for f in schema.RECORD_SCHEMA}
+    cols.update({schema.ID: ids, schema.TEXT: [texts[i] for i in ids], schema.SOURCE: ["bench"] * len(ids), schema.KIND: ["web"] * len(ids),
+                 schema.LANG: ["en"] * len(ids)})
+    out = clean_batch(pa.Table.from_pydict(cols, schema=schema.RECORD_SCHEMA), bench_config(corpus, Path("/unused"), normalize).clean)
+    return dict(zip(out[schema.ID].to_pylist(), out[schema.REJECT_REASON].to_pylist()))

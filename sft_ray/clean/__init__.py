@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.clean import bitext, c4, fineweb, gopher_quality, gopher_repetition, langid, pii
 from sft_ray.clean.normalize import STAGE, normalize_batch
 from sft_ray.config import CleanConfig, FilterConfig
@@ -43,26 +43,26 @@ def _applicable(table: pa.Table, fcfg: FilterConfig) -> list[bool]:
     if not fcfg.enabled:
         return [False] * table.num_rows
     live = live_mask(table).to_pylist()
-    kinds = table[S.KIND].to_pylist()
+    kinds = table[schema.KIND].to_pylist()
     return [ok and k in fcfg.kinds for ok, k in zip(live, kinds)]
 
 
 def _text_filter(table: pa.Table, fcfg: FilterConfig, reason: Callable[[str, object], str | None]) -> pa.Table:
-    texts = table[S.TEXT].to_pylist()
+    texts = table[schema.TEXT].to_pylist()
     todo = _applicable(table, fcfg)
     return tag(table, STAGE, [reason(t, fcfg) if ok and t else None for ok, t in zip(todo, texts)])
 
 
 def c4_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     """C4 decides per document and, like C4 and DataTrove, keeps only the lines it kept."""
-    texts = table[S.TEXT].to_pylist()
+    texts = table[schema.TEXT].to_pylist()
     todo = _applicable(table, cfg.c4)
     reasons, new_texts = [], []
     for ok, t in zip(todo, texts):
         r, kept = c4.filter_lines(t, cfg.c4) if ok and t else (None, t)
         reasons.append(r)
         new_texts.append(kept if r is None and cfg.c4.remove_lines else t)
-    return tag(set_columns(table, {S.TEXT: new_texts}), STAGE, reasons)
+    return tag(set_columns(table, {schema.TEXT: new_texts}), STAGE, reasons)
 
 
 def langid_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
@@ -74,31 +74,31 @@ def langid_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     of the two declared-language probabilities, and the first failing side names the reason.
     """
     todo = _applicable(table, cfg.langid)
-    kinds = table[S.KIND].to_pylist()
-    cols = {c: table[c].to_pylist() for c in (S.TEXT, S.SRC_TEXT, S.TGT_TEXT, S.LANG, S.SRC_LANG, S.TGT_LANG, S.LANG_SCORE)}
+    kinds = table[schema.KIND].to_pylist()
+    cols = {c: table[c].to_pylist() for c in (schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT, schema.LANG, schema.SRC_LANG, schema.TGT_LANG, schema.LANG_SCORE)}
     jobs: list[tuple[int, str]] = []  # (row, column) for every text to detect
     for i, ok in enumerate(todo):
-        sides = (S.SRC_TEXT, S.TGT_TEXT) if kinds[i] == "translation" else (S.TEXT,)
+        sides = (schema.SRC_TEXT, schema.TGT_TEXT) if kinds[i] == "translation" else (schema.TEXT,)
         if ok and all(cols[c][i] for c in sides):
             jobs += [(i, c) for c in sides]
     scores = dict(zip(jobs, langid.predict([cols[c][i] for i, c in jobs])))
     threshold, low_kinds = cfg.langid.threshold, cfg.langid.low_score_kinds
-    langs, lang_scores = cols[S.LANG], cols[S.LANG_SCORE]
+    langs, lang_scores = cols[schema.LANG], cols[schema.LANG_SCORE]
     reasons: list[str | None] = [None] * table.num_rows
     for i in sorted({i for i, _ in jobs}):
         if kinds[i] == "translation":
             reject_low = kinds[i] in low_kinds
-            src = langid.decide(scores[(i, S.SRC_TEXT)], cols[S.SRC_LANG][i], threshold, reject_low)
-            tgt = langid.decide(scores[(i, S.TGT_TEXT)], cols[S.TGT_LANG][i], threshold, reject_low)
+            src = langid.decide(scores[(i, schema.SRC_TEXT)], cols[schema.SRC_LANG][i], threshold, reject_low)
+            tgt = langid.decide(scores[(i, schema.TGT_TEXT)], cols[schema.TGT_LANG][i], threshold, reject_low)
             reasons[i] = src[0] or tgt[0]
             lang_scores[i] = min(src[1], tgt[1])
         else:
-            s = scores[(i, S.TEXT)]
+            s = scores[(i, schema.TEXT)]
             langs[i] = langid.resolve_declared(s, langs[i])
             reasons[i], score = langid.decide(s, langs[i], threshold, kinds[i] in low_kinds)
             if reasons[i] is None and langs[i] is not None:
                 lang_scores[i] = score
             else:
                 langs[i], lang_scores[i] = langid.top(s)
-    table = set_columns(table, {S.LANG: langs, S.LANG_SCORE: lang_scores})
+    table = set_columns(table, {schema.LANG: langs, schema.LANG_SCORE: lang_scores})
     return tag(table, STAGE, reasons)

@@ -42,7 +42,7 @@ from collections import Counter
 
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import BitextConfig
 from sft_ray.tags import live_mask, tag
 
@@ -128,7 +128,7 @@ def bitext_batch(table: pa.Table, cfg: BitextConfig) -> pa.Table:
     if not cfg.enabled:
         return table
     live = live_mask(table).to_pylist()
-    cols = [table[c].to_pylist() for c in (S.KIND, S.SRC_TEXT, S.TGT_TEXT, S.SRC_LANG, S.TGT_LANG)]
+    cols = [table[c].to_pylist() for c in (schema.KIND, schema.SRC_TEXT, schema.TGT_TEXT, schema.SRC_LANG, schema.TGT_LANG)]
     reasons = [
         reason(src, tgt, sl, tl, cfg) if ok and kind == "translation" else None
         for ok, kind, src, tgt, sl, tl in zip(live, *cols)

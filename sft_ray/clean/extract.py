@@ -5,7 +5,7 @@ Two extractors, picked by `clean.extract.extractor`:
 - **trafilatura** (Barbaresi 2021, ACL demo): `bare_extraction` with `include_comments=False`,
   as DataTrove's `Trafilatura` extractor calls it for FineWeb (Penedo et al. 2024). Unlike
   DataTrove we pass `deduplicate=False`: trafilatura's deduplication is a process-wide LRU cache,
-  so a page's text would depend on which pages the same worker saw before (DESIGN.md principle 5;
+  so a page's text would depend on which pages the same worker saw before (docs/ARCHITECTURE.md, principle 5;
   dedup is a global stage of its own). DataTrove defaults to `favour_precision=True`; we keep
   trafilatura's own default (False, `clean.extract.favor_precision`). `with_metadata=True` is what
   yields title and page date (htmldate); nothing is fetched over the network.

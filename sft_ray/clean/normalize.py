@@ -27,12 +27,12 @@ import unicodedata
 import ftfy
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import CleanConfig
 from sft_ray.tags import live_mask, set_columns, tag
 
 STAGE = "clean"
-TEXT_COLUMNS = [S.TEXT, S.TITLE, S.SRC_TEXT, S.TGT_TEXT]
+TEXT_COLUMNS = [schema.TEXT, schema.TITLE, schema.SRC_TEXT, schema.TGT_TEXT]
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
@@ -109,14 +109,14 @@ def length_reason(rec_kind: str, text: str | None, src: str | None, tgt: str | N
 def normalize_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     """First link of `clean_batch`: repair and normalise live rows, tag length rejects."""
     live = live_mask(table).to_pylist()
-    kinds = table[S.KIND].to_pylist()
+    kinds = table[schema.KIND].to_pylist()
     if cfg.normalize:
         cols = {}
         for c in TEXT_COLUMNS:
             values = table[c].to_pylist()
             # Boilerplate lines are a property of page bodies, so only `text` loses them.
-            cols[c] = [clean_text(v, k if c == S.TEXT else "", cfg) if ok else v for v, k, ok in zip(values, kinds, live)]
+            cols[c] = [clean_text(v, k if c == schema.TEXT else "", cfg) if ok else v for v, k, ok in zip(values, kinds, live)]
         table = set_columns(table, cols)
-    texts, srcs, tgts = (table[c].to_pylist() for c in (S.TEXT, S.SRC_TEXT, S.TGT_TEXT))
+    texts, srcs, tgts = (table[c].to_pylist() for c in (schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT))
     reasons = [length_reason(k, t, s, g, cfg) for k, t, s, g in zip(kinds, texts, srcs, tgts)]
     return tag(table, STAGE, reasons)

@@ -52,11 +52,11 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import PiiConfig
 from sft_ray.tags import live_mask, set_columns
 
-TEXT_COLUMNS = [S.TEXT, S.TITLE, S.SRC_TEXT, S.TGT_TEXT]
+TEXT_COLUMNS = [schema.TEXT, schema.TITLE, schema.SRC_TEXT, schema.TGT_TEXT]
 PLACEHOLDERS = {
     "email": "EMAIL",
     "phone": "PHONE",
@@ -363,14 +363,14 @@ def redact_batch(table: pa.Table, cfg: PiiConfig) -> pa.Table:
     """
     if not cfg.enabled or not cfg.types or table.num_rows == 0:
         return table
-    S.require_columns(table, [S.KIND, S.PII, S.REJECT_REASON], "clean.pii")
+    schema.require_columns(table, [schema.KIND, schema.PII, schema.REJECT_REASON], "clean.pii")
     live = live_mask(table).to_pylist()
-    kinds = table[S.KIND].to_pylist()
+    kinds = table[schema.KIND].to_pylist()
     todo = [ok and k in cfg.kinds for ok, k in zip(live, kinds)]
     if not any(todo):
         return table
     types = tuple(cfg.types)
-    pii = table[S.PII].to_pylist()
+    pii = table[schema.PII].to_pylist()
     totals: list[dict[str, int]] = [{} for _ in todo]
     cols = {}
     for c in (c for c in TEXT_COLUMNS if c in table.column_names):
@@ -392,4 +392,4 @@ def redact_batch(table: pa.Table, cfg: PiiConfig) -> pa.Table:
             for name, k in counts.items():
                 merged[name] = merged.get(name, 0) + k
             pii[i] = json.dumps(merged, sort_keys=True)
-    return set_columns(table, {**cols, S.PII: pii})
+    return set_columns(table, {**cols, schema.PII: pii})

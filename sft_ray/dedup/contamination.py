@@ -14,7 +14,7 @@ a vectorised `searchsorted`, no Python loop per n-gram. The build's own validati
 more index, built from the validation records (the records' `split` column, assigned after dedup
 by format/split.py), and only training records are checked against it. Its size grows with the
 validation split (8 bytes per validation word): fine to ~10^8 validation words; beyond that, a
-shuffle join on n-gram hash would be the scalable form (not built; see the closing note of issue 4).
+shuffle join on n-gram hash would be the scalable form (not built yet).
 
 Rejects: stage `dedup`, reason `contaminated`, `duplicate_of` = `benchmark:<name>` or
 `split:validation` (the first index that matched), so the manifest counts per benchmark.
@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import BenchmarkSetConfig, DecontaminateConfig
 from sft_ray.ingest.files import expand
 from sft_ray.tags import live_mask, tag
@@ -43,7 +43,7 @@ STAGE, REASON = "dedup", "contaminated"
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 _P = np.uint64(0x100000001B3)  # FNV-64 prime as the polynomial base of the rolling n-gram hash
-TEXT_COLUMNS = [S.TEXT, S.TITLE, S.SRC_TEXT, S.TGT_TEXT, S.QUESTION, S.ANSWER]
+TEXT_COLUMNS = [schema.TEXT, schema.TITLE, schema.SRC_TEXT, schema.TGT_TEXT, schema.QUESTION, schema.ANSWER]
 Index = dict[int, np.ndarray]  # n-gram length -> sorted unique uint64 hashes
 
 
@@ -116,9 +116,9 @@ def benchmark_items(bench: BenchmarkSetConfig):
 def _validation_grams(table: pa.Table, cfg: DecontaminateConfig) -> pa.Table:
     """Per block: unique n-gram hashes (with their length) of the live validation records."""
     live = live_mask(table).to_pylist()
-    splits = table[S.SPLIT].to_pylist()
+    splits = table[schema.SPLIT].to_pylist()
     texts = [table[c].to_pylist() for c in TEXT_COLUMNS]
-    val = (col[i] for i, ok in enumerate(live) if ok and splits[i] == S.VALIDATION for col in texts)
+    val = (col[i] for i, ok in enumerate(live) if ok and splits[i] == schema.VALIDATION for col in texts)
     index = build_index(val, cfg)
     ns = [np.full(len(h), n, dtype=np.int32) for n, h in index.items()]
     return pa.table({"n": pa.array(np.concatenate(ns) if ns else np.empty(0, np.int32)),
@@ -151,7 +151,7 @@ def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]])
     """Ray Data UDF. `indexes`: (name, index, train_only) in priority order; train_only ones are
     checked against the rows whose `split` is train."""
     live = live_mask(table).to_pylist()
-    splits = table[S.SPLIT].to_pylist()
+    splits = table[schema.SPLIT].to_pylist()
     texts = [table[c].to_pylist() for c in TEXT_COLUMNS]
     cache: dict[str, int] = {}
     reasons: list[str | None] = [None] * table.num_rows
@@ -160,7 +160,7 @@ def decontaminate_batch(table: pa.Table, indexes: list[tuple[str, Index, bool]])
         if not ok:
             continue
         hashes = [token_hashes(col[i], cache) for col in texts if col[i]]
-        is_train = splits[i] == S.TRAIN
+        is_train = splits[i] == schema.TRAIN
         for name, index, train_only in indexes:
             if train_only and not is_train:
                 continue

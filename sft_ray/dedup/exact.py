@@ -2,7 +2,7 @@
 dataset (a Ray Data hash shuffle), keep the smallest id of each group.
 
 Grouping by key across all blocks is what makes the result independent of how the input was
-split into files or blocks (DESIGN.md principle 4); "smallest id" makes the survivor
+split into files or blocks (docs/ARCHITECTURE.md, principle 4); "smallest id" makes the survivor
 deterministic, and ids are content-derived (ingest/records.py), so survivors do not depend on
 file order either. Duplicates are tagged `exact_duplicate` with `duplicate_of` = the survivor.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import DedupConfig
 from sft_ray.tags import live_mask, set_columns, tag
 
@@ -45,24 +45,24 @@ def add_key(table: pa.Table, lowercase: bool, pair_key: str = "pair") -> pa.Tabl
     """Live rows get their content key; already-rejected rows get a key of their own, so they
     ride through the shuffle as singleton groups (one pass over the input, nothing dropped)."""
     live = live_mask(table).to_pylist()
-    cols = [table[c].to_pylist() for c in (S.KIND, S.TEXT, S.SRC_TEXT, S.TGT_TEXT, S.ID, S.META, S.QUESTION, S.ANSWER)]
+    cols = [table[c].to_pylist() for c in (schema.KIND, schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT, schema.ID, schema.META, schema.QUESTION, schema.ANSWER)]
     keys = [
         content_key(k, t, s, g, lowercase, pair_key, q, a) if ok else f"rejected\x00{i}\x00{m}"
         for ok, k, t, s, g, i, m, q, a in zip(live, *cols)
     ]
-    return table.append_column(S.DEDUP_KEY, pa.array(keys, pa.string()))
+    return table.append_column(schema.DEDUP_KEY, pa.array(keys, pa.string()))
 
 
 def mark_partition(part: pa.Table) -> pa.Table:
     """One hash partition (every record of its keys is here): sort by (key, id), the first of
     each run of equal keys survives, the rest point at it. Vectorised: no Python per record."""
     if part.num_rows == 0:
-        return part.drop_columns([S.DEDUP_KEY])
-    part = part.sort_by([(S.DEDUP_KEY, "ascending"), (S.ID, "ascending"), (S.META, "ascending")])
-    ids = part[S.ID].to_numpy(zero_copy_only=False)
-    first, dup_of = first_of_runs(part[S.DEDUP_KEY].to_numpy(zero_copy_only=False), ids)
+        return part.drop_columns([schema.DEDUP_KEY])
+    part = part.sort_by([(schema.DEDUP_KEY, "ascending"), (schema.ID, "ascending"), (schema.META, "ascending")])
+    ids = part[schema.ID].to_numpy(zero_copy_only=False)
+    first, dup_of = first_of_runs(part[schema.DEDUP_KEY].to_numpy(zero_copy_only=False), ids)
     tagged = tag(part, STAGE, np.where(first, None, REASON).tolist(), dup_of.tolist())
-    return set_columns(tagged, {S.ID: _unique_ids(ids, first).tolist()}).drop_columns([S.DEDUP_KEY])
+    return set_columns(tagged, {schema.ID: _unique_ids(ids, first).tolist()}).drop_columns([schema.DEDUP_KEY])
 
 
 def first_of_runs(sorted_keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,5 +93,5 @@ def exact_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
     if not (cfg.enabled and cfg.exact.enabled):
         return ds
     keyed = ds.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key})
-    parts = keyed.repartition(cfg.num_partitions, keys=[S.DEDUP_KEY])
+    parts = keyed.repartition(cfg.num_partitions, keys=[schema.DEDUP_KEY])
     return parts.map_batches(mark_partition, batch_format="pyarrow", batch_size=None)

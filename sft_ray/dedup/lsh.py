@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import NearDedupConfig
 from sft_ray.dedup.minhash import jaccard, shingles, string_hashes
 from sft_ray.placement import task_options
@@ -54,12 +54,12 @@ def band_rows(table: pa.Table) -> pa.Table:
     """(id, bands) -> one row (band key, id) per band of every participating document."""
     t = table.filter(pc.is_valid(table[BANDS]))
     if t.num_rows == 0:
-        return pa.table({BAND_KEY: pa.array([], pa.uint64()), S.ID: pa.array([], pa.string())})
+        return pa.table({BAND_KEY: pa.array([], pa.uint64()), schema.ID: pa.array([], pa.string())})
     bands = t[BANDS].combine_chunks()
     width = bands.type.list_size
     keys = bands.flatten()  # row-major: document 0's bands, then document 1's ...
-    ids = pc.take(t[S.ID], pa.array(np.repeat(np.arange(t.num_rows), width)))
-    return pa.table({BAND_KEY: keys, S.ID: ids})
+    ids = pc.take(t[schema.ID], pa.array(np.repeat(np.arange(t.num_rows), width)))
+    return pa.table({BAND_KEY: keys, schema.ID: ids})
 
 
 def bucket_edges(part: pa.Table) -> pa.Table:
@@ -67,13 +67,13 @@ def bucket_edges(part: pa.Table) -> pa.Table:
     equal keys is a bucket whose first id is its smallest; link every other member to it."""
     if part.num_rows == 0:
         return EDGE_SCHEMA.empty_table()
-    part = part.sort_by([(BAND_KEY, "ascending"), (S.ID, "ascending")])
+    part = part.sort_by([(BAND_KEY, "ascending"), (schema.ID, "ascending")])
     keys = part[BAND_KEY].to_numpy()
     first = np.ones(len(keys), dtype=bool)
     first[1:] = keys[1:] != keys[:-1]
     run_start = np.maximum.accumulate(np.where(first, np.arange(len(keys)), 0))
     member = np.flatnonzero(~first)
-    ids = part[S.ID].combine_chunks()
+    ids = part[schema.ID].combine_chunks()
     doc, rep = ids.take(pa.array(member)), ids.take(pa.array(run_start[member]))
     edges = _edges(doc, rep).filter(pc.not_equal(doc, rep))  # the same id twice in a bucket: no edge
     return unique_rows(edges)
@@ -95,13 +95,13 @@ def unique_rows(table: pa.Table, keys: list[str] | None = None) -> pa.Table:
 
 def candidate_edges(keyed: ray.data.Dataset, num_partitions: int) -> ray.data.Dataset:
     """Shuffle 1: band rows by band key; buckets -> star edges (doc, rep) with rep < doc."""
-    rows = keyed.select_columns([S.ID, BANDS]).map_batches(band_rows, batch_format="pyarrow")
+    rows = keyed.select_columns([schema.ID, BANDS]).map_batches(band_rows, batch_format="pyarrow")
     parts = rows.repartition(num_partitions, keys=[BAND_KEY])
     return parts.map_batches(bucket_edges, batch_format="pyarrow", batch_size=None)
 
 
 # ------------------------------------------------------------------------------------- verify
-_REQ_SCHEMA = pa.schema([pa.field(S.ID, pa.string()), pa.field(DOC, pa.string()), pa.field(REP, pa.string()), pa.field(_TEXT, pa.string())])
+_REQ_SCHEMA = pa.schema([pa.field(schema.ID, pa.string()), pa.field(DOC, pa.string()), pa.field(REP, pa.string()), pa.field(_TEXT, pa.string())])
 
 
 def _requests(edges: pa.Table) -> pa.Table:
@@ -117,18 +117,18 @@ def _texts(table: pa.Table) -> pa.Table:
     """Participating documents' texts, as rows of the request schema (doc and rep null)."""
     t = table.filter(pc.is_valid(table[BANDS]))
     n = t.num_rows
-    return pa.Table.from_arrays([t[S.ID], pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), t[S.TEXT]], schema=_REQ_SCHEMA)
+    return pa.Table.from_arrays([t[schema.ID], pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), t[schema.TEXT]], schema=_REQ_SCHEMA)
 
 
 def _attach_texts(part: pa.Table) -> pa.Table:
     """One id partition: every request gets the text of the id it names."""
     is_text = pc.is_null(part[DOC])
     texts, reqs = part.filter(is_text), part.filter(pc.invert(is_text))
-    reqs = unique_rows(reqs, [S.ID, DOC, REP])  # the same edge found in two band partitions
-    idx = pc.index_in(reqs[S.ID], value_set=texts[S.ID].combine_chunks())
+    reqs = unique_rows(reqs, [schema.ID, DOC, REP])  # the same edge found in two band partitions
+    idx = pc.index_in(reqs[schema.ID], value_set=texts[schema.ID].combine_chunks())
     found = pc.is_valid(idx)
     reqs, idx = reqs.filter(found), pc.drop_null(idx)
-    side = pc.equal(reqs[S.ID], reqs[DOC])
+    side = pc.equal(reqs[schema.ID], reqs[DOC])
     return pa.table({DOC: reqs[DOC], REP: reqs[REP], _SIDE: side, _TEXT: pc.take(texts[_TEXT], idx)})
 
 
@@ -160,13 +160,13 @@ def verify_edges(
     """Texts meet the edges naming them (a shuffle by id, or the broadcast edge list), then each
     pair's two texts meet (a shuffle by pair) and are compared on exact shingle Jaccard."""
     if broadcast is not None:
-        halves = keyed.select_columns([S.ID, S.TEXT, BANDS]).map_batches(
+        halves = keyed.select_columns([schema.ID, schema.TEXT, BANDS]).map_batches(
             _involved_texts, batch_format="pyarrow", fn_kwargs={"edges": broadcast}
         )
     else:
-        texts = keyed.select_columns([S.ID, S.TEXT, BANDS]).map_batches(_texts, batch_format="pyarrow")
+        texts = keyed.select_columns([schema.ID, schema.TEXT, BANDS]).map_batches(_texts, batch_format="pyarrow")
         reqs = edges.map_batches(_requests, batch_format="pyarrow")
-        by_id = texts.union(reqs).repartition(num_partitions, keys=[S.ID])
+        by_id = texts.union(reqs).repartition(num_partitions, keys=[schema.ID])
         halves = by_id.map_batches(_attach_texts, batch_format="pyarrow", batch_size=None)
     by_pair = halves.repartition(num_partitions, keys=[DOC, REP])
     return by_pair.map_batches(_score_pairs, batch_format="pyarrow", batch_size=None, fn_kwargs={"cfg": cfg})
@@ -224,6 +224,6 @@ def _involved_texts(table: pa.Table, edges: ray.ObjectRef) -> pa.Table:
     """Broadcast path of verify_edges: the texts of documents in an edge, one row per edge end."""
     t = table.filter(pc.is_valid(table[BANDS]))
     idx = edge_index(edges)
-    row, edge, is_doc = idx.lookup(t[S.ID])
+    row, edge, is_doc = idx.lookup(t[schema.ID])
     e = pa.array(edge, pa.int64())
-    return pa.table({DOC: idx.doc.take(e), REP: idx.rep.take(e), _SIDE: pa.array(is_doc), _TEXT: t[S.TEXT].take(pa.array(row, pa.int64()))})
+    return pa.table({DOC: idx.doc.take(e), REP: idx.rep.take(e), _SIDE: pa.array(is_doc), _TEXT: t[schema.TEXT].take(pa.array(row, pa.int64()))})

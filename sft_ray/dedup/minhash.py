@@ -55,7 +55,7 @@ _M64 = (1 << 64) - 1
 _BYTE_BASE, _TOKEN_BASE, _ROW_BASE = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
 _LEN_SALT, _BAND_SALT = 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD
 # Keep the per-byte arrays of one step bounded (bytes of normalised text per sub-batch): memory per
-# worker does not grow with the batch size Ray Data hands us (DESIGN.md, "Scale").
+# worker does not grow with the batch size Ray Data hands us (docs/ARCHITECTURE.md, "Scale").
 MAX_BYTES_PER_STEP = 1 << 20
 # Shingles per MinHash step: K x 4096 uint32 = 1.8 MB at K=112, which stays in cache (measured 5x
 # faster than one pass over the whole batch).

@@ -13,7 +13,7 @@ by a map (no shuffle by id), components are found in one task, and records are t
 final shuffle). Then the whole stage is 2 shuffles: band keys, and the involved texts by pair.
 
 Only live records of `kinds` with text take part; every other record passes through untouched and
-nothing is dropped (tag, then select: DESIGN.md principle 2). Buckets, pairs and components are
+nothing is dropped (tag, then select: docs/ARCHITECTURE.md, principle 2). Buckets, pairs and components are
 formed by hash shuffles across all blocks, and every choice is "smallest id", so the result does not
 depend on how the input was split into files or blocks (principle 4). Memory per worker is one
 batch of signatures (text processed in 1 MB steps), one hash partition of band rows, texts under
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import DedupConfig, NearDedupConfig
 from sft_ray.dedup.components import connected_components, local_components
 from sft_ray.dedup.lsh import BANDS, DOC, REP, broadcast, candidate_edges, edge_index, verify_edges
@@ -48,8 +48,8 @@ _IS_LABEL, _DUP_OF = "near_is_label", "near_duplicate_of"
 
 def takes_part(table: pa.Table, cfg: NearDedupConfig) -> pa.ChunkedArray:
     """Live records of the configured kinds that have text."""
-    kinds = pc.is_in(table[S.KIND], value_set=pa.array(list(cfg.kinds), pa.string()))
-    return pc.and_(pc.and_(live_mask(table), pc.fill_null(kinds, False)), pc.is_valid(table[S.TEXT]))
+    kinds = pc.is_in(table[schema.KIND], value_set=pa.array(list(cfg.kinds), pa.string()))
+    return pc.and_(pc.and_(live_mask(table), pc.fill_null(kinds, False)), pc.is_valid(table[schema.TEXT]))
 
 
 def add_band_keys(table: pa.Table, cfg: NearDedupConfig) -> pa.Table:
@@ -59,7 +59,7 @@ def add_band_keys(table: pa.Table, cfg: NearDedupConfig) -> pa.Table:
     keys = np.zeros((table.num_rows, cfg.num_bands), np.uint64)
     valid = np.zeros(table.num_rows, bool)
     if len(rows):
-        ok, k = document_band_keys(table[S.TEXT].take(pa.array(rows)), cfg)
+        ok, k = document_band_keys(table[schema.TEXT].take(pa.array(rows)), cfg)
         keys[rows[ok]] = k[ok]
         valid[rows[ok]] = True
     bands = pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel()), cfg.num_bands, mask=pa.array(~valid))
@@ -73,18 +73,18 @@ def _records(table: pa.Table) -> pa.Table:
     return t.append_column(_IS_LABEL, pa.array(np.zeros(n, bool))).append_column(_DUP_OF, pa.nulls(n, pa.string()))
 
 
-def _labels(edges: pa.Table, schema: pa.Schema) -> pa.Table:
+def _labels(edges: pa.Table, arrow_schema: pa.Schema) -> pa.Table:
     """Component edges (doc, smallest id) as rows of the records' schema: id, is_label, duplicate_of."""
     n = edges.num_rows
-    cols = {S.ID: edges[DOC], _IS_LABEL: pa.array(np.ones(n, bool)), _DUP_OF: edges[REP]}
-    return pa.Table.from_arrays([cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in schema], schema=schema)
+    cols = {schema.ID: edges[DOC], _IS_LABEL: pa.array(np.ones(n, bool)), _DUP_OF: edges[REP]}
+    return pa.Table.from_arrays([cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in arrow_schema], schema=arrow_schema)
 
 
 def _apply_labels(part: pa.Table) -> pa.Table:
     """One id partition: records whose id has a label become near_duplicate of its survivor."""
     is_label = part[_IS_LABEL]
     labels, records = part.filter(is_label), part.filter(pc.invert(is_label))
-    idx = pc.index_in(records[S.ID], value_set=labels[S.ID].combine_chunks())
+    idx = pc.index_in(records[schema.ID], value_set=labels[schema.ID].combine_chunks())
     dup_of = pc.take(labels[_DUP_OF], idx)
     reasons = pc.if_else(pc.is_valid(dup_of), pa.scalar(REASON), pa.scalar(None, pa.string()))
     return tag(records, STAGE, reasons.to_pylist(), dup_of.to_pylist()).drop_columns([_IS_LABEL, _DUP_OF])
@@ -93,7 +93,7 @@ def _apply_labels(part: pa.Table) -> pa.Table:
 def _apply_broadcast(table: pa.Table, stars: ray.ObjectRef) -> pa.Table:
     """Broadcast path of the final join: look each record's id up in the (small) star list."""
     idx = edge_index(stars)
-    row, edge, is_doc = idx.lookup(table[S.ID])
+    row, edge, is_doc = idx.lookup(table[schema.ID])
     row, edge = row[is_doc], edge[is_doc]  # a record is tagged by the edge naming it as the duplicate
     dup_of = np.full(table.num_rows, None, dtype=object)
     dup_of[row] = idx.rep.take(pa.array(edge, pa.int64())).to_numpy(zero_copy_only=False)
@@ -123,7 +123,7 @@ def near_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
     stars = connected_components(edges, cfg.num_partitions)
     records = keyed.map_batches(_records, batch_format="pyarrow")
     base = keyed.schema().base_schema  # free: keyed is materialised
-    schema = base.remove(base.get_field_index(BANDS)).append(pa.field(_IS_LABEL, pa.bool_())).append(pa.field(_DUP_OF, pa.string()))
-    labels = stars.map_batches(_labels, batch_format="pyarrow", fn_kwargs={"schema": schema})
-    merged = records.union(labels).repartition(cfg.num_partitions, keys=[S.ID])
+    arrow_schema = base.remove(base.get_field_index(BANDS)).append(pa.field(_IS_LABEL, pa.bool_())).append(pa.field(_DUP_OF, pa.string()))
+    labels = stars.map_batches(_labels, batch_format="pyarrow", fn_kwargs={"arrow_schema": arrow_schema})
+    merged = records.union(labels).repartition(cfg.num_partitions, keys=[schema.ID])
     return merged.map_batches(_apply_labels, batch_format="pyarrow", batch_size=None)

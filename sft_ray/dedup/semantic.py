@@ -11,7 +11,7 @@ What exact and MinHash dedup miss and this finds: the same content reworded (par
 templated pages with other numbers). It only compares within a k-means cluster, as SemDeDup does,
 so the work per cluster is bounded by `cluster_size`, not by the corpus.
 
-Partition independence (DESIGN.md principle 4): the sample is picked by a hash of the id and sorted
+Partition independence (docs/ARCHITECTURE.md, principle 4): the sample is picked by a hash of the id and sorted
 by id before k-means++, a cluster is whole in one shuffle partition, and survivors are chosen in id
 order. One caveat, stated rather than hidden: embeddings come from length-sorted batches, and float32
 results can differ in the last bits with batch composition, so a pair within ~1e-6 of the threshold,
@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import DedupConfig, SemanticDedupConfig
 from sft_ray.dedup.exact import first_of_runs
 from sft_ray.placement import actor_pool_args
@@ -45,8 +45,8 @@ _BLOCK = 1024  # rows per similarity block: memory is _BLOCK x cluster floats
 
 
 def takes_part(table: pa.Table, kinds: list[str]) -> np.ndarray:
-    in_kinds = pc.fill_null(pc.is_in(table[S.KIND], value_set=pa.array(list(kinds), pa.string())), False)
-    return pc.and_(pc.and_(live_mask(table), in_kinds), pc.is_valid(table[S.TEXT])).to_numpy(zero_copy_only=False)
+    in_kinds = pc.fill_null(pc.is_in(table[schema.KIND], value_set=pa.array(list(kinds), pa.string())), False)
+    return pc.and_(pc.and_(live_mask(table), in_kinds), pc.is_valid(table[schema.TEXT])).to_numpy(zero_copy_only=False)
 
 
 class EmbedRecords:
@@ -63,7 +63,7 @@ class EmbedRecords:
         rows = np.flatnonzero(takes_part(table, self.cfg.kinds))
         emb = np.zeros((table.num_rows, self.embedder.dim), np.float32)
         if len(rows):
-            emb[rows] = self.embedder.encode(table[S.TEXT].take(pa.array(rows)).to_pylist(), self.cfg.embed_batch_size)
+            emb[rows] = self.embedder.encode(table[schema.TEXT].take(pa.array(rows)).to_pylist(), self.cfg.embed_batch_size)
         valid = np.zeros(table.num_rows, bool)
         valid[rows] = True
         return table.append_column(_EMB, pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), self.embedder.dim, mask=pa.array(~valid)))
@@ -85,8 +85,8 @@ def _count(table: pa.Table) -> pa.Table:
 
 
 def _sample(table: pa.Table, rate: float) -> pa.Table:
-    t = table.filter(pc.is_valid(table[_EMB])).select([S.ID, _EMB])
-    return t.filter(pa.array(_unit_hash(t[S.ID].to_pylist()) < rate)) if t.num_rows else t
+    t = table.filter(pc.is_valid(table[_EMB])).select([schema.ID, _EMB])
+    return t.filter(pa.array(_unit_hash(t[schema.ID].to_pylist()) < rate)) if t.num_rows else t
 
 
 def fit_centroids(x: np.ndarray, k: int, iterations: int, seed: int) -> np.ndarray:
@@ -115,7 +115,7 @@ def _assign(table: pa.Table, centroids: np.ndarray) -> pa.Table:
     """Cluster key: `c<k>` for embedded rows, `x<id>` for the rest (so they spread over partitions)."""
     valid = pc.is_valid(table[_EMB]).to_numpy(zero_copy_only=False)
     nearest = np.argmax(_matrix(table[_EMB]) @ centroids.T, axis=1) if table.num_rows else np.zeros(0, int)
-    ids = table[S.ID].to_pylist()
+    ids = table[schema.ID].to_pylist()
     keys = [f"c{c}" if v else f"x{i}" for v, c, i in zip(valid, nearest, ids)]
     return table.append_column(_KEY, pa.array(keys, pa.string()))
 
@@ -137,8 +137,8 @@ def greedy_duplicates(emb: np.ndarray, threshold: float) -> np.ndarray:
 
 def _mark(part: pa.Table, threshold: float) -> pa.Table:
     """One partition holds whole clusters: mark duplicates cluster by cluster."""
-    part = part.sort_by([(_KEY, "ascending"), (S.ID, "ascending")])
-    keys, ids = part[_KEY].to_numpy(zero_copy_only=False), part[S.ID].to_numpy(zero_copy_only=False)
+    part = part.sort_by([(_KEY, "ascending"), (schema.ID, "ascending")])
+    keys, ids = part[_KEY].to_numpy(zero_copy_only=False), part[schema.ID].to_numpy(zero_copy_only=False)
     first, _ = first_of_runs(keys, ids)
     starts = list(np.flatnonzero(first)) + [len(keys)]
     emb = _matrix(part[_EMB])
@@ -169,7 +169,7 @@ def semantic_dedup(ds: ray.data.Dataset, cfg: DedupConfig, selector: dict[str, s
     k = math.ceil(n / sem.cluster_size)
     sample = embedded.map_batches(_sample, batch_format="pyarrow", fn_kwargs={"rate": min(1.0, sem.sample_size / n)}).to_arrow_refs()
     tables = [t for t in ray.get(sample) if t.num_rows]
-    sample_t = pa.concat_tables(tables).sort_by(S.ID)
+    sample_t = pa.concat_tables(tables).sort_by(schema.ID)
     centroids = fit_centroids(_matrix(sample_t[_EMB]), k, sem.kmeans_iterations, sem.seed)
     log.info("semantic dedup: %d records, %d clusters fitted on %d, cosine >= %s", n, len(centroids), sample_t.num_rows, sem.threshold)
     keyed = embedded.map_batches(_assign, batch_format="pyarrow", fn_kwargs={"centroids": centroids})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import FormatConfig, SourceConfig
 from sft_ray.format.split import RESOLUTION, hashed_share
 from sft_ray.format.templates import examples_for
 
-SFT_COLUMNS = [f.name for f in S.SFT_SCHEMA]
+SFT_COLUMNS = [f.name for f in schema.SFT_SCHEMA]
 
 
 def label_options(sources: list[SourceConfig], labels_seen: dict[str, dict]) -> dict[str, list[str]]:
@@ -24,7 +24,7 @@ def label_options(sources: list[SourceConfig], labels_seen: dict[str, dict]) -> 
 
 
 TASK_MIX = "task_mix"  # reason of examples left out by format.task_weights
-TAGGED_SCHEMA = pa.schema([*S.SFT_SCHEMA, pa.field(S.REJECT_REASON, pa.string()), pa.field(S.DUPLICATE_OF, pa.string())])
+TAGGED_SCHEMA = pa.schema([*schema.SFT_SCHEMA, pa.field(schema.REJECT_REASON, pa.string()), pa.field(schema.DUPLICATE_OF, pa.string())])
 
 
 def kept_by_weight(example_id: str, weight: float, seed: int) -> bool:
@@ -34,18 +34,18 @@ def kept_by_weight(example_id: str, weight: float, seed: int) -> bool:
 def format_batch(table: pa.Table, cfg: FormatConfig, options: dict[str, list[str]]) -> pa.Table:
     """Ray Data UDF: curated records -> SFT examples (SFT_SCHEMA with the record's `split`, plus the tag
     columns: `task_mix` for examples the task mix leaves out, null otherwise)."""
-    S.require_columns(table, [S.ID, S.SOURCE, S.KIND, S.SPLIT], "format")
+    schema.require_columns(table, [schema.ID, schema.SOURCE, schema.KIND, schema.SPLIT], "format")
     rows = []
     for rec in table.to_pylist():
-        tasks = cfg.tasks.get(rec[S.KIND], [])
-        split = rec[S.SPLIT]
+        tasks = cfg.tasks.get(rec[schema.KIND], [])
+        split = rec[schema.SPLIT]
         if split is None:
-            raise ValueError(f"format: record {rec[S.ID]} has no split (the build assigns it after dedup: format/split.py assign_split)")
+            raise ValueError(f"format: record {rec[schema.ID]} has no split (the build assigns it after dedup: format/split.py assign_split)")
         for ex_id, task, messages in examples_for(
-            rec, tasks, options.get(rec[S.SOURCE], []), cfg.translation_directions == "both", cfg.system_prompt, cfg.seed
+            rec, tasks, options.get(rec[schema.SOURCE], []), cfg.translation_directions == "both", cfg.system_prompt, cfg.seed
         ):
             w = cfg.task_weights.get(task, 1.0)
             reason = None if w >= 1 or kept_by_weight(ex_id, w, cfg.seed) else TASK_MIX
-            rows.append({S.ID: ex_id, "task": task, "messages": messages, S.SOURCE: rec[S.SOURCE], "source_id": rec[S.ID], S.SPLIT: split,
-                         S.REJECT_REASON: reason})
+            rows.append({schema.ID: ex_id, "task": task, "messages": messages, schema.SOURCE: rec[schema.SOURCE], "source_id": rec[schema.ID], schema.SPLIT: split,
+                         schema.REJECT_REASON: reason})
     return pa.Table.from_pylist(rows, schema=TAGGED_SCHEMA)

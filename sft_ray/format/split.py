@@ -15,7 +15,7 @@ import hashlib
 
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.tags import live_mask
 
 RESOLUTION = 1_000_000
@@ -37,15 +37,15 @@ def hashed_share(key: str, salt: str, seed: int) -> int:
 
 
 def split_of(record_id: str, validation_fraction: float, seed: int) -> str:
-    return S.VALIDATION if hashed_share(record_id, "split", seed) < validation_fraction * RESOLUTION else S.TRAIN
+    return schema.VALIDATION if hashed_share(record_id, "split", seed) < validation_fraction * RESOLUTION else schema.TRAIN
 
 
 def assign_split(table: pa.Table, validation_fraction: float, seed: int) -> pa.Table:
     """Ray Data UDF: the `split` column (format.validation_fraction, format.seed) for the live rows, null for rejected ones."""
-    S.require_columns(table, [S.ID, S.KIND, S.TEXT], "split")
-    live = live_mask(table).to_pylist() if S.REJECT_REASON in table.column_names else [True] * table.num_rows
-    cols = zip(live, table[S.KIND].to_pylist(), table[S.ID].to_pylist(), table[S.TEXT].to_pylist())
+    schema.require_columns(table, [schema.ID, schema.KIND, schema.TEXT], "split")
+    live = live_mask(table).to_pylist() if schema.REJECT_REASON in table.column_names else [True] * table.num_rows
+    cols = zip(live, table[schema.KIND].to_pylist(), table[schema.ID].to_pylist(), table[schema.TEXT].to_pylist())
     splits = pa.array([split_of(split_key(k, i, t), validation_fraction, seed) if ok else None for ok, k, i, t in cols], pa.string())
-    if S.SPLIT in table.column_names:
-        return table.set_column(table.schema.get_field_index(S.SPLIT), S.SPLIT, splits)
-    return table.append_column(S.SPLIT, splits)
+    if schema.SPLIT in table.column_names:
+        return table.set_column(table.schema.get_field_index(schema.SPLIT), schema.SPLIT, splits)
+    return table.append_column(schema.SPLIT, splits)

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 
-from sft_ray import schema as S
+from sft_ray import schema
 
 LANGUAGE_NAMES = {
     "en": "English", "de": "German", "fr": "French", "cs": "Czech", "es": "Spanish", "it": "Italian",
@@ -68,34 +68,34 @@ def examples_for(rec: dict, tasks: list[str], options: list[str], both_direction
     A task the record cannot serve (no gold label, no title) yields nothing: that is not a reject,
     the record stays in curated/ and may serve other tasks.
     """
-    rid = rec[S.ID]
-    if "classification" in tasks and rec.get(S.LABEL) and rec.get(S.TEXT) and options:
-        article = f"Title: {rec[S.TITLE]}\n{rec[S.TEXT]}" if rec.get(S.TITLE) else rec[S.TEXT]
+    rid = rec[schema.ID]
+    if "classification" in tasks and rec.get(schema.LABEL) and rec.get(schema.TEXT) and options:
+        article = f"Title: {rec[schema.TITLE]}\n{rec[schema.TEXT]}" if rec.get(schema.TITLE) else rec[schema.TEXT]
         user = pick(CLASSIFICATION, article, "classification", seed).format(options=", ".join(options), article=article)
-        yield f"{rid}:classification", "classification", chat(system, user, rec[S.LABEL])
-    if "headline" in tasks and rec.get(S.TITLE) and rec.get(S.TEXT):
-        user = pick(HEADLINE, rec[S.TEXT], "headline", seed).format(text=rec[S.TEXT])
-        yield f"{rid}:headline", "headline", chat(system, user, rec[S.TITLE])
-    if "translation" in tasks and rec.get(S.SRC_TEXT) and rec.get(S.TGT_TEXT):
-        directions = [(S.SRC_TEXT, S.SRC_LANG, S.TGT_TEXT, S.TGT_LANG)]
+        yield f"{rid}:classification", "classification", chat(system, user, rec[schema.LABEL])
+    if "headline" in tasks and rec.get(schema.TITLE) and rec.get(schema.TEXT):
+        user = pick(HEADLINE, rec[schema.TEXT], "headline", seed).format(text=rec[schema.TEXT])
+        yield f"{rid}:headline", "headline", chat(system, user, rec[schema.TITLE])
+    if "translation" in tasks and rec.get(schema.SRC_TEXT) and rec.get(schema.TGT_TEXT):
+        directions = [(schema.SRC_TEXT, schema.SRC_LANG, schema.TGT_TEXT, schema.TGT_LANG)]
         if both_directions:
-            directions.append((S.TGT_TEXT, S.TGT_LANG, S.SRC_TEXT, S.SRC_LANG))
+            directions.append((schema.TGT_TEXT, schema.TGT_LANG, schema.SRC_TEXT, schema.SRC_LANG))
         for a, alang, b, blang in directions:
             pair = f"{rec.get(alang)}-{rec.get(blang)}"
             user = pick(TRANSLATION, f"{pair}\x00{rec[a]}", "translation", seed).format(
                 src_lang=language_name(rec.get(alang)), tgt_lang=language_name(rec.get(blang)), text=rec[a]
             )
             yield f"{rid}:translation:{pair}", "translation", chat(system, user, rec[b])
-    if "qa" in tasks and rec.get(S.TEXT) and rec.get(S.QUESTION) and rec.get(S.ANSWER):
-        q = rec[S.QUESTION].strip()
-        user = pick(QA, f"{rec[S.TEXT]}\x00{q}", "qa", seed).format(context=rec[S.TEXT], question=q, question_lc=q[:1].lower() + q[1:])
-        yield f"{rid}:qa", "qa", chat(system, user, rec[S.ANSWER].strip())
-    if "sentiment" in tasks and rec.get(S.LABEL) and rec.get(S.TEXT) and options:
-        user = pick(SENTIMENT, rec[S.TEXT], "sentiment", seed).format(
-            options=", ".join(options), options_or=" or ".join(options), text=rec[S.TEXT])
-        yield f"{rid}:sentiment", "sentiment", chat(system, user, rec[S.LABEL])
-    if "dialogue" in tasks and rec.get(S.CONVERSATION):
-        messages = json.loads(rec[S.CONVERSATION])  # validated at ingest (ingest/dialogue.py)
+    if "qa" in tasks and rec.get(schema.TEXT) and rec.get(schema.QUESTION) and rec.get(schema.ANSWER):
+        q = rec[schema.QUESTION].strip()
+        user = pick(QA, f"{rec[schema.TEXT]}\x00{q}", "qa", seed).format(context=rec[schema.TEXT], question=q, question_lc=q[:1].lower() + q[1:])
+        yield f"{rid}:qa", "qa", chat(system, user, rec[schema.ANSWER].strip())
+    if "sentiment" in tasks and rec.get(schema.LABEL) and rec.get(schema.TEXT) and options:
+        user = pick(SENTIMENT, rec[schema.TEXT], "sentiment", seed).format(
+            options=", ".join(options), options_or=" or ".join(options), text=rec[schema.TEXT])
+        yield f"{rid}:sentiment", "sentiment", chat(system, user, rec[schema.LABEL])
+    if "dialogue" in tasks and rec.get(schema.CONVERSATION):
+        messages = json.loads(rec[schema.CONVERSATION])  # validated at ingest (ingest/dialogue.py)
         if system and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": system}] + messages
         yield f"{rid}:dialogue", "dialogue", messages

@@ -2,7 +2,7 @@
 
 A parser never raises on bad content: a line that is not JSON, not UTF-8, or has the wrong
 number of columns becomes a `Raw` with a reject reason and the raw text, so the build accounts
-for it (DESIGN.md principle 2). Only an unreadable *file* (I/O error, corrupt compression) ends a
+for it (docs/ARCHITECTURE.md, principle 2). Only an unreadable *file* (I/O error, corrupt compression) ends a
 parser, and the caller records that too.
 """
 

@@ -3,7 +3,7 @@
 Ids are content-derived (`<source>-<blake2b of the mapped fields>`) or taken from the source's own
 id field (`<source>-<id>`), never from file names or line numbers: the same records split into 1
 or 16 files get the same ids, so dedup survivors and train/validation assignment do not depend on
-how the input was sharded (DESIGN.md principle 4). File and line go to `meta` for tracing.
+how the input was sharded (docs/ARCHITECTURE.md, principle 4). File and line go to `meta` for tracing.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import ExtractConfig, SourceConfig
 from sft_ray.ingest import dialogue, formats, web
 from sft_ray.ingest.formats import Raw
 from sft_ray.storage import StoreError, is_store_failure
 
-DOC_COLUMNS = [S.ID, S.TEXT, S.TITLE, S.URL, S.LABEL]
-PAIR_COLUMNS = [S.ID, S.SRC_TEXT, S.TGT_TEXT]
-QA_COLUMNS = [S.ID, S.TEXT, S.TITLE, S.QUESTION, S.ANSWER]
+DOC_COLUMNS = [schema.ID, schema.TEXT, schema.TITLE, schema.URL, schema.LABEL]
+PAIR_COLUMNS = [schema.ID, schema.SRC_TEXT, schema.TGT_TEXT]
+QA_COLUMNS = [schema.ID, schema.TEXT, schema.TITLE, schema.QUESTION, schema.ANSWER]
 STAGE = "ingest"
 
 
@@ -33,17 +33,17 @@ def field_mapping(src: SourceConfig) -> dict[str, str]:
         return {col: str(key) for col, key in src.fields.items()}
     if src.kind == "translation":
         if src.format in ("csv", "tsv") and not src.header:
-            return {S.SRC_TEXT: "0", S.TGT_TEXT: "1"}
+            return {schema.SRC_TEXT: "0", schema.TGT_TEXT: "1"}
         return {c: c for c in PAIR_COLUMNS}
     if src.kind == "qa":
         return {c: c for c in QA_COLUMNS}
     if src.kind == "sft":
-        return {S.ID: S.ID}  # the conversation is read by dialogue.conversation_of, not mapped
+        return {schema.ID: schema.ID}  # the conversation is read by dialogue.conversation_of, not mapped
     return {c: c for c in DOC_COLUMNS}
 
 
 def required_columns(src: SourceConfig) -> list[str]:
-    return {"translation": [S.SRC_TEXT, S.TGT_TEXT], "qa": [S.TEXT, S.QUESTION, S.ANSWER], "sft": [S.CONVERSATION]}.get(src.kind, [S.TEXT])
+    return {"translation": [schema.SRC_TEXT, schema.TGT_TEXT], "qa": [schema.TEXT, schema.QUESTION, schema.ANSWER], "sft": [schema.CONVERSATION]}.get(src.kind, [schema.TEXT])
 
 
 def stable_hash(*parts: Any, n_hex: int = 20) -> str:
@@ -65,15 +65,15 @@ def _as_text(v: Any) -> tuple[str | None, str | None]:
 
 def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: str) -> dict:
     meta = {"file": file_rel, "line": raw.position, **(raw.meta or {})}
-    base = {S.SOURCE: src.name, S.KIND: src.kind}
+    base = {schema.SOURCE: src.name, schema.KIND: src.kind}
     if raw.fields is None:  # unparseable row: reject with the raw text
         return {
             **base,
-            S.ID: f"{src.name}-x{stable_hash(file_rel, raw.position, raw.raw)}",
-            S.TEXT: raw.raw,
-            S.META: json.dumps(meta, ensure_ascii=False),
-            S.REJECT_STAGE: raw.stage or STAGE,
-            S.REJECT_REASON: raw.reason,
+            schema.ID: f"{src.name}-x{stable_hash(file_rel, raw.position, raw.raw)}",
+            schema.TEXT: raw.raw,
+            schema.META: json.dumps(meta, ensure_ascii=False),
+            schema.REJECT_STAGE: raw.stage or STAGE,
+            schema.REJECT_REASON: raw.reason,
         }
     rec: dict[str, Any] = dict(base)
     problem: str | None = None
@@ -92,49 +92,49 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
             problem = problem or err
             meta["dialogue_error"] = conv
         else:
-            rec[S.CONVERSATION], rec[S.TEXT] = conv, dialogue.render(conv)
+            rec[schema.CONVERSATION], rec[schema.TEXT] = conv, dialogue.render(conv)
     for col in required_columns(src):
         if problem is None and not rec.get(col):
             problem = "missing_field"
             meta["missing"] = mapping.get(col, col)
     if src.kind == "translation":
-        rec[S.SRC_LANG], rec[S.TGT_LANG] = src.langs["src"], src.langs["tgt"]
+        rec[schema.SRC_LANG], rec[schema.TGT_LANG] = src.langs["src"], src.langs["tgt"]
     elif "text" in src.langs:
-        rec[S.LANG] = src.langs["text"]
-    if rec.get(S.LABEL) is not None and src.label_names:
-        rec[S.LABEL] = src.label_names.get(rec[S.LABEL], rec[S.LABEL])
-    given_id = rec.pop(S.ID, None)
+        rec[schema.LANG] = src.langs["text"]
+    if rec.get(schema.LABEL) is not None and src.label_names:
+        rec[schema.LABEL] = src.label_names.get(rec[schema.LABEL], rec[schema.LABEL])
+    given_id = rec.pop(schema.ID, None)
     if given_id:
-        rec[S.ID] = f"{src.name}-{given_id}"
+        rec[schema.ID] = f"{src.name}-{given_id}"
     else:
-        content = [rec.get(c) for c in mapping if c != S.ID] if src.kind != "sft" else [json.dumps(raw.fields, sort_keys=True, default=str)]
-        rec[S.ID] = f"{src.name}-{stable_hash(*content)}"
+        content = [rec.get(c) for c in mapping if c != schema.ID] if src.kind != "sft" else [json.dumps(raw.fields, sort_keys=True, default=str)]
+        rec[schema.ID] = f"{src.name}-{stable_hash(*content)}"
     if problem:
-        rec[S.REJECT_STAGE], rec[S.REJECT_REASON] = STAGE, problem
-        if rec.get(S.TEXT) is None:
-            rec[S.TEXT] = json.dumps(raw.fields, ensure_ascii=False, default=str)[:100_000]
-    rec[S.META] = json.dumps(meta, ensure_ascii=False)
+        rec[schema.REJECT_STAGE], rec[schema.REJECT_REASON] = STAGE, problem
+        if rec.get(schema.TEXT) is None:
+            rec[schema.TEXT] = json.dumps(raw.fields, ensure_ascii=False, default=str)[:100_000]
+    rec[schema.META] = json.dumps(meta, ensure_ascii=False)
     return rec
 
 
 def parse_file(src: SourceConfig, item: dict, extract_cfg: ExtractConfig | None = None) -> Iterator[Raw]:
-    so = src.storage_options
+    storage_options = src.storage_options
     if src.format in ("warc", "wet"):
-        return web.read_warc(item["url"], so, src.format, extract_cfg or ExtractConfig())
+        return web.read_warc(item["url"], storage_options, src.format, extract_cfg or ExtractConfig())
     if src.format == "html":
-        return web.read_html(item["url"], so, int(item.get("size") or 0), extract_cfg or ExtractConfig())
+        return web.read_html(item["url"], storage_options, int(item.get("size") or 0), extract_cfg or ExtractConfig())
     if src.format == "jsonl":
-        return formats.read_jsonl(item["url"], so)
+        return formats.read_jsonl(item["url"], storage_options)
     if src.format == "parquet":
-        return formats.read_parquet(item["url"], so)
+        return formats.read_parquet(item["url"], storage_options)
     if src.format in ("csv", "tsv"):
-        return formats.read_delimited(item["url"], so, "," if src.format == "csv" else "\t", src.header)
+        return formats.read_delimited(item["url"], storage_options, "," if src.format == "csv" else "\t", src.header)
     if src.format == "bitext":
-        return formats.read_bitext(item["url"], item["tgt_url"], so)
+        return formats.read_bitext(item["url"], item["tgt_url"], storage_options)
     if src.format == "lines":
-        return formats.read_lines(item["url"], so, src.encoding, item.get("label"))
+        return formats.read_lines(item["url"], storage_options, src.encoding, item.get("label"))
     if src.format == "squad":
-        return formats.read_squad(item["url"], so)
+        return formats.read_squad(item["url"], storage_options)
     raise ValueError(f"unknown format {src.format}")
 
 
@@ -162,7 +162,7 @@ def read_items(
                 rows.append(to_record(src, mapping, raw, rel))
                 remaining -= 1
                 if len(rows) >= block_rows:
-                    yield S.records_from_rows(rows)
+                    yield schema.records_from_rows(rows)
                     rows = []
                 if remaining == 0:
                     break
@@ -172,14 +172,14 @@ def read_items(
             err = f"{type(e).__name__}: {e}"[:2000]
             rows.append(
                 {
-                    S.ID: f"{src.name}-file-{stable_hash(rel)}",
-                    S.SOURCE: src.name,
-                    S.KIND: src.kind,
-                    S.TEXT: err,
-                    S.META: json.dumps({"file": rel, "url": item["url"], "error": err}, ensure_ascii=False),
-                    S.REJECT_STAGE: STAGE,
-                    S.REJECT_REASON: "unreadable_file",
+                    schema.ID: f"{src.name}-file-{stable_hash(rel)}",
+                    schema.SOURCE: src.name,
+                    schema.KIND: src.kind,
+                    schema.TEXT: err,
+                    schema.META: json.dumps({"file": rel, "url": item["url"], "error": err}, ensure_ascii=False),
+                    schema.REJECT_STAGE: STAGE,
+                    schema.REJECT_REASON: "unreadable_file",
                 }
             )
     if rows:
-        yield S.records_from_rows(rows)
+        yield schema.records_from_rows(rows)

@@ -5,7 +5,7 @@ large-scale web archive analytics"; much faster than warcio, which DataTrove's `
 over an fsspec stream, so any URL and `.gz`/`.zst` work and memory
 stays one record. Which records are documents follows DataTrove's `process_record`: `response`
 (and `resource`) records with an HTML payload in WARC files, `conversion` records in WET files.
-Unlike DataTrove, nothing is skipped silently (DESIGN.md principle 2): every other record becomes
+Unlike DataTrove, nothing is skipped silently (docs/ARCHITECTURE.md, principle 2): every other record becomes
 a reject named after its type (`warc_request`, `warc_metadata`, `warc_revisit`, `warc_warcinfo`,
 ...), so the manifest accounts for every record of the archive. Each HTML page is decoded
 (sft_ray/ingest/charset.py) and its main content extracted (sft_ray/clean/extract.py) right here,

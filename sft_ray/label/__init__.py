@@ -1,4 +1,4 @@
-"""Label: model-backed labelers as Ray Data actor pools, then a select step (DESIGN.md, "label").
+"""Label: model-backed labelers as Ray Data actor pools, then a select step (docs/ARCHITECTURE.md, "Data flow").
 
     embed.py       all-MiniLM-L6-v2 sentence embeddings (transformers, mean pooling, L2 norm)
     seed.py        labelled seed sets from any fsspec URL, balanced sample

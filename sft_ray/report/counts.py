@@ -1,4 +1,4 @@
-"""Count everything (STYLE.md habit 5): per source, per stage and reason, per split and task.
+"""Count everything (docs/ARCHITECTURE.md, principle 2): per source, per stage and reason, per split and task.
 
 Counting runs as a Ray Data map over blocks that returns one tiny row per group; only those rows
 reach the driver, never the records themselves.
@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 import pyarrow as pa
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.report.aggregates import bin_index, log_edges
 
 KEPT = "kept"
@@ -28,13 +28,13 @@ _GROUP_SCHEMA = pa.schema(
 def _record_groups(table: pa.Table) -> pa.Table:
     """Per block: one row per (source, stage, reason, label), plus one per (source, PII type) of kept
     records and one per evaluation set that contaminated records (dedup/contamination.py)."""
-    cols = [table[c].to_pylist() for c in (S.SOURCE, S.REJECT_STAGE, S.REJECT_REASON, S.LABEL)]
+    cols = [table[c].to_pylist() for c in (schema.SOURCE, schema.REJECT_STAGE, schema.REJECT_REASON, schema.LABEL)]
     c = Counter(zip(*cols))
     rows = [{"source": s, "stage": st or KEPT, "reason": r or KEPT, "label": (lb if not r else None), "n": n} for (s, st, r, lb), n in c.items()]
-    contaminated = Counter(d for r, d in zip(cols[2], table[S.DUPLICATE_OF].to_pylist()) if r == "contaminated")
+    contaminated = Counter(d for r, d in zip(cols[2], table[schema.DUPLICATE_OF].to_pylist()) if r == "contaminated")
     rows += [{"contaminated_by": d, "n": n} for d, n in contaminated.items()]
     pii: Counter = Counter()
-    for s, r, p in zip(cols[0], cols[2], table[S.PII].to_pylist()):
+    for s, r, p in zip(cols[0], cols[2], table[schema.PII].to_pylist()):
         if p and not r:
             for typ, n in json.loads(p).items():
                 pii[(s, typ)] += n
@@ -107,13 +107,13 @@ def _num_tokens(messages: list[dict], tokenizer_path: str | None) -> int:
 
 
 def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens: bool = False) -> pa.Table:
-    reasons = table[S.REJECT_REASON].to_pylist() if S.REJECT_REASON in table.column_names else [None] * table.num_rows
-    keys = list(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[S.SOURCE].to_pylist(), reasons))
+    reasons = table[schema.REJECT_REASON].to_pylist() if schema.REJECT_REASON in table.column_names else [None] * table.num_rows
+    keys = list(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[schema.SOURCE].to_pylist(), reasons))
     c = Counter(keys)
     tokens: Counter = Counter()
     lengths: dict[str, list[int]] = defaultdict(list)  # split -> tokens per kept example
     firsts: dict[str, tuple[str, str]] = {}
-    for key, ex_id, msgs in zip(keys, table[S.ID].to_pylist(), table["messages"].to_pylist()):
+    for key, ex_id, msgs in zip(keys, table[schema.ID].to_pylist(), table["messages"].to_pylist()):
         task, r = key[1], key[3]
         if count_tokens and r is None:
             n = _num_tokens(msgs, tokenizer_path)
@@ -121,7 +121,7 @@ def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens
             lengths[key[0]].append(n)
         if r is None and (task not in firsts or ex_id < firsts[task][0]):
             firsts[task] = (ex_id, json.dumps(msgs, ensure_ascii=False))
-    rows = [{"split": sp, "task": t, "source": so, "reason": r, "n": n, "tokens": tokens[(sp, t, so, r)]} for (sp, t, so, r), n in c.items()]
+    rows = [{"split": sp, "task": t, "source": storage_options, "reason": r, "n": n, "tokens": tokens[(sp, t, storage_options, r)]} for (sp, t, storage_options, r), n in c.items()]
     rows += [{"task": t, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
     rows += [{"split": sp, "n": n, "bin": b} for sp, ls in lengths.items()
              for b, n in Counter(bin_index(pa.array(ls, pa.int64()), TOKEN_EDGES)).items()]

@@ -1,7 +1,7 @@
 """`ServeConfig`: what `sft-ray serve` deploys — which model, how many replicas, what resources,
 how requests are batched and bounded.
 
-One typed model (STYLE.md habit 8): YAML plus dotted `--set` overrides, unknown keys rejected,
+One typed model, like the run config (sft_ray/config/): YAML plus dotted `--set` overrides, unknown keys rejected,
 every field with a default and a description. Kept apart from `sft_ray/config/` (the build and
 training run config) because a served model outlives the run that produced it: serving needs
 only the exported folder, not the corpora or the training settings.

@@ -1,7 +1,7 @@
 """The model side of serving: chat template in, generated assistant text out. No Serve here.
 
-`ChatEngine` loads the tokenizer and model once (STYLE.md: anything holding a model is a class
-that loads once) and offers two calls:
+`ChatEngine` loads the tokenizer and model once (docs/ARCHITECTURE.md, principle 3: anything holding a model is a
+class that loads it once) and offers two calls:
 - `generate(jobs)`: several requests in one left-padded batch (decoder-only models continue from
   the last position, so padding must sit on the left for every row to end at its prompt's end).
   Requests that sample differently (temperature, top_p, seed) go in separate `generate` calls;

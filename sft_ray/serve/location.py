@@ -1,7 +1,7 @@
 """Find the model folder inside what the user pointed `sft-ray serve` at.
 
-A fine-tune writes its export to `<output>/train/model` (sft_ray/train/export.py, DESIGN.md
-"Output layout of a training run"), so users naturally name the run (`runs/demo`), the training
+A fine-tune writes its export to `<output>/train/model` (sft_ray/train/export.py, docs/ARCHITECTURE.md
+"Output layout"), so users naturally name the run (`runs/demo`), the training
 folder (`runs/demo/train`) or the model folder itself. All three are accepted, locally and on
 object storage; anything that is not a folder (`tiny-llama`, `smollm2-135m-instruct`, a hub id)
 is passed through to `sft_ray.models.resolve_model` unchanged.

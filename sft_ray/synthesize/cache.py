@@ -21,7 +21,7 @@ from collections.abc import Container
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray import storage
 
 log = logging.getLogger("sft_ray")
@@ -73,7 +73,7 @@ def write_entries(url: str, rows: list[dict], model: str, storage_options: dict 
             "key": [r["key"] for r in rows], "output": [r["output"] for r in rows], "score": [r["score"] for r in rows],
             "finished": [bool(r["finished"]) for r in rows], "model": [model] * len(rows), "created": [created] * len(rows),
         },
-        schema=S.TEACHER_CACHE_SCHEMA,
+        schema=schema.TEACHER_CACHE_SCHEMA,
     )
     fs, path = storage.get_fs(url, storage_options)
     fs.makedirs(path, exist_ok=True)
@@ -102,11 +102,11 @@ def with_outputs(requests: pa.Table, index: Index, generated: Container[str] = (
     `generated`: keys generated for this batch (so not `cached`, though `index` now holds them);
     `errors`: key -> why its generation failed (output null). Both backends fill their rows here."""
     errors = errors or {}
-    cols: dict[str, list] = {f.name: [] for f in S.TEACHER_GENERATED_FIELDS}
+    cols: dict[str, list] = {f.name: [] for f in schema.TEACHER_GENERATED_FIELDS}
     for k in requests["key"].to_pylist():
         out, score, fin = index.get(k, (None, None, False))
         for name, v in zip(cols, (out, score, fin, k in index and k not in generated, errors.get(k))):
             cols[name].append(v)
-    for f in S.TEACHER_GENERATED_FIELDS:
+    for f in schema.TEACHER_GENERATED_FIELDS:
         requests = requests.append_column(f, pa.array(cols[f.name], f.type))
     return requests

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import RunConfig, TeacherConfig, TeacherTaskConfig
 from sft_ray.synthesize import transformers_backend, vllm_backend
 from sft_ray.synthesize.cache import cache_url, request_key
@@ -61,15 +61,15 @@ def teacher_examples(curated: ray.data.Dataset, cfg: RunConfig, output: str, sto
 
 def eligible(table: pa.Table, cfg: TeacherConfig) -> pa.Table:
     """Live records (no reject tag, when the table has tags) of a task's kinds, with text."""
-    S.require_columns(table, [S.ID, S.SOURCE, S.KIND, S.TEXT, S.SPLIT], "teacher")
+    schema.require_columns(table, [schema.ID, schema.SOURCE, schema.KIND, schema.TEXT, schema.SPLIT], "teacher")
     kinds = sorted({k for task in cfg.tasks.values() for k in task.kinds})
-    mask = pc.and_(pc.is_in(table[S.KIND], pa.array(kinds, pa.string())), pc.invert(pc.is_null(table[S.TEXT])))
-    mask = pc.and_(mask, pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(table[S.TEXT], ""))), 0))
-    if S.REJECT_REASON in table.column_names:
-        mask = pc.and_(mask, pc.is_null(table[S.REJECT_REASON]))
+    mask = pc.and_(pc.is_in(table[schema.KIND], pa.array(kinds, pa.string())), pc.invert(pc.is_null(table[schema.TEXT])))
+    mask = pc.and_(mask, pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(table[schema.TEXT], ""))), 0))
+    if schema.REJECT_REASON in table.column_names:
+        mask = pc.and_(mask, pc.is_null(table[schema.REJECT_REASON]))
     t = table.filter(mask)
-    title = t[S.TITLE] if S.TITLE in t.column_names else pa.nulls(t.num_rows, pa.string())
-    return pa.table({S.ID: t[S.ID], S.SOURCE: t[S.SOURCE], S.KIND: t[S.KIND], S.TEXT: t[S.TEXT], S.TITLE: title, S.SPLIT: t[S.SPLIT]})
+    title = t[schema.TITLE] if schema.TITLE in t.column_names else pa.nulls(t.num_rows, pa.string())
+    return pa.table({schema.ID: t[schema.ID], schema.SOURCE: t[schema.SOURCE], schema.KIND: t[schema.KIND], schema.TEXT: t[schema.TEXT], schema.TITLE: title, schema.SPLIT: t[schema.SPLIT]})
 
 
 # ------------------------------------------------------------------------------- max_records
@@ -79,7 +79,7 @@ def record_hash(record_id: str, seed: int) -> int:
 
 
 def _add_hash(table: pa.Table, seed: int) -> pa.Table:
-    return table.append_column(_HASH, pa.array([record_hash(i, seed) for i in table[S.ID].to_pylist()], pa.int64()))
+    return table.append_column(_HASH, pa.array([record_hash(i, seed) for i in table[schema.ID].to_pylist()], pa.int64()))
 
 
 def _smallest(table: pa.Table, k: int) -> pa.Table:
@@ -124,23 +124,23 @@ def render_prompt(task: TeacherTaskConfig, text: str, title: str | None, max_cha
 def build_requests(table: pa.Table, cfg: TeacherConfig) -> pa.Table:
     """Eligible records (id, source, kind, text, title, split) -> TEACHER_REQUEST_SCHEMA rows, one per (record, task)."""
     rows = []
-    for rid, source, kind, text, title, split in zip(*(table[c].to_pylist() for c in (S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE, S.SPLIT))):
+    for rid, source, kind, text, title, split in zip(*(table[c].to_pylist() for c in (schema.ID, schema.SOURCE, schema.KIND, schema.TEXT, schema.TITLE, schema.SPLIT))):
         if split is None:
             raise ValueError(f"teacher: record {rid} has no split (the build assigns it after dedup: format/split.py assign_split)")
         for name, task in cfg.tasks.items():
             if kind not in task.kinds:
                 continue
             passage, prompt = render_prompt(task, text, title, cfg.max_input_chars)
-            rows.append({S.ID: f"{rid}:teacher_{name}", "task": name, S.SOURCE: source, "source_id": rid, S.SPLIT: split,
-                         "passage": passage, S.TITLE: title, "prompt": prompt,
+            rows.append({schema.ID: f"{rid}:teacher_{name}", "task": name, schema.SOURCE: source, "source_id": rid, schema.SPLIT: split,
+                         "passage": passage, schema.TITLE: title, "prompt": prompt,
                          "key": request_key(cfg.model, generation_params(cfg, task), prompt)})
-    return pa.Table.from_pylist(rows, schema=S.TEACHER_REQUEST_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=schema.TEACHER_REQUEST_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------- validate
 def finish_batch(table: pa.Table, cfg: TeacherConfig) -> pa.Table:
     """Requests + generations -> TEACHER_SCHEMA rows: an SFT example, or an invalid one with its detail."""
-    cols = {c: table[c].to_pylist() for c in ("task", "passage", S.TITLE, "prompt", "output", "score", "finished", "error")}
+    cols = {c: table[c].to_pylist() for c in ("task", "passage", schema.TITLE, "prompt", "output", "score", "finished", "error")}
     messages, reasons, scores = [], [], []
     for task_name, passage, title, prompt, output, score, finished, error in zip(*cols.values()):
         task = cfg.tasks[task_name]
@@ -159,10 +159,10 @@ def finish_batch(table: pa.Table, cfg: TeacherConfig) -> pa.Table:
     n = table.num_rows
     return pa.table(
         {
-            S.ID: table[S.ID], "task": table["task"], "messages": pa.array(messages, S.TEACHER_SCHEMA.field("messages").type),
-            S.SOURCE: table[S.SOURCE], "source_id": table["source_id"], S.SPLIT: table[S.SPLIT],
-            S.REJECT_REASON: pa.array(reasons, pa.string()), S.DUPLICATE_OF: pa.nulls(n, pa.string()),
-            S.TEACHER_SCORE: pa.array(scores, pa.float64()),
+            schema.ID: table[schema.ID], "task": table["task"], "messages": pa.array(messages, schema.TEACHER_SCHEMA.field("messages").type),
+            schema.SOURCE: table[schema.SOURCE], "source_id": table["source_id"], schema.SPLIT: table[schema.SPLIT],
+            schema.REJECT_REASON: pa.array(reasons, pa.string()), schema.DUPLICATE_OF: pa.nulls(n, pa.string()),
+            schema.TEACHER_SCORE: pa.array(scores, pa.float64()),
         },
-        schema=S.TEACHER_SCHEMA,
+        schema=schema.TEACHER_SCHEMA,
     )

@@ -14,7 +14,7 @@ import math
 import pyarrow as pa
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import UNPLACEABLE_VLLM, TeacherConfig
 from sft_ray.placement import actor_pool_args
 from sft_ray.synthesize.cache import read_index, with_outputs, write_entries
@@ -62,14 +62,14 @@ def _row_score(row: dict) -> float | None:
 
 
 def _post(row: dict) -> dict:
-    keep = {**{f.name: row.get(f.name) for f in S.TEACHER_REQUEST_SCHEMA}, "prompt": row["teacher_prompt"]}
+    keep = {**{f.name: row.get(f.name) for f in schema.TEACHER_REQUEST_SCHEMA}, "prompt": row["teacher_prompt"]}
     return {**keep, "output": row.get("generated_text") or "", "score": _row_score(row),
             "finished": int(row.get("num_generated_tokens") or 0) < int(row["max_new_tokens"]), "cached": False, "error": None}
 
 
 def _as_generated(table: pa.Table) -> pa.Table:
-    schema = S.TEACHER_GENERATED_SCHEMA
-    return pa.table({f.name: table[f.name].cast(f.type) for f in schema}, schema=schema)
+    arrow_schema = schema.TEACHER_GENERATED_SCHEMA
+    return pa.table({f.name: table[f.name].cast(f.type) for f in arrow_schema}, schema=arrow_schema)
 
 
 def _store(table: pa.Table, cache: str | None, model: str, storage_options: dict) -> pa.Table:

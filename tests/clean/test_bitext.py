@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.clean.bitext import bitext_batch, number_mismatch, reason, weighted_length
 from sft_ray.config import BitextConfig
 from tests.conftest import DEMO_DATA, SHARED_CORPORA
@@ -152,7 +152,7 @@ def test_batch_tags_live_translation_rows_only():
         {"id": "4", **pair, "src_text": SRC_EN, "tgt_text": SRC_EN, "reject_stage": "ingest", "reject_reason": "bad_line"},
         {"id": "5", **pair, "src_text": SRC_EN, "tgt_text": ""},
     ]
-    table = S.records_from_rows(rows)
+    table = schema.records_from_rows(rows)
     out = bitext_batch(table, CFG).to_pylist()
     assert [r["reject_reason"] for r in out] == [None, "bitext_copy", None, "bad_line", "bitext_empty_side"]
     assert [r["reject_stage"] for r in out] == [None, "clean", None, "ingest", "clean"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.clean import clean_batch, langid
 from sft_ray.config import CleanConfig
 from tests.clean.texts import BBC, CAPTIONS_DE, CAPTIONS_EN, HEISE, LEMONDE
@@ -40,13 +40,13 @@ def test_documents_get_lang_and_lang_score_and_reasons():
     ]
     cfg = CleanConfig.model_validate({"gopher_quality": {"enabled": False}, "gopher_repetition": {"enabled": False},
                                       "c4": {"enabled": False}, "fineweb": {"enabled": False}})
-    out = clean_batch(S.records_from_rows(rows), cfg).to_pylist()
+    out = clean_batch(schema.records_from_rows(rows), cfg).to_pylist()
     assert [r["reject_reason"] for r in out] == [None, "lang_mismatch", None, "low_lang_score", None]
     assert [r["lang"] for r in out[:3]] == ["en", "de", "fr"]
     assert out[4]["lang"] == "en" and out[4]["lang_score"] < 0.65  # declared language kept, its low score recorded
     assert all(isinstance(r["lang_score"], float) for r in out)
-    off = clean_batch(S.records_from_rows(rows), cfg.model_copy(update={"langid": cfg.langid.model_copy(update={"enabled": False})}))
-    assert off[S.REJECT_REASON].null_count == 5 and off[S.LANG_SCORE].null_count == 5
+    off = clean_batch(schema.records_from_rows(rows), cfg.model_copy(update={"langid": cfg.langid.model_copy(update={"enabled": False})}))
+    assert off[schema.REJECT_REASON].null_count == 5 and off[schema.LANG_SCORE].null_count == 5
 
 
 def test_translation_pair_sides_are_checked_against_declared_languages():
@@ -55,7 +55,7 @@ def test_translation_pair_sides_are_checked_against_declared_languages():
         {**pair, "id": "ok", "src_text": CAPTIONS_EN[0], "tgt_text": CAPTIONS_DE[0]},
         {**pair, "id": "swapped", "src_text": CAPTIONS_DE[1], "tgt_text": CAPTIONS_EN[1]},
     ]
-    out = clean_batch(S.records_from_rows(rows), CleanConfig()).to_pylist()
+    out = clean_batch(schema.records_from_rows(rows), CleanConfig()).to_pylist()
     assert [r["reject_reason"] for r in out] == [None, "lang_mismatch"]
     assert out[0]["lang"] is None and out[0]["lang_score"] > 0.9
     assert out[1]["lang_score"] < 0.1
@@ -69,5 +69,5 @@ def test_source_may_allow_several_languages():
     rows = [_doc(0, "news", BBC[0], "en|de"), _doc(1, "news", HEISE[0], "en|de"), _doc(2, "news", LEMONDE, "en|de")]
     cfg = CleanConfig.model_validate({"gopher_quality": {"enabled": False}, "gopher_repetition": {"enabled": False},
                                       "c4": {"enabled": False}, "fineweb": {"enabled": False}})
-    out = clean_batch(S.records_from_rows(rows), cfg).to_pylist()
+    out = clean_batch(schema.records_from_rows(rows), cfg).to_pylist()
     assert [(r["reject_reason"], r["lang"]) for r in out] == [(None, "en"), (None, "de"), ("lang_mismatch", "fr")]

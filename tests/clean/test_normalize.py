@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.clean.normalize import normalize_batch, normalize_text
 from sft_ray.config import CleanConfig
 
@@ -23,7 +23,7 @@ def test_length_bounds_and_existing_rejects_untouched():
         {"id": "4", "source": "s", "kind": "translation", "src_text": "Hi", "tgt_text": "H"},
         {"id": "5", "source": "s", "kind": "text", "text": "bad", "reject_stage": "ingest", "reject_reason": "malformed_json"},
     ]
-    out = normalize_batch(S.records_from_rows(rows), CleanConfig(min_chars=10, max_chars=40, pair_min_chars=2)).to_pylist()
+    out = normalize_batch(schema.records_from_rows(rows), CleanConfig(min_chars=10, max_chars=40, pair_min_chars=2)).to_pylist()
     assert [r["reject_reason"] for r in out] == ["too_short", None, "too_long", "too_short", "malformed_json"]
     assert [r["reject_stage"] for r in out] == ["clean", None, "clean", "clean", "ingest"]
     assert out[1]["text"] == "long enough text here, fine."

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.clean.pii import Span, find, redact, redact_batch
 from sft_ray.config import PiiConfig
 
@@ -119,7 +119,7 @@ def test_redact_batch_fills_pii_and_leaves_rejected_and_other_kinds_alone():
         {"id": "5", "source": "s", "kind": "web", "text": "a@example.com"},
     ]
     cfg = PiiConfig(kinds=["news", "translation"])
-    out = redact_batch(S.records_from_rows(rows), cfg).to_pylist()
+    out = redact_batch(schema.records_from_rows(rows), cfg).to_pylist()
     assert out[0]["text"] == "Mail <EMAIL> or <EMAIL>." and out[0]["title"] == "Call <PHONE>"
     assert json.loads(out[0]["pii"]) == {"EMAIL": 2, "PHONE": 1}
     assert out[1]["text"] == rows[1]["text"] and out[1]["pii"] is None
@@ -131,5 +131,5 @@ def test_redact_batch_fills_pii_and_leaves_rejected_and_other_kinds_alone():
 
 
 def test_redact_batch_disabled_is_identity():
-    table = S.records_from_rows([{"id": "1", "source": "s", "kind": "news", "text": "a@example.com"}])
+    table = schema.records_from_rows([{"id": "1", "source": "s", "kind": "news", "text": "a@example.com"}])
     assert redact_batch(table, PiiConfig(enabled=False)).equals(table)

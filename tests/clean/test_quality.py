@@ -8,7 +8,7 @@ import gzip
 
 import pytest
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.clean import c4, clean_batch, fineweb, gopher_quality, gopher_repetition
 from sft_ray.config import C4Config, CleanConfig, FineWebQualityConfig, GopherQualityConfig, GopherRepetitionConfig
 from tests.clean.texts import BBC, GOOD_PAGE, HEISE, MEDIUM
@@ -81,7 +81,7 @@ def _rows(kind, texts):
 
 def test_clean_batch_tags_web_only_by_default_and_rewrites_c4_lines():
     spam = "\n".join(MEDIUM + [NEWSLETTER] * 6)
-    table = S.records_from_rows(_rows("web", [GOOD_PAGE + "\nPlease enable JavaScript.", spam, MEDIUM[0]]) + _rows("text", [spam]))
+    table = schema.records_from_rows(_rows("web", [GOOD_PAGE + "\nPlease enable JavaScript.", spam, MEDIUM[0]]) + _rows("text", [spam]))
     out = clean_batch(table, CleanConfig()).to_pylist()
     assert [r["reject_reason"] for r in out] == [None, "gopher_repetition_dup_line_frac", "gopher_short_doc", None]
     assert {r["reject_stage"] for r in out[1:3]} == {"clean"}
@@ -99,11 +99,11 @@ def test_default_config_keeps_ag_news_descriptions_and_multi30k_captions():
     with gzip.open(DEMO_DATA / "multi30k_train_3k.en.gz", "rt") as en, gzip.open(DEMO_DATA / "multi30k_train_3k.de.gz", "rt") as de:
         rows += [{"id": f"m{i}", "source": "m", "kind": "translation", "src_text": a.strip(), "tgt_text": b.strip(),
                   "src_lang": "en", "tgt_lang": "de"} for i, (a, b) in enumerate(zip(en, de))]
-    out = clean_batch(S.records_from_rows(rows), CleanConfig())
+    out = clean_batch(schema.records_from_rows(rows), CleanConfig())
     assert out.num_rows == 3800 + 3000
-    assert out[S.REJECT_REASON].null_count == out.num_rows
+    assert out[schema.REJECT_REASON].null_count == out.num_rows
     # ...whereas the web-page filters, if applied to news, would wipe most of it out:
-    news = S.records_from_rows(rows[:200])
+    news = schema.records_from_rows(rows[:200])
     strict = CleanConfig.model_validate({"gopher_quality": {"kinds": ["web", "news"]}})
-    reasons = clean_batch(news, strict)[S.REJECT_REASON].to_pylist()
+    reasons = clean_batch(news, strict)[schema.REJECT_REASON].to_pylist()
     assert reasons.count(None) < 10 and reasons.count("gopher_short_doc") > 170  # of 200

@@ -275,7 +275,7 @@ def _satisfies(labels: dict, selector: dict) -> bool:
 
 
 def test_placement_in_the_commands_selects_the_right_node_types():
-    """Stage placement (issue 7, item 2): the `placement` each file's commands pass is valid config, and
+    """Stage placement: the `placement` each file's commands pass is valid config, and
     its selectors pick the CPU worker type for curation and only the GPU type for models and training."""
     labels = _node_labels()
     for name, types in labels.items():

@@ -6,7 +6,7 @@ import json
 
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import DecontaminateConfig
 from sft_ray.dedup.contamination import build_index, decontaminate, decontaminate_batch, token_hashes
 from sft_ray.format.split import assign_split, split_of
@@ -23,11 +23,11 @@ CFG = DecontaminateConfig()
 
 
 def _rows(texts):
-    return S.records_from_rows([{"id": f"r{i}", "source": "s", "kind": "text", "text": t} for i, t in enumerate(texts)])
+    return schema.records_from_rows([{"id": f"r{i}", "source": "s", "kind": "text", "text": t} for i, t in enumerate(texts)])
 
 
 def _reasons(table):
-    return list(zip(table[S.REJECT_REASON].to_pylist(), table[S.DUPLICATE_OF].to_pylist()))
+    return list(zip(table[schema.REJECT_REASON].to_pylist(), table[schema.DUPLICATE_OF].to_pylist()))
 
 
 def test_words_are_lowercased_and_cjk_characters_are_words():
@@ -71,7 +71,7 @@ def test_validation_index_only_rejects_training_records_and_rejected_rows_stay(r
             {"id": train[0], "source": "s", "kind": "text", "text": "Quoted: " + CONTEXT[:140]},
             {"id": train[1], "source": "s", "kind": "text", "text": "Something else entirely, about weather in the mountains."},
             {"id": train[2], "source": "s", "kind": "text", "text": CONTEXT, "reject_stage": "dedup", "reject_reason": "exact_duplicate"}]
-    ds = ray.data.from_arrow(assign_split(S.records_from_rows(rows), 0.2, 0))  # the build assigns the split before
+    ds = ray.data.from_arrow(assign_split(schema.records_from_rows(rows), 0.2, 0))  # the build assigns the split before
     out = {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in decontaminate(ds, CFG).take_all()}
     assert out == {val[0]: (None, None), train[0]: ("contaminated", "split:validation"), train[1]: (None, None),
                    train[2]: ("exact_duplicate", None)}

@@ -7,7 +7,7 @@ import random
 import pytest
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import DedupConfig
 from sft_ray.dedup.exact import exact_dedup
 
@@ -26,7 +26,7 @@ def _corpus():
 
 
 def _run(rows, blocks, cfg=DedupConfig(num_partitions=3)):
-    ds = ray.data.from_arrow([S.records_from_rows(part) for part in _chunks(rows, blocks)])
+    ds = ray.data.from_arrow([schema.records_from_rows(part) for part in _chunks(rows, blocks)])
     out = exact_dedup(ds, cfg).take_all()
     return {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in out}, len(out)
 

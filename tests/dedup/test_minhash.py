@@ -15,7 +15,7 @@ import pytest
 import ray
 from conftest import DEMO_DATA, SHARED_CORPORA
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import DedupConfig, NearDedupConfig
 from sft_ray.dedup import near_dedup
 from sft_ray.dedup.components import star_labels
@@ -182,10 +182,10 @@ def _corpus() -> tuple[list[dict], dict]:
 
 def _run(rows: list[dict], blocks: int, cfg: DedupConfig) -> dict:
     k = -(-len(rows) // blocks)
-    ds = ray.data.from_arrow([S.records_from_rows(rows[i : i + k]) for i in range(0, len(rows), k)])
+    ds = ray.data.from_arrow([schema.records_from_rows(rows[i : i + k]) for i in range(0, len(rows), k)])
     out = near_dedup(ds, cfg).take_all()
     assert len(out) == len(rows) and sorted(r["id"] for r in out) == sorted(r["id"] for r in rows)
-    assert set(out[0]) == set(S.RECORD_SCHEMA.names)
+    assert set(out[0]) == set(schema.RECORD_SCHEMA.names)
     return {r["id"]: (r["reject_stage"], r["reject_reason"], r["duplicate_of"]) for r in out}
 
 
@@ -226,5 +226,5 @@ def test_all_shuffle_path_gives_the_same_tags(reference, blocks):
 
 
 def test_disabled_is_identity(ray_local):
-    ds = ray.data.from_arrow(S.records_from_rows([{"id": "a", "source": "s", "kind": "news", "text": "x"}]))
+    ds = ray.data.from_arrow(schema.records_from_rows([{"id": "a", "source": "s", "kind": "news", "text": "x"}]))
     assert near_dedup(ds, DedupConfig(near={"enabled": False})) is ds

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import DedupConfig
 from sft_ray.dedup.semantic import fit_centroids, greedy_duplicates, semantic_dedup
 from tests.conftest import DEMO_DATA
@@ -40,7 +40,7 @@ CFG = DedupConfig(num_partitions=3, semantic={"enabled": True, "threshold": 0.8,
 
 def _run(rows: list[dict], blocks: int) -> dict[str, tuple]:
     k = -(-len(rows) // blocks)
-    ds = ray.data.from_arrow([S.records_from_rows(rows[i : i + k]) for i in range(0, len(rows), k)])
+    ds = ray.data.from_arrow([schema.records_from_rows(rows[i : i + k]) for i in range(0, len(rows), k)])
     out = semantic_dedup(ds, CFG).take_all()
     assert len(out) == len(rows) and "semantic_embedding" not in out[0]
     return {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in out}

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import SftDedupConfig
 from sft_ray.dedup.sft import example_key, removed, sft_dedup, survivors
 
@@ -32,7 +32,7 @@ def _examples() -> list[dict]:
 
 def _run(rows: list[dict], blocks: int, on: str) -> dict[str, tuple]:
     k = -(-len(rows) // blocks)
-    ds = ray.data.from_arrow([pa.Table.from_pylist(rows[i : i + k], schema=S.SFT_SCHEMA) for i in range(0, len(rows), k)])
+    ds = ray.data.from_arrow([pa.Table.from_pylist(rows[i : i + k], schema=schema.SFT_SCHEMA) for i in range(0, len(rows), k)])
     out = sft_dedup(ds, SftDedupConfig(on=on), num_partitions=3).take_all()
     assert len(out) == len(rows)  # tag, never drop
     return {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in out}
@@ -68,17 +68,17 @@ def test_example_mode_removes_copies_prompt_mode_also_other_answers(ray_local):
 
 def test_examples_rejected_before_dedup_keep_their_reason(ray_local):
     rows = _examples()[:3] + [_ex("r999:teacher_qa", "Question 0: what is 0 squared?", "0")]
-    t = pa.Table.from_pylist(rows, schema=S.SFT_SCHEMA)
-    t = t.append_column(S.REJECT_REASON, pa.array([None, None, None, "invalid_teacher_output"])).append_column(S.DUPLICATE_OF, pa.nulls(4, pa.string()))
+    t = pa.Table.from_pylist(rows, schema=schema.SFT_SCHEMA)
+    t = t.append_column(schema.REJECT_REASON, pa.array([None, None, None, "invalid_teacher_output"])).append_column(schema.DUPLICATE_OF, pa.nulls(4, pa.string()))
     out = {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in sft_dedup(ray.data.from_arrow(t), SftDedupConfig(), 2).take_all()}
     assert out["r999:teacher_qa"] == ("invalid_teacher_output", None)  # not a duplicate of r000: it was never live
     assert out["r000:qa"] == (None, None)
 
 
 def test_survivors_and_removed_tables():
-    t = pa.Table.from_pylist([_ex("a:qa", "q", "1"), _ex("b:qa", "q", "1", split="validation")], schema=S.SFT_SCHEMA)
-    t = t.append_column(S.REJECT_REASON, pa.array([None, "duplicate_example"])).append_column(S.DUPLICATE_OF, pa.array([None, "a:qa"]))
-    assert survivors(t, "train").schema == S.SFT_OUTPUT_SCHEMA and survivors(t, "train")[S.ID].to_pylist() == ["a:qa"]
+    t = pa.Table.from_pylist([_ex("a:qa", "q", "1"), _ex("b:qa", "q", "1", split="validation")], schema=schema.SFT_SCHEMA)
+    t = t.append_column(schema.REJECT_REASON, pa.array([None, "duplicate_example"])).append_column(schema.DUPLICATE_OF, pa.array([None, "a:qa"]))
+    assert survivors(t, "train").schema == schema.SFT_OUTPUT_SCHEMA and survivors(t, "train")[schema.ID].to_pylist() == ["a:qa"]
     assert survivors(t, "validation").num_rows == 0
     rej = removed(t).to_pylist()
     assert rej[0]["stage"] == "sft_dedup" and rej[0]["duplicate_of"] == "a:qa" and json.loads(rej[0]["meta"])["split"] == "validation"

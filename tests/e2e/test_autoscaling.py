@@ -1,4 +1,4 @@
-"""Autoscaling from zero with Ray's fake multi-node provider (issue 7, "Prove it").
+"""Autoscaling from zero with Ray's fake multi-node provider.
 
 What `ray.cluster_utils.AutoscalingCluster` does, done by hand: its `start()` and `shutdown()` run
 `ray stop --force`, which would kill every Ray on the machine (this pytest's own included), and the

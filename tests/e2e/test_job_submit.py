@@ -1,4 +1,4 @@
-"""`ray job submit` against a real Ray head with token authentication (DESIGN.md, "Jobs and CLI").
+"""`ray job submit` against a real Ray head with token authentication (docs/ARCHITECTURE.md, "Data flow").
 
 Every job must work unchanged under
     ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml -- python jobs/<job>.py ...
@@ -180,7 +180,7 @@ def test_pipeline_job_succeeds_and_writes_the_layout(ray_head, tmp_path):
         print(f"[job submit] working dir package {pkg.name}: {size / 1e6:.2f} MB", flush=True)
         assert size < 20e6, f"working dir upload is {size / 1e6:.1f} MB: excludes not applied?"
 
-    # Secrets (issue 8): the Ray token and the node's cloud keys appear in no output file (manifest,
+    # Secrets: the Ray token and the node's cloud keys appear in no output file (manifest,
     # report, checkpoints with their saved config, model, metrics), in the job's logs, or in any
     # log file of the Ray session.
     logs = job_logs(ray_head, jid)

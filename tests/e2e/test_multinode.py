@@ -1,4 +1,4 @@
-"""A real multi-node Ray cluster on one machine (issue 7, "Prove it"): a head and two worker nodes
+"""A real multi-node Ray cluster on one machine: a head and two worker nodes
 started with `ray start` on loopback, with token authentication; one worker labelled and resourced
 for data (`sft-ray/pool=data`, `data_node`), one for training (`sft-ray/pool=train`, `train_node`),
 as the node types in cluster/ are. `jobs/pipeline.py` goes in through `ray job submit` with

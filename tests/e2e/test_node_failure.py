@@ -1,4 +1,4 @@
-"""A worker node dies during the build (issue 7, "Prove it"): a head (CPU 0) and two data nodes
+"""A worker node dies during the build: a head (CPU 0) and two data nodes
 started with `ray start` on loopback, token auth, the build through `ray job submit`. While the
 second build runs, the test SIGKILLs every process of one data node (its raylet, object store and
 workers: what a reclaimed spot instance looks like to Ray). Ray retries the lost tasks and rebuilds

@@ -114,8 +114,8 @@ def test_build_reads_and_writes_s3(run):
     assert n_train > 0 and n_val > 0
 
     # Secrets: redacted in the saved config, the endpoint kept; sources kept their options.
-    so = manifest["config"]["storage_options"]
-    assert so == {"endpoint_url": cfg.storage_options["endpoint_url"], "key": "***", "secret": "***"}
+    storage_options = manifest["config"]["storage_options"]
+    assert storage_options == {"endpoint_url": cfg.storage_options["endpoint_url"], "key": "***", "secret": "***"}
     assert manifest["config"]["sources"][0]["storage_options"] == {"endpoint_url": cfg.storage_options["endpoint_url"]}
     report = fs.cat_file(f"{root}/report/report.html").decode()
     assert OUT_SECRET not in report and OUT_KEY not in report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import FormatConfig
 from sft_ray.format import format_batch
 from sft_ray.format.split import assign_split, split_of
@@ -13,7 +13,7 @@ PAIR = {"id": "m-1", "source": "m", "kind": "translation", "src_text": "A dog.",
 
 def _fmt(rows, **kw):
     cfg = FormatConfig(**kw)
-    records = assign_split(S.records_from_rows(rows), cfg.validation_fraction, cfg.seed)  # as the build does, before format
+    records = assign_split(schema.records_from_rows(rows), cfg.validation_fraction, cfg.seed)  # as the build does, before format
     return format_batch(records, cfg, {"ag": ["World", "Sports", "Business", "Sci/Tech"]}).to_pylist()
 
 

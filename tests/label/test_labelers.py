@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import LabelConfig, SeedConfig
 from sft_ray.label import label_dataset, select_batch
 from sft_ray.label.classifier import fit_head
@@ -94,7 +94,7 @@ def _records():
         {"id": "t0", "source": "m30k", "kind": "translation", "src_text": "A dog runs.", "tgt_text": "Ein Hund rennt."},
         {"id": "q0", "source": "qa", "kind": "qa", "text": "What is the capital of France? Paris."},
     ]
-    return S.records_from_rows(rows)
+    return schema.records_from_rows(rows)
 
 
 def test_labeler_adds_columns_and_leaves_rejected_and_other_kinds_null(embedder, ag):
@@ -103,7 +103,7 @@ def test_labeler_adds_columns_and_leaves_rejected_and_other_kinds_null(embedder,
     assert out.num_rows == 5
     names = out.column_names
     assert [f.name for f in LABEL_FIELDS] == names[names.index("topic") : names.index("topic") + len(LABEL_FIELDS)]
-    assert names[-3:] == [S.REJECT_STAGE, S.REJECT_REASON, S.DUPLICATE_OF]  # label columns sit before the tags
+    assert names[-3:] == [schema.REJECT_STAGE, schema.REJECT_REASON, schema.DUPLICATE_OF]  # label columns sit before the tags
     rows = {r["id"]: r for r in out.to_pylist()}
     assert rows["n0"]["topic"] == "Sports" and rows["n1"]["topic"] == "Business"
     assert all(0.25 <= rows[i]["topic_score"] <= 1 for i in ("n0", "n1"))
@@ -129,15 +129,15 @@ def test_rows_that_are_seed_texts_are_flagged_for_the_report(embedder, ag):
             {"id": "other", "source": "ag", "kind": "news", "title": "Yankees beat Red Sox", "text": held[0].text},
             {"id": "gone", "source": "ag", "kind": "news", "title": title, "text": text, "reject_stage": "clean",
              "reject_reason": "too_short"}]
-    out = TopicLabeler(fitted, embedder=embedder)(S.records_from_rows(rows))
-    flags = dict(zip(out["id"].to_pylist(), out[S.LABEL_FLAGS].to_pylist()))
+    out = TopicLabeler(fitted, embedder=embedder)(schema.records_from_rows(rows))
+    flags = dict(zip(out["id"].to_pylist(), out[schema.LABEL_FLAGS].to_pylist()))
     assert flags == {"seed": "topic_seed", "other": None, "gone": None}
     low = LabelConfig(enabled=True, topic={**LabelConfig().topic.model_dump(), "min_confidence": 1.0, "action": "flag"})
-    assert select_batch(out, low)[S.LABEL_FLAGS].to_pylist()[:2] == ["topic_seed,low_topic_confidence", "low_topic_confidence"]
+    assert select_batch(out, low)[schema.LABEL_FLAGS].to_pylist()[:2] == ["topic_seed,low_topic_confidence", "low_topic_confidence"]
 
 
 def _scored(scores):
-    t = S.records_from_rows([{"id": str(i), "source": "s", "kind": "news", "text": "x"} for i in range(len(scores))])
+    t = schema.records_from_rows([{"id": str(i), "source": "s", "kind": "news", "text": "x"} for i in range(len(scores))])
     t = ensure_label_columns(t)
     return t.set_column(t.schema.get_field_index("topic_score"), "topic_score", pa.array(scores, pa.float64()))
 
@@ -173,7 +173,7 @@ def test_label_dataset_runs_an_actor_pool_and_keeps_every_row(ray_local, ag):
     head, held = ag
     rows = [{"id": f"h{i}", "source": "ag", "kind": "news", "text": r.text} for i, r in enumerate(held[::8])]
     rows.append({"id": "t0", "source": "m30k", "kind": "translation", "src_text": "Hi.", "tgt_text": "Hallo."})
-    ds = ray.data.from_arrow([S.records_from_rows(rows[:10]), S.records_from_rows(rows[10:])])
+    ds = ray.data.from_arrow([schema.records_from_rows(rows[:10]), schema.records_from_rows(rows[10:])])
     cfg = LabelConfig(enabled=True, batch_size=8, concurrency=1,
                       topic={**LabelConfig().topic.model_dump(), "min_confidence": 0.9, "action": "reject"})
     out = label_dataset(ds, cfg, heads={"topic": head}).take_all()

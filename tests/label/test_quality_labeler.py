@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import LabelConfig
 from sft_ray.label import fit_heads, select_batch
 from sft_ray.label.classifier import fit_head
@@ -56,7 +56,7 @@ def test_head_scores_boilerplate_low_and_articles_high_on_held_out_pages(quality
 
 def test_quality_score_is_the_probability_of_good_not_of_the_predicted_label(quality_head):
     head, embedder = quality_head
-    table = S.records_from_rows([
+    table = schema.records_from_rows([
         {"id": "w0", "source": "crawl", "kind": "web", "title": "Rates",
          "text": "The central bank raised its key interest rate by half a point on Tuesday, citing inflation that has "
                  "stayed above its target for a year. Economists had expected a smaller move."},
@@ -75,9 +75,9 @@ def test_quality_score_is_the_probability_of_good_not_of_the_predicted_label(qua
 
 
 def _quality_scored(scores):
-    t = S.records_from_rows([{"id": str(i), "source": "s", "kind": "web", "text": "x"} for i in range(len(scores))])
+    t = schema.records_from_rows([{"id": str(i), "source": "s", "kind": "web", "text": "x"} for i in range(len(scores))])
     t = ensure_label_columns(t)
-    return t.set_column(t.schema.get_field_index(S.QUALITY_SCORE), S.QUALITY_SCORE, pa.array(scores, pa.float64()))
+    return t.set_column(t.schema.get_field_index(schema.QUALITY_SCORE), schema.QUALITY_SCORE, pa.array(scores, pa.float64()))
 
 
 def test_select_rejects_low_quality_and_keeps_every_row():
@@ -93,7 +93,7 @@ def test_select_rejects_low_quality_and_keeps_every_row():
 def test_select_flags_low_quality_next_to_other_flags():
     cfg = LabelConfig(enabled=True, topic={"min_confidence": 0.6}, quality={"min_quality": 0.5})  # both flag by default
     t = _quality_scored([0.2, 0.8, 0.1])
-    t = t.set_column(t.schema.get_field_index(S.TOPIC_SCORE), S.TOPIC_SCORE, pa.array([0.3, 0.3, None], pa.float64()))
+    t = t.set_column(t.schema.get_field_index(schema.TOPIC_SCORE), schema.TOPIC_SCORE, pa.array([0.3, 0.3, None], pa.float64()))
     out = select_batch(t, cfg).to_pylist()
     assert [r["reject_reason"] for r in out] == [None, None, None]
     assert [r["label_flags"] for r in out] == ["low_topic_confidence,low_quality", "low_topic_confidence", "low_quality"]
@@ -103,8 +103,8 @@ def test_quality_config_defaults_and_errors():
     q = LabelConfig().quality
     assert q.enabled and q.kinds == ["web", "text"] and q.action == "flag" and q.min_quality == 0.5
     assert q.good_label == "good" and q.seed.path.endswith("web_quality_seed.jsonl")
-    assert list(LabelConfig().labelers()) == list(S.LABELERS) == ["topic", "sentiment", "quality"]
-    assert [f.name for f in S.LABEL_FIELDS][4:6] == ["quality", "quality_score"]
+    assert list(LabelConfig().labelers()) == list(schema.LABELERS) == ["topic", "sentiment", "quality"]
+    assert [f.name for f in schema.LABEL_FIELDS][4:6] == ["quality", "quality_score"]
     with pytest.raises(ValueError, match="min_confidence"):  # quality's threshold is min_quality
         LabelConfig.model_validate({"quality": {"min_confidence": 0.3}})
     assert LabelConfig.model_validate({"quality": {"seed": {"max_rows": 50}}}).quality.seed.format == "jsonl"  # partial seed merges
@@ -125,7 +125,7 @@ def test_label_dataset_rejects_low_quality_through_the_actor_pool_and_keeps_ever
     held = [r for r in _jsonl("web_quality_heldout.jsonl") if r["page"] in HELD_OUT_PAGES][::3]
     rows = [{"id": f"w{i}", "source": "crawl", "kind": "web", "text": r["text"]} for i, r in enumerate(held)]
     rows.append({"id": "n0", "source": "ag", "kind": "news", "text": "Home\nNews\nSport\nContact us"})  # not a quality kind
-    ds = ray.data.from_arrow([S.records_from_rows(rows[:10]), S.records_from_rows(rows[10:])])
+    ds = ray.data.from_arrow([schema.records_from_rows(rows[:10]), schema.records_from_rows(rows[10:])])
     cfg = LabelConfig(enabled=True, batch_size=8, concurrency=1, topic={"enabled": False},
                       quality={"action": "reject", "min_quality": 0.5})
     from sft_ray.label import label_dataset

@@ -1,4 +1,4 @@
-"""Resume after the driver dies (issue 8, item 4): a build is SIGKILLed half-way through read+clean;
+"""Resume after the driver dies: a build is SIGKILLed half-way through read+clean;
 the rerun reuses the input files whose markers exist, redoes only the rest, and its outputs equal
 those of an uninterrupted run made without staging (so the staged path changes nothing either).
 """

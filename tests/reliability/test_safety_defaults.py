@@ -1,4 +1,4 @@
-"""Safety defaults (issue 8, item 6): nothing executes or escapes unless the user asks for it.
+"""Safety defaults: nothing executes or escapes unless the user asks for it.
 
 The job-server half (submission refused without the token) is tests/e2e/test_job_submit.py.
 """

@@ -1,4 +1,4 @@
-"""Load (issue 8, item 7): the build on 200k small records on this machine, with the peak memory
+"""Load: the build on 200k small records on this machine, with the peak memory
 of every Ray worker recorded. Read + clean is streaming per input file, so the memory of those
 workers must not grow with the corpus: their peak at 10x the records stays within 1.5x of the peak
 at 20k. The dedup shuffle's aggregators hold their hash partition, so they grow with

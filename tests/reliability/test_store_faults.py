@@ -1,4 +1,4 @@
-"""Object-store faults (issue 8, item 3): a loopback proxy (tests/e2e/fault_proxy.py) sits between
+"""Object-store faults: a loopback proxy (tests/e2e/fault_proxy.py) sits between
 the build and a real S3 server (moto, real HTTP) and throttles (503 SlowDown), drops (connection
 closed, no response) or delays a share of the build's own requests, reads and writes alike.
 
@@ -60,17 +60,17 @@ def store(tmp_path_factory):
 def _config(endpoint: str, run: str, max_attempts: int | None = None):
     from sft_ray.config import RunConfig
 
-    so = {"endpoint_url": endpoint, **CREDS}
+    storage_options = {"endpoint_url": endpoint, **CREDS}
     if max_attempts:  # a user's own botocore retry setting (wins over sft_ray.storage.S3_RETRIES)
-        so["config_kwargs"] = {"retries": {"mode": "standard", "total_max_attempts": max_attempts}}
+        storage_options["config_kwargs"] = {"retries": {"mode": "standard", "total_max_attempts": max_attempts}}
     return RunConfig.model_validate({
-        "output": f"s3://{BUCKET}/runs/{run}", "storage_options": so, "read_batch_size": 20,
+        "output": f"s3://{BUCKET}/runs/{run}", "storage_options": storage_options, "read_batch_size": 20,
         "sources": [
             {"name": "ag", "kind": "news", "path": f"s3://{BUCKET}/raw/ag/*.csv", "format": "csv",
-             "fields": {"label": 0, "title": 1, "text": 2}, "label_names": AG_LABELS, "storage_options": so},
+             "fields": {"label": 0, "title": 1, "text": 2}, "label_names": AG_LABELS, "storage_options": storage_options},
             {"name": "m30k", "kind": "translation", "format": "bitext",
              "path": {"src": f"s3://{BUCKET}/raw/m30k/train.en.gz", "tgt": f"s3://{BUCKET}/raw/m30k/train.de.gz"},
-             "langs": {"src": "en", "tgt": "de"}, "storage_options": so},
+             "langs": {"src": "en", "tgt": "de"}, "storage_options": storage_options},
         ],
         "dedup": {"num_partitions": 2},
         "format": {"validation_fraction": 0.2},
@@ -172,10 +172,10 @@ def test_pinned_retries_hold_for_plain_fsspec_reads_in_a_hostile_environment(sto
     proxy.enabled, proxy.down = True, False
     monkeypatch.setenv("AWS_RETRY_MODE", "standard")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    so = {"endpoint_url": proxy.endpoint, "skip_instance_cache": True, **CREDS}
+    storage_options = {"endpoint_url": proxy.endpoint, "skip_instance_cache": True, **CREDS}
 
     def failed_reads() -> int:
-        fs = fsspec.filesystem("s3", **so)  # as fsspec.open makes it: fsspec's config applied
+        fs = fsspec.filesystem("s3", **storage_options)  # as fsspec.open makes it: fsspec's config applied
         n = 0
         for i in range(40):
             try:

@@ -1,4 +1,4 @@
-"""Worker faults during the build (issue 8, item 2): a Ray worker process is SIGKILLed mid-run, by
+"""Worker faults during the build: a Ray worker process is SIGKILLed mid-run, by
 pid, from the test. Ray retries the lost tasks; the build succeeds and its outputs (ids and content
 of curated/, rejects/, sft/) equal those of an undisturbed run.
 """

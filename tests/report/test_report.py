@@ -16,7 +16,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 import ray
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.label.classifier import fit_head
 from sft_ray.report import plots, record_counts, report_data, write_report
 from sft_ray.report.aggregates import CHAR_EDGES, WORD_EDGES, combine, profile_block
@@ -28,7 +28,7 @@ SECTIONS = ["summary", "funnel", "lengths", "languages", "labels", "label-qualit
 
 
 def _doc(i, text, **kw):
-    return {S.ID: f"s-{i}", S.SOURCE: kw.pop("source", "news"), S.KIND: kw.pop("kind", "news"), S.TEXT: text, **kw}
+    return {schema.ID: f"s-{i}", schema.SOURCE: kw.pop("source", "news"), schema.KIND: kw.pop("kind", "news"), schema.TEXT: text, **kw}
 
 
 def _records():
@@ -41,8 +41,8 @@ def _records():
              reject_stage="dedup", reject_reason="exact_duplicate", duplicate_of="s-2"),
         _doc(4, "Team wins the cup final after extra time!", lang="en", reject_stage="dedup", reject_reason="near_duplicate", duplicate_of="s-2"),
         _doc(5, "tiny", lang="en", reject_stage="clean", reject_reason="too_short"),
-        {S.ID: "p-1", S.SOURCE: "m30k", S.KIND: "translation", S.SRC_TEXT: "A dog runs.", S.TGT_TEXT: "Ein Hund rennt.",
-         S.SRC_LANG: "en", S.TGT_LANG: "de"},
+        {schema.ID: "p-1", schema.SOURCE: "m30k", schema.KIND: "translation", schema.SRC_TEXT: "A dog runs.", schema.TGT_TEXT: "Ein Hund rennt.",
+         schema.SRC_LANG: "en", schema.TGT_LANG: "de"},
     ]
     b = [
         _doc(6, "Team wins the cup final after extra time.", lang="en", reject_stage="dedup", reject_reason="near_duplicate", duplicate_of="s-2"),
@@ -52,18 +52,18 @@ def _records():
         _doc(10, "Der Markt steigt heute deutlich an", lang="de", label="Business", topic="Business", quality="bad"),
         _doc(11, "A seed row of the topic head", lang="en", label="World", topic="World", label_flags="topic_seed"),
     ]
-    return S.records_from_rows(a), S.records_from_rows(b)
+    return schema.records_from_rows(a), schema.records_from_rows(b)
 
 
 def test_profile_block_counts_kept_records_only():
     a, b = _records()
     d = combine(profile_block(a).to_pylist() + profile_block(b).to_pylist())
-    text = d["lengths"]["chars"]["columns"][S.TEXT]
+    text = d["lengths"]["chars"]["columns"][schema.TEXT]
     assert text["records"] == 5 and sum(text["counts"]) == 5 and len(text["counts"]) == len(CHAR_EDGES)
-    words = d["lengths"]["words"]["columns"][S.TEXT]
+    words = d["lengths"]["words"]["columns"][schema.TEXT]
     assert words["mean"] == pytest.approx(np.mean([7, 8, 7, 6, 7]))  # whitespace words of the 5 kept texts
     assert words["counts"][WORD_EDGES.index(5)] == 5  # all in the 5-9 words bin
-    assert d["lengths"]["chars"]["columns"][S.SRC_TEXT]["records"] == 1
+    assert d["lengths"]["chars"]["columns"][schema.SRC_TEXT]["records"] == 1
     assert d["languages"] == {"m30k": {"en→de": 1}, "news": {"en": 4, "de": 1}}
     assert d["labels"]["label"]["news"] == {"Business": 2, "Sci/Tech": 1, "Sports": 1, "World": 1}
     agree = d["gold_vs_predicted"]["topic"]["news"]  # the seed row is counted apart, not graded
@@ -222,7 +222,7 @@ def test_no_duplicates_gives_no_clusters(ray_local):
     from sft_ray.report import dedup_clusters
 
     a, _ = _records()
-    kept_only = a.filter(pa.compute.is_null(a[S.REJECT_REASON]))
+    kept_only = a.filter(pa.compute.is_null(a[schema.REJECT_REASON]))
     c = dedup_clusters(ray.data.from_arrow([kept_only]))
     assert c["clusters"] == 0 and c["largest"] == [] and c["removed"] == {}
 

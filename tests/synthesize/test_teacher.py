@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sft_ray import schema as S
+from sft_ray import schema
 from sft_ray.config import RunConfig, TeacherConfig, TeacherTaskConfig
 from sft_ray.format.split import assign_split, split_of
 from sft_ray.schema import TEACHER_SCHEMA
@@ -141,11 +141,11 @@ def _records(texts, kinds=None, reject=None, validation_fraction=0.05):
     """Records as the build hands them to the teacher: with their split (format.validation_fraction)."""
     kinds = kinds or ["text"] * len(texts)
     reject = reject or [None] * len(texts)
-    return assign_split(S.records_from_rows([{S.ID: f"r{i}", S.SOURCE: "src", S.KIND: k, S.TEXT: t, S.REJECT_REASON: rj}
+    return assign_split(schema.records_from_rows([{schema.ID: f"r{i}", schema.SOURCE: "src", schema.KIND: k, schema.TEXT: t, schema.REJECT_REASON: rj}
                                              for i, (t, k, rj) in enumerate(zip(texts, kinds, reject))]), validation_fraction, 0)
 
 
-REQUEST_INPUT = [S.ID, S.SOURCE, S.KIND, S.TEXT, S.TITLE, S.SPLIT]
+REQUEST_INPUT = [schema.ID, schema.SOURCE, schema.KIND, schema.TEXT, schema.TITLE, schema.SPLIT]
 
 
 def test_garbage_teacher_gives_reasons_and_loses_nothing(tmp_path):
@@ -154,7 +154,7 @@ def test_garbage_teacher_gives_reasons_and_loses_nothing(tmp_path):
     gen = Garbage(cfg, cache_url(str(tmp_path)))
     out = finish_batch(gen(req), cfg)
     assert out.schema == TEACHER_SCHEMA and out.num_rows == req.num_rows == 5
-    assert set(out[S.REJECT_REASON].to_pylist()) == {REASON}
+    assert set(out[schema.REJECT_REASON].to_pylist()) == {REASON}
     rows = out.to_pylist()
     failed = [r for r in rows if "FAIL" in r["messages"][1]["content"]][0]
     assert failed["messages"][0]["content"] == f"{REASON}: generation failed: RuntimeError: CUDA out of memory"
@@ -179,9 +179,9 @@ def test_max_records_is_partition_independent(ray_local):
     for blocks in (1, 7):  # the same records as 1 block or 7 uneven ones
         cuts = [0, *sorted({(i * i * 7) % 300 for i in range(1, blocks)}), 300]
         ds = ray_local.data.from_arrow([recs.slice(a, b - a) for a, b in zip(cuts, cuts[1:])])
-        chosen.append(sorted(r[S.ID] for r in select_records(ds, 25, seed=3).take_all()))
+        chosen.append(sorted(r[schema.ID] for r in select_records(ds, 25, seed=3).take_all()))
     assert chosen[0] == chosen[1] and len(chosen[0]) == 25
-    expect = sorted(sorted(recs[S.ID].to_pylist(), key=lambda i: record_hash(i, 3))[:25])
+    expect = sorted(sorted(recs[schema.ID].to_pylist(), key=lambda i: record_hash(i, 3))[:25])
     assert chosen[0] == expect
     assert select_records(ray_local.data.from_arrow(recs.slice(0, 10)), 25, 3).count() == 10
 
@@ -200,10 +200,10 @@ def test_tiny_llama_pipeline_all_invalid_nothing_lost_and_rerun_hits_cache(ray_l
                     reject=[None] * 4 + ["too_short", None, None])
     cfg = _tiny_cfg(tmp_path)
     ds = ray_local.data.from_arrow([recs.slice(0, 3), recs.slice(3)])
-    first = sorted(teacher_examples(ds, cfg, str(tmp_path), {}).take_all(), key=lambda r: r[S.ID])
+    first = sorted(teacher_examples(ds, cfg, str(tmp_path), {}).take_all(), key=lambda r: r[schema.ID])
     assert len(first) == 4 * 2  # 4 live records with text of the tasks' kinds x 2 tasks
-    assert {r[S.ID] for r in first} == {f"r{i}:teacher_{t}" for i in range(4) for t in ("qa", "summary")}
-    assert all(r[S.REJECT_REASON] == REASON and r[S.DUPLICATE_OF] is None for r in first)
+    assert {r[schema.ID] for r in first} == {f"r{i}:teacher_{t}" for i in range(4) for t in ("qa", "summary")}
+    assert all(r[schema.REJECT_REASON] == REASON and r[schema.DUPLICATE_OF] is None for r in first)
     assert all(r["messages"][0]["content"].startswith(REASON + ": ") and r["messages"][1]["role"] == "user" for r in first)
     assert set(first[0]) == set(TEACHER_SCHEMA.names)
     assert all(isinstance(r["teacher_score"], float) and 0 < r["teacher_score"] <= 1 for r in first)
@@ -211,7 +211,7 @@ def test_tiny_llama_pipeline_all_invalid_nothing_lost_and_rerun_hits_cache(ray_l
     assert stats["entries"] == 8
 
     second = sorted(teacher_examples(ray_local.data.from_arrow(recs), cfg, str(tmp_path), {}).take_all(),
-                    key=lambda r: r[S.ID])
+                    key=lambda r: r[schema.ID])
     assert second == first
     assert cache_stats(str(tmp_path)) == stats  # nothing generated, nothing written: 100% cache hits
 
@@ -227,11 +227,11 @@ def test_smollm2_end_to_end_rows_are_well_formed(ray_local, tmp_path):
     rows = teacher_examples(ray_local.data.from_arrow(_records(PASSAGES)), cfg, str(tmp_path), {}).take_all()
     assert len(rows) == 4 and all(set(r) == set(TEACHER_SCHEMA.names) for r in rows)
     for r in rows:
-        assert r["task"] == "qa" and r[S.ID] == f"{r['source_id']}:teacher_qa" and r[S.REJECT_REASON] in (None, REASON)
+        assert r["task"] == "qa" and r[schema.ID] == f"{r['source_id']}:teacher_qa" and r[schema.REJECT_REASON] in (None, REASON)
         assert 0 < r["teacher_score"] <= 1
         roles = [m["role"] for m in r["messages"]]
-        assert roles == (["user", "assistant"] if r[S.REJECT_REASON] is None else ["system", "user", "assistant"])
-        assert r["messages"][-1]["content"] if r[S.REJECT_REASON] is None else True
+        assert roles == (["user", "assistant"] if r[schema.REJECT_REASON] is None else ["system", "user", "assistant"])
+        assert r["messages"][-1]["content"] if r[schema.REJECT_REASON] is None else True
     assert cache_stats(str(tmp_path))["entries"] == 4
 
 
