@@ -200,6 +200,11 @@ class Step(NamedTuple):
     data_time: float
 
 
+def _steps_left(progress: Progress, tc) -> bool:
+    """max_steps not reached (always true for an epoch-sized run)."""
+    return tc.max_steps is None or progress.step < tc.max_steps
+
+
 def _finished(progress: Progress, tc) -> bool:
     if progress.done:
         return True
@@ -222,7 +227,7 @@ def optimizer_steps(w: Worker, tc, progress: Progress, position: RankPosition) -
         skip, position.batches_done, steps_this_epoch = position.batches_done, 0, 0
         while position.batches_done < skip and next(batches, None) is not None:
             position.batches_done += 1
-        while tc.max_steps is None or progress.step < tc.max_steps:
+        while _steps_left(progress, tc):
             started = time.perf_counter()
             micro, examples = _take(batches, tc.grad_accum, position, count=progress.epoch == 0)
             data_time = time.perf_counter() - started
@@ -239,7 +244,7 @@ def optimizer_steps(w: Worker, tc, progress: Progress, position: RankPosition) -
         if steps_this_epoch == 0 and not _finished(progress, tc) and not skip:
             raise RuntimeError(f"epoch {progress.epoch} yielded no training step: sft/train has fewer usable "
                                f"examples than num_workers x batch_size x grad_accum")
-        if tc.max_steps is None or progress.step < tc.max_steps:
+        if _steps_left(progress, tc):
             progress.epoch += 1
             position.batches_done = 0
 
