@@ -9,7 +9,7 @@ to the same schedule and evaluates the same sample. Checkpoints go to `<output>/
 (local or any fsspec URL) and a rerun on the same output resumes from the latest one (Ray Train
 restores its checkpoint manager from storage; checkpoint.py says what a resume restores).
 
-Layout written (docs/ARCHITECTURE.md, "Output layout of a training run"):
+Layout written (docs/ARCHITECTURE.md, "Output layout"):
     <output>/train/checkpoints/   Ray Train storage, step_000050/ ... (resume from here)
     <output>/train/model/         final model + tokenizer (chat template), from_pretrained-ready
     <output>/train/metrics.jsonl  step, epoch, loss, lr, grad_norm, tokens_per_s, step_time
@@ -217,11 +217,11 @@ def _trainer(cfg: RunConfig, plan: TrainPlan, train_ds):
 
 def _summary(plan: TrainPlan, storage_options: dict, t0: float) -> dict:
     """The run summary, from what rank 0 wrote (the workers' return values do not reach the driver)."""
-    train_dir, so = plan.train_dir, storage_options
-    rows = [json.loads(line) for line in read_text(join(train_dir, "metrics.jsonl"), so).splitlines() if line.strip()]
+    train_dir = plan.train_dir
+    rows = [json.loads(line) for line in read_text(join(train_dir, "metrics.jsonl"), storage_options).splitlines() if line.strip()]
     rows = [r for r in rows if "loss" in r]  # event rows (resume markers) carry no loss
-    ev = read_json(join(train_dir, "eval.json"), so) if exists(join(train_dir, "eval.json"), so) else {}
-    st = read_json(join(train_dir, "train_state.json"), so)
+    ev = read_json(join(train_dir, "eval.json"), storage_options) if exists(join(train_dir, "eval.json"), storage_options) else {}
+    st = read_json(join(train_dir, "train_state.json"), storage_options)
     base, tuned = ev.get("base") or {}, ev.get("finetuned") or {}
     return {
         "loss_start": rows[0]["loss"] if rows else None,
@@ -250,21 +250,21 @@ def run_finetune(cfg: RunConfig) -> dict:
     from sft_ray.runtime import init_ray
 
     t0 = time.time()
-    tc, so = cfg.train, cfg.storage_options
+    tc, storage_options = cfg.train, cfg.storage_options
     output = abs_output(cfg.output)
     train_url, val_url = join(output, "sft", "train"), join(output, "sft", "validation")
-    if not _has_parquet(train_url, so):
+    if not _has_parquet(train_url, storage_options):
         raise FileNotFoundError(f"no SFT training data: {train_url} holds no .parquet files (run the build first)")
-    n_train = _manifest_counts(output, so).get("train")
-    has_val = _has_parquet(val_url, so)
+    n_train = _manifest_counts(output, storage_options).get("train")
+    has_val = _has_parquet(val_url, storage_options)
     if not has_val:
         log.warning("no validation data at %s: eval.json will not be written", val_url)
 
     if not ray.is_initialized():
         init_ray(cfg.ray_address)
     check_training_resources(tc)  # before any model load, tokenization or GPU work
-    check_writable(join(output, "train"), so)
-    model_path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed, storage_options=so)
+    check_writable(join(output, "train"), storage_options)
+    model_path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed, storage_options=storage_options)
     ratio, mean_tokens = _train_sample_stats(cfg, train_url, model_path) if n_train else (1.0, None)
     steps = plan_steps(cfg, n_train, ratio)
     log.info("fine-tuning %s (%s) on %s: %s examples, %s steps (%s per epoch%s), %d workers, %s",
@@ -279,6 +279,6 @@ def run_finetune(cfg: RunConfig) -> dict:
     result = _trainer(cfg, plan, train_ds).fit()
     if result.error:
         raise result.error
-    summary = _summary(plan, so, t0)
+    summary = _summary(plan, storage_options, t0)
     log.info("fine-tuning done: %s", summary)
     return summary
