@@ -40,7 +40,6 @@ hash collisions at 64 bits are negligible (~n^2 / 2^64).
 from __future__ import annotations
 
 import functools
-import math
 import unicodedata
 
 import numpy as np
@@ -356,11 +355,6 @@ def document_band_keys(texts: pa.Array | pa.ChunkedArray, cfg: NearDedupConfig) 
         ok[lo + nonempty] = True
         keys[lo + nonempty] = band_keys(sig, cfg.num_bands, cfg.rows_per_band)
     return ok, keys
-
-
-def expected_error(j: float, num_perm: int) -> float:
-    """Standard deviation of the MinHash Jaccard estimate with independent permutations."""
-    return math.sqrt(j * (1 - j) / num_perm)
 
 
 def string_hashes(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
