@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CORPORA = REPO.parent / "shared" / "corpora"
+SHARED_CORPORA = REPO.parent / "shared" / "corpora"  # optional: benchmarks and the tests that skip without it
+TEST_DATA = REPO / "tests" / "data"  # small real inputs the tests need, with their licences (tests/data/NOTICE.md)
 DEMO_DATA = REPO / "sft_ray" / "demo" / "data"
 
 

@@ -14,10 +14,10 @@ import pytest
 from sft_ray.config import RunConfig
 from sft_ray.ingest.dialogue import conversation_of, render
 from sft_ray.ingest.formats import read_lines, read_squad
-from tests.conftest import SHARED_CORPORA
+from tests.conftest import TEST_DATA
 
-XQUAD = SHARED_CORPORA / "qa" / "xquad" / "xquad.en.json"
-RT = SHARED_CORPORA / "sentiment" / "rt-polarity"
+XQUAD = TEST_DATA / "qa" / "xquad" / "xquad.en.json"  # copies of ../shared/corpora files: tests/data/NOTICE.md
+RT = TEST_DATA / "sentiment" / "rt-polarity"
 
 CHATS = [
     {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the capital of France?"},

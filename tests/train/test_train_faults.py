@@ -66,13 +66,47 @@ def _train_workers(exclude: frozenset[str] = frozenset()) -> dict[str, tuple[int
     The session's Ray is shared with earlier tests, whose worker actors may still be listed ALIVE;
     killing one of those (as a CI run once did, picking the lowest pid) leaves this run untouched,
     so the test excludes the workers that were alive before its run started."""
+    import ray
     from ray.util.state import list_actors
 
-    actors = list_actors(filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False)
+    # The session's own Ray, named: without an address the State API auto-discovers and fails (or
+    # picks another cluster) when a second Ray runs on the machine.
+    actors = list_actors(address=ray.get_runtime_context().gcs_address, filters=[("state", "=", "ALIVE")],
+                         detail=True, raise_on_missing_output=False)
     print(f"[train fault] live actors: {sorted({a.class_name for a in actors})}", flush=True)
     return {a.actor_id: (a.pid, a.class_name) for a in actors
             if a.pid and "TrainWorker" in a.class_name and "Controller" not in a.class_name
             and a.actor_id not in exclude}
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _busy(workers: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The listed workers whose process is alive, still hosts a Ray Train worker and is training
+    (burns CPU over half a second). The State API is eventually consistent: an actor of an earlier
+    run can still be listed ALIVE with a pid that is gone or now hosts another worker, and killing
+    that pid would leave this run untouched."""
+    def hosts_train_worker(pid: int) -> bool:
+        try:
+            return "RayTrainWorker" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+
+    before = {pid: _cpu_ticks(pid) for pid, _ in workers if hosts_train_worker(pid)}
+    time.sleep(0.5)
+    busy = []
+    for pid, name in workers:
+        t0, t1 = before.get(pid), _cpu_ticks(pid)
+        if t0 is not None and t1 is not None and t1 > t0:
+            busy.append((pid, name))
+    print(f"[train fault] listed workers {workers}, busy {busy}", flush=True)
+    return busy
 
 
 def _kill_a_worker_after_a_checkpoint(out: Path, run: threading.Thread, stale: frozenset[str]):
@@ -86,7 +120,7 @@ def _kill_a_worker_after_a_checkpoint(out: Path, run: threading.Thread, stale: f
         if ckpts and steps and max(steps) >= ckpts[-1] + 2:
             if max(steps) >= MAX_STEPS - 1:
                 break  # too late for a meaningful kill
-            workers = sorted(_train_workers(stale).values())
+            workers = _busy(sorted(_train_workers(stale).values()))
             if workers:
                 pid, name = workers[0]
                 os.kill(pid, signal.SIGKILL)
