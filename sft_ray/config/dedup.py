@@ -97,7 +97,10 @@ class SemanticDedupConfig(StrictModel):
     seed: int = Field(default=0, description="Seed of the k-means++ initialisation.")
     batch_size: int = Field(default=256, ge=1, description="Rows per embedding actor call.")
     embed_batch_size: int = Field(default=32, ge=1, description="Texts per forward pass.")
-    concurrency: int = Field(default=2, ge=1, description="Most embedding actors (the pool autoscales from 1).")
+    concurrency: int | None = Field(
+        default=None, ge=1,
+        description="Most embedding actors (the pool autoscales from 1); None: as many as the nodes placement.models selects hold (sft_ray/pools.py).",
+    )
     num_cpus: float = Field(default=1, gt=0, description="CPUs per embedding actor.")
     num_gpus: float = Field(default=0, ge=0, description="GPUs per embedding actor (0: CPU).")
 

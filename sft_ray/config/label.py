@@ -238,7 +238,10 @@ class LabelConfig(StrictModel):
         # CPU, 1 thread, AG News: 27 / 21 / 17 docs per CPU-second at 32 / 64 / 128 (benchmarks/label_quality.py).
         default=32, ge=1, description="Texts per model forward pass (texts are length-sorted first); raise it on GPUs.",
     )
-    concurrency: int = Field(default=2, ge=1, description="Most labeler actors (the pool autoscales from 1); each loads the model once.")
+    concurrency: int | None = Field(
+        default=None, ge=1,
+        description="Most labeler actors (the pool autoscales from 1); None: as many as the nodes placement.models selects hold (sft_ray/pools.py).",
+    )
     num_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved per labeler actor (also its torch thread count).")
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs per labeler actor; > 0 runs the model on CUDA.")
 

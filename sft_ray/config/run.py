@@ -50,8 +50,7 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _placeable_teacher(self) -> RunConfig:
         t = self.teacher
-        parallel = int(t.engine_kwargs.get("tensor_parallel_size", 1)) * int(t.engine_kwargs.get("pipeline_parallel_size", 1))
-        if t.enabled and t.backend == "vllm" and self.placement.models and parallel > 1:
+        if t.enabled and t.backend == "vllm" and self.placement.models and t.engine_parallelism > 1:
             # Checked here as well as in synthesize/vllm_backend.py vllm_processor: here it fails before curation runs.
             raise ValueError(UNPLACEABLE_VLLM)
         return self

@@ -56,7 +56,10 @@ class TeacherConfig(StrictModel):
     seed: int = Field(default=0, description="Salts the max_records hash and seeds sampling.")
     batch_size: int = Field(default=16, ge=1, description="Rows per teacher actor call (Ray Data batch; one cache file per batch that generated).")
     generate_batch_size: int = Field(default=8, ge=1, description="Prompts per generate() call (length-sorted, left-padded); raise on GPUs.")
-    concurrency: int = Field(default=1, ge=1, description="Most teacher actors (the pool autoscales from 1); each loads the model once, lazily.")
+    concurrency: int | None = Field(
+        default=None, ge=1,
+        description="Most teacher actors or vLLM engines (the pool autoscales from 1); None: as many as the nodes placement.models selects hold (sft_ray/pools.py).",
+    )
     num_cpus: float = Field(default=1.0, gt=0, description="CPUs per teacher actor (also its torch thread count).")
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs per teacher actor (vllm: per engine replica); > 0 runs on CUDA.")
     cache: bool = Field(default=True, description="Reuse and store generations under <output>/_cache/teacher/.")
@@ -64,6 +67,11 @@ class TeacherConfig(StrictModel):
         default_factory=dict, description="backend=vllm: vLLM engine arguments (e.g. max_model_len, tensor_parallel_size)."
     )
     trust_remote_code: bool = Field(default=False, description="Allow custom model code from the model folder.")
+
+    @property
+    def engine_parallelism(self) -> int:
+        """GPUs one vLLM engine spans besides num_gpus: tensor x pipeline parallel size (engine_kwargs)."""
+        return int(self.engine_kwargs.get("tensor_parallel_size", 1)) * int(self.engine_kwargs.get("pipeline_parallel_size", 1))
 
     @model_validator(mode="after")
     def _check_backend(self) -> TeacherConfig:

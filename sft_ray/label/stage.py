@@ -22,6 +22,7 @@ from sft_ray.label.labelers import HeadSpec, Labeler
 from sft_ray.label.seed import load_seed, text_key
 from sft_ray.label.select import select_batch
 from sft_ray.placement import actor_pool_args
+from sft_ray.pools import pool_size
 
 log = logging.getLogger("sft_ray")
 
@@ -76,7 +77,7 @@ def label_dataset(ds: ray.data.Dataset, cfg: LabelConfig, heads: dict[str, Linea
                                "num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
         batch_format="pyarrow",
         batch_size=cfg.batch_size,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.concurrency),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool_size(cfg.num_cpus, cfg.num_gpus, selector, cfg.concurrency, "label")),
         num_cpus=cfg.num_cpus,
         num_gpus=cfg.num_gpus or None,
         udf_modifying_row_count=False,

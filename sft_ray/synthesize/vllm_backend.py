@@ -17,6 +17,7 @@ import ray
 from sft_ray import schema
 from sft_ray.config import UNPLACEABLE_VLLM, TeacherConfig
 from sft_ray.placement import actor_pool_args
+from sft_ray.pools import pool_size
 from sft_ray.synthesize.cache import read_index, with_outputs, write_entries
 
 
@@ -97,9 +98,11 @@ def vllm_processor(cfg: TeacherConfig, selector: dict[str, str]):
     build = getattr(rdl, "build_processor", None) or rdl.build_llm_processor
     model = resolve_model(cfg.model) if cfg.model in (SMOLLM2, TINY_LLAMA) else cfg.model
     sampling = {"temperature": 0.0} if cfg.greedy else {"temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed}
+    # Engines, not actors of num_gpus: one engine spans num_gpus x tensor x pipeline parallel GPUs.
+    engines = pool_size(0, cfg.num_gpus * cfg.engine_parallelism, selector, cfg.concurrency, "teacher (vLLM engines)")
     processor = build(
         rdl.vLLMEngineProcessorConfig(
-            model_source=model, engine_kwargs=dict(cfg.engine_kwargs), concurrency=cfg.concurrency, batch_size=cfg.batch_size,
+            model_source=model, engine_kwargs=dict(cfg.engine_kwargs), concurrency=engines, batch_size=cfg.batch_size,
             chat_template_stage=False, tokenize_stage=True, detokenize_stage=True,
         ),
         preprocess=lambda row: {**row, "teacher_prompt": row["prompt"], "prompt": row["prompt_text"],

@@ -101,6 +101,7 @@ def test_vllm_processor_stages_are_placed_by_placement_models(ray_local):
     assert "vLLMEngineStage" in stages
     assert all(s.map_batches_kwargs["label_selector"] == selector for s in stages.values())
     assert stages["vLLMEngineStage"].map_batches_kwargs["num_gpus"] == 1
+    assert stages["vLLMEngineStage"].map_batches_kwargs["compute"].max_size == 1  # engines the GPU-less local node holds: none, so 1
     assert all("label_selector" not in s.map_batches_kwargs for s in vllm_processor(cfg, {}).stages.values())
     tp2 = cfg.model_copy(update={"engine_kwargs": {"tensor_parallel_size": 2}})
     with pytest.raises(ValueError, match="placement.models cannot place"):
