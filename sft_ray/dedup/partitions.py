@@ -47,7 +47,7 @@ def resolve(cfg: DedupConfig, size_bytes: int | None, measured_on: str) -> tuple
     size_bytes = int(size_bytes or 0)
     n = partitions_for(size_bytes, cfg)
     origin = "num_partitions" if cfg.num_partitions is not None else "bytes"
-    log.info("dedup: %d shuffle partitions for %.1f MiB (from %s; measured on %s; partition_bytes=%.4g MiB)",
+    log.info("dedup: %d shuffle partitions for %.4g MiB (from %s; measured on %s; partition_bytes=%.4g MiB)",
              n, size_bytes / MiB, origin, measured_on, cfg.partition_bytes / MiB)
     info = {"partitions": n, "from": origin, "bytes": size_bytes, "measured_on": measured_on, "partition_bytes": cfg.partition_bytes}
     return cfg.model_copy(update={"num_partitions": n}), info
