@@ -28,6 +28,7 @@ from sft_ray import schema
 from sft_ray import storage
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.dedup import decontaminate, exact_dedup, near_dedup, semantic_dedup
+from sft_ray.dedup.partitions import resolve as resolve_partitions
 from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
@@ -39,7 +40,7 @@ from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
 from sft_ray.preflight import check_build_stages
 from sft_ray.report import record_counts, report_data, sft_counts, write_report
-from sft_ray.staging import Workspace, fingerprint, read_clean, units
+from sft_ray.staging import Workspace, fingerprint, listed_bytes, read_clean, units
 from sft_ray.synthesize import teacher_examples
 from sft_ray.tags import live_mask
 
@@ -82,11 +83,15 @@ def _build(cfg: RunConfig) -> BuildResult:
         work.run(cfg, [u for u in all_units if u.key not in done])
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
         ds = work.read([u.key for u in all_units])
+        size, measured_on = ds.size_bytes(), "staged parquet"  # Ray's estimate from the files' sizes: metadata, no read
     else:
         ds = read_clean(cfg, all_units)
-    ds = exact_dedup(ds, cfg.dedup)
-    ds = near_dedup(ds, cfg.dedup)
-    ds = semantic_dedup(ds, cfg.dedup, cfg.placement.models)  # off by default
+        size, measured_on = listed_bytes(all_units), "listed inputs"  # streamed: the records are not known yet
+    # One partition count for every shuffle of the run, from the records' size (dedup/partitions.py).
+    dedup_cfg, partitions = resolve_partitions(cfg.dedup, size, measured_on)
+    ds = exact_dedup(ds, dedup_cfg)
+    ds = near_dedup(ds, dedup_cfg)
+    ds = semantic_dedup(ds, dedup_cfg, cfg.placement.models)  # off by default
     split = {"validation_fraction": cfg.format.validation_fraction, "seed": cfg.format.seed}
     records = ds.map_batches(assign_split, batch_format="pyarrow", fn_kwargs=split, udf_modifying_row_count=False).materialize()
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
@@ -118,7 +123,7 @@ def _build(cfg: RunConfig) -> BuildResult:
             taught = teacher_examples(curated, cfg, out, storage_options).drop_columns([schema.TEACHER_SCORE])
             sft = sft.union(taught)
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
-        sft = sft_dedup(sft, sft_cfg, cfg.dedup.num_partitions).materialize()
+        sft = sft_dedup(sft, sft_cfg, dedup_cfg.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
         for split in ("train", "validation"):
             _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", storage_options, schema.SFT_OUTPUT_SCHEMA)
@@ -135,6 +140,7 @@ def _build(cfg: RunConfig) -> BuildResult:
         "counts": counts,
         "sft": sft_summary,
         "label": label_info,
+        "dedup": partitions,
         "unreadable_files": unreadable,
         "warnings": _warnings(cfg, counts),
         "timings": timings,
@@ -142,7 +148,7 @@ def _build(cfg: RunConfig) -> BuildResult:
         "versions": versions(),
     }
     storage.write_json(storage.join(out, "manifest.json"), manifest, storage_options)
-    extra = report_data(records, cfg.dedup.num_partitions)  # lengths, languages, labels, dedup clusters: Ray Data aggregates
+    extra = report_data(records, dedup_cfg.num_partitions)  # lengths, languages, labels, dedup clusters: Ray Data aggregates
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
                        "samples": samples, **extra}, storage_options)
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete

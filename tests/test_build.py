@@ -153,6 +153,31 @@ def test_same_records_in_1_or_4_files_give_same_ids_and_split(ray_local, tmp_pat
     assert len(curated) + len(rejects) == 170 and len(rejects) >= 10 and val and train
 
 
+def test_shuffle_partitions_come_from_the_records_bytes(ray_local, tmp_path):
+    """The default config sizes every shuffle from bytes and records the count in the manifest:
+    staged builds measure the staged Parquet, streamed ones the listed inputs. Forcing many small
+    partitions changes no id (dedup is partition-independent)."""
+    rows = [{"label": r[0], "title": r[1], "text": r[2]} for r in _ag_rows(120)]
+    (tmp_path / "ag.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:10]))
+    results = []
+    for resumable, dedup in ((True, {}), (False, {"partition_bytes": 8192})):
+        out = tmp_path / f"out-{resumable}"
+        cfg = RunConfig.model_validate(
+            {"output": str(out), "resumable": resumable, "dedup": dedup, "label": {"enabled": False}, "format": {"validation_fraction": 0.25},
+             "sources": [{"name": "ag", "kind": "news", "format": "jsonl", "path": str(tmp_path / "ag.jsonl"), "label_names": AG_LABELS}]})
+        assert cfg.dedup.num_partitions is None
+        m = build_sft_data(cfg).manifest
+        assert json.loads((out / "manifest.json").read_text())["dedup"] == m["dedup"]
+        results.append((m["dedup"], [_ids(out / d) for d in ("curated", "rejects", "sft/train", "sft/validation")]))
+    (staged, ids_staged), (streamed, ids_streamed) = results
+    assert staged["partitions"] == 1 and staged["from"] == "bytes" and staged["measured_on"] == "staged parquet"
+    assert 0 < staged["bytes"] < 2**20 and staged["partition_bytes"] == 512 * 2**20
+    listed = (tmp_path / "ag.jsonl").stat().st_size
+    assert streamed["measured_on"] == "listed inputs" and streamed["bytes"] == listed
+    assert streamed["partitions"] == -(-listed // 8192) > 1
+    assert ids_staged == ids_streamed and len(ids_staged[1]) >= 10
+
+
 def test_missing_input_fails_fast_naming_the_path(ray_local, tmp_path):
     cfg = RunConfig.model_validate(
         {"output": str(tmp_path / "out"), "sources": [{"name": "x", "kind": "text", "format": "jsonl", "path": str(tmp_path / "missing" / "*.jsonl")}]}

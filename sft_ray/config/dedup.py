@@ -127,4 +127,23 @@ class DedupConfig(StrictModel):
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig, description="Remove training records overlapping evaluation sets.")
     semantic: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig, description="Embedding (MiniLM) + k-means semantic dedup (off by default).")
     sft: SftDedupConfig = Field(default_factory=SftDedupConfig, description="Exact dedup of the SFT examples (prompt+response or prompt only).")
-    num_partitions: int = Field(default=8, ge=1, description="Hash partitions of the dedup shuffle (scale with the cluster).")
+    num_partitions: int | None = Field(
+        default=None,
+        ge=1,
+        description="Hash partitions of every dedup shuffle; null (the default): from the records' size, "
+        "ceil(bytes / partition_bytes) capped at max_partitions (dedup/partitions.py). A number here wins.",
+    )
+    partition_bytes: int = Field(
+        # A reduce task holds its whole partition as one block and sorts or joins it (a copy or two more),
+        # so its peak is a small multiple of this: 512 MiB stays well inside a worker's usual 2-4 GiB per CPU.
+        default=512 * 2**20,
+        ge=1,
+        description="Target in-memory bytes of one shuffle partition (a reduce task peaks at a few times this).",
+    )
+    max_partitions: int = Field(
+        # Every shuffle keeps map x reduce intermediate objects (and per-partition aggregator state):
+        # past a few thousand partitions that overhead costs more than bigger partitions do.
+        default=2048,
+        ge=1,
+        description="Most partitions computed from bytes (2048 x 512 MiB = 1 TiB; larger corpora get larger partitions).",
+    )

@@ -17,6 +17,7 @@ import ray
 
 from sft_ray import schema
 from sft_ray.config import DedupConfig
+from sft_ray.dedup.partitions import partitions_for
 from sft_ray.tags import live_mask, set_columns, tag
 
 STAGE = "dedup"
@@ -89,9 +90,11 @@ def _unique_ids(ids: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 def exact_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
     """Hash-repartition by content key (Ray Data puts every row of a key in one block), then
-    mark duplicates per block. Already-rejected rows have unique keys and pass through."""
+    mark duplicates per block. Already-rejected rows have unique keys and pass through. With
+    `cfg.num_partitions` unset the partitions come from `ds`'s size (dedup/partitions.py)."""
     if not (cfg.enabled and cfg.exact.enabled):
         return ds
+    n = partitions_for(ds, cfg)
     keyed = ds.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key})
-    parts = keyed.repartition(cfg.num_partitions, keys=[schema.DEDUP_KEY])
+    parts = keyed.repartition(n, keys=[schema.DEDUP_KEY])
     return parts.map_batches(mark_partition, batch_format="pyarrow", batch_size=None)

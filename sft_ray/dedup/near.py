@@ -37,6 +37,7 @@ from sft_ray.config import DedupConfig, NearDedupConfig
 from sft_ray.dedup.components import connected_components, local_components
 from sft_ray.dedup.lsh import BANDS, DOC, REP, broadcast, candidate_edges, edge_index, verify_edges
 from sft_ray.dedup.minhash import document_band_keys, s_curve
+from sft_ray.dedup.partitions import partitions_for
 from sft_ray.tags import live_mask, tag
 
 log = logging.getLogger("sft_ray")
@@ -108,11 +109,12 @@ def near_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
         return ds
     log.info("near dedup: %s; verify Jaccard >= %s", s_curve(near.num_bands, near.rows_per_band), near.verify_jaccard)
     keyed = ds.map_batches(add_band_keys, batch_format="pyarrow", fn_kwargs={"cfg": near}).materialize()
-    edges = candidate_edges(keyed, cfg.num_partitions).materialize()
+    parts = partitions_for(keyed, cfg)  # free: keyed is materialised
+    edges = candidate_edges(keyed, parts).materialize()
     n = edges.count()
     small = n <= near.broadcast_max_edges
     if n and near.verify_jaccard is not None:
-        edges = verify_edges(edges, keyed, near, cfg.num_partitions, broadcast(edges) if small else None).materialize()
+        edges = verify_edges(edges, keyed, near, parts, broadcast(edges) if small else None).materialize()
         log.info("near dedup: %d candidate edges, %d with Jaccard >= %s", n, edges.count(), near.verify_jaccard)
         n = edges.count()
     if n == 0:  # nothing to tag: no components, no final join
@@ -120,10 +122,10 @@ def near_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
     if n <= near.broadcast_max_edges:
         stars = broadcast(local_components(edges))
         return keyed.map_batches(_apply_broadcast, batch_format="pyarrow", fn_kwargs={"stars": stars})
-    stars = connected_components(edges, cfg.num_partitions)
+    stars = connected_components(edges, parts)
     records = keyed.map_batches(_records, batch_format="pyarrow")
     base = keyed.schema().base_schema  # free: keyed is materialised
     arrow_schema = base.remove(base.get_field_index(BANDS)).append(pa.field(_IS_LABEL, pa.bool_())).append(pa.field(_DUP_OF, pa.string()))
     labels = stars.map_batches(_labels, batch_format="pyarrow", fn_kwargs={"arrow_schema": arrow_schema})
-    merged = records.union(labels).repartition(cfg.num_partitions, keys=[schema.ID])
+    merged = records.union(labels).repartition(parts, keys=[schema.ID])
     return merged.map_batches(_apply_labels, batch_format="pyarrow", batch_size=None)

@@ -8,7 +8,7 @@ from sft_ray.report.counts import record_counts, sft_counts
 from sft_ray.report.html import render_html, write_report
 
 
-def report_data(records, num_partitions: int = 8) -> dict:
+def report_data(records, num_partitions: int | None = None) -> dict:
     """What the report needs from the records beyond the counts (Ray Data aggregates, tiny results)."""
     return {"data": data_profile(records), "dedup_clusters": dedup_clusters(records, num_partitions=num_partitions)}
 

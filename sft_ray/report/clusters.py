@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 import ray
 
 from sft_ray import schema
+from sft_ray.config import DedupConfig
+from sft_ray.dedup.partitions import partitions_for
 from sft_ray.report.aggregates import log_edges
 
 DEDUP_STAGE = "dedup"
@@ -63,14 +65,15 @@ def examples_block(table: pa.Table, groups: list[str], examples: int) -> pa.Tabl
     return pa.Table.from_pylist(rows, schema=_EXAMPLE_SCHEMA)
 
 
-def dedup_clusters(records: ray.data.Dataset, top: int = 5, examples: int = 2, num_partitions: int = 8) -> dict:
+def dedup_clusters(records: ray.data.Dataset, top: int = 5, examples: int = 2, num_partitions: int | None = None) -> dict:
     """Cluster count, removed records per reason, cluster-size histogram and the `top` largest clusters.
 
     One hash shuffle (by survivor id, as exact dedup does) puts each cluster's counts in one block,
     so every block's own top-k and size bins are exact; the driver merges k rows per block.
+    `num_partitions` None: from the records' bytes (dedup/partitions.py; the build passes its count).
     """
     members = records.map_batches(members_block, batch_format="pyarrow")
-    summary = members.repartition(num_partitions, keys=["group"]).map_batches(
+    summary = members.repartition(num_partitions or partitions_for(records, DedupConfig()), keys=["group"]).map_batches(
         summary_block, batch_format="pyarrow", batch_size=None, fn_kwargs={"top": top})  # whole blocks: a cluster is never split
     by_reason: Counter = Counter()
     size_counts: Counter = Counter()
