@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from sft_ray.placement import actor_pool_args
 from sft_ray.preflight import autoscaler_running, placeable
 
 log = logging.getLogger("sft_ray")
@@ -55,6 +56,18 @@ def pool_size(num_cpus: float, num_gpus: float, selector: dict[str, str] | None,
              f", capped by concurrency={cap}" if cap is not None else "",
              "; an autoscaler may add nodes" if autoscaling else "")
     return size
+
+
+def model_pool(name: str, num_cpus: float, num_gpus: float, concurrency: int | None,
+               selector: dict[str, str] | None) -> dict:
+    """The `map_batches` arguments every model actor pool shares (labelers, teacher, semantic-dedup
+    embedders): an autoscaling pool from 1 actor up to `pool_size`, each actor's CPUs and GPUs, and
+    the `placement.models` selector. Written once so the pools cannot drift apart."""
+    import ray.data
+
+    size = pool_size(num_cpus, num_gpus, selector, concurrency, name)
+    return {"compute": ray.data.ActorPoolStrategy(min_size=1, max_size=size), "num_cpus": num_cpus,
+            "num_gpus": num_gpus or None, **actor_pool_args(selector or {})}
 
 
 def bound(fits: int, cap: int | None, autoscaling: bool) -> int:

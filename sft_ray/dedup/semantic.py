@@ -35,8 +35,7 @@ from sft_ray import schema
 from sft_ray.config import DedupConfig, SemanticDedupConfig
 from sft_ray.dedup.exact import first_of_runs
 from sft_ray.dedup.partitions import partitions_for
-from sft_ray.placement import actor_pool_args
-from sft_ray.pools import pool_size
+from sft_ray.pools import model_pool
 from sft_ray.tags import live_mask, tag
 
 log = logging.getLogger("sft_ray")
@@ -162,8 +161,7 @@ def semantic_dedup(ds: ray.data.Dataset, cfg: DedupConfig, selector: dict[str, s
         return ds
     embedded = ds.map_batches(
         EmbedRecords, fn_constructor_args=(sem,), batch_format="pyarrow", batch_size=sem.batch_size,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool_size(sem.num_cpus, sem.num_gpus, selector, sem.concurrency, "dedup.semantic")),
-        num_cpus=sem.num_cpus, num_gpus=sem.num_gpus or None, **actor_pool_args(selector or {}),
+        **model_pool("dedup.semantic", sem.num_cpus, sem.num_gpus, sem.concurrency, selector),
     ).materialize()
     n = sum(r["n"] for r in embedded.map_batches(_count, batch_format="pyarrow").take_all())
     if n < 2:

@@ -21,8 +21,7 @@ from sft_ray.label.lang import fill_lang_batch
 from sft_ray.label.labelers import HeadSpec, Labeler
 from sft_ray.label.seed import load_seed, text_key
 from sft_ray.label.select import select_batch
-from sft_ray.placement import actor_pool_args
-from sft_ray.pools import pool_size
+from sft_ray.pools import model_pool
 
 log = logging.getLogger("sft_ray")
 
@@ -77,11 +76,8 @@ def label_dataset(ds: ray.data.Dataset, cfg: LabelConfig, heads: dict[str, Linea
                                "num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
         batch_format="pyarrow",
         batch_size=cfg.batch_size,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool_size(cfg.num_cpus, cfg.num_gpus, selector, cfg.concurrency, "label")),
-        num_cpus=cfg.num_cpus,
-        num_gpus=cfg.num_gpus or None,
         udf_modifying_row_count=False,
-        **actor_pool_args(selector or {}),
+        **model_pool("label", cfg.num_cpus, cfg.num_gpus, cfg.concurrency, selector),
     )
     return ds.map_batches(select_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg}, udf_modifying_row_count=False)
 

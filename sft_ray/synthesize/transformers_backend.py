@@ -21,8 +21,7 @@ import pyarrow as pa
 import ray
 
 from sft_ray.config import TeacherConfig
-from sft_ray.placement import actor_pool_args
-from sft_ray.pools import pool_size
+from sft_ray.pools import model_pool
 from sft_ray.synthesize.cache import read_index, with_outputs, write_entries
 
 log = logging.getLogger("sft_ray")
@@ -36,11 +35,8 @@ def generate(requests: ray.data.Dataset, cfg: TeacherConfig, cache: str | None, 
         fn_constructor_args=(cfg, cache, storage_options),
         batch_format="pyarrow",
         batch_size=cfg.batch_size,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool_size(cfg.num_cpus, cfg.num_gpus, selector, cfg.concurrency, "teacher")),
-        num_cpus=cfg.num_cpus,
-        num_gpus=cfg.num_gpus or None,
         udf_modifying_row_count=False,
-        **actor_pool_args(selector),
+        **model_pool("teacher", cfg.num_cpus, cfg.num_gpus, cfg.concurrency, selector),
     )
 
 
