@@ -172,7 +172,7 @@ def _rejects(src_lines, tgt_lines, src_lang, tgt_lang):
 @pytest.mark.parametrize("pair", ["de-en", "en-de", "zh-en", "ja-en"])
 def test_real_wmt22_human_translations_are_rarely_rejected(pair):
     if not WMT22.is_dir():
-        pytest.skip(f"{WMT22} not here")
+        pytest.skip(f"WMT22 test sets are an optional corpus outside the repository ({WMT22} not here)")
     src_lang, tgt_lang = pair.split("-")
     n = 500
     src = _lines(WMT22 / f"generaltest2022.{pair}.src.{src_lang}", n)

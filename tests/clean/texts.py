@@ -1,6 +1,6 @@
 """Real paragraphs for the clean tests, excerpted from mozilla/readability test pages
 (test/test-pages/{medium-1,bbc-1,heise,lemonde-1}/expected.html @ ab4027a, Apache-2.0 repo,
-text (c) its publishers; see ../shared/corpora/README.md) and Multi30k captions (sft_ray/demo/data)."""
+text (c) its publishers; copied into this file, not read from anywhere) and Multi30k captions (sft_ray/demo/data)."""
 
 MEDIUM = [
     "We pushed out the first version of the Open Journalism site in January. Our goal is for the site to be a place to "

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import ray
-from conftest import DEMO_DATA, SHARED_CORPORA
+from conftest import DEMO_DATA, TEST_DATA
 
 from sft_ray import schema
 from sft_ray.config import DedupConfig, NearDedupConfig
@@ -32,16 +32,13 @@ from sft_ray.dedup.minhash import (
 
 
 def _ag_news() -> list[str]:
-    path = SHARED_CORPORA / "news/ag_news/ag_news_test_part.csv"
-    path = path if path.exists() else DEMO_DATA / "ag_news_test_part.csv"
+    path = DEMO_DATA / "ag_news_test_part.csv"
     with open(path, newline="", encoding="utf-8") as f:
         return [f"{title}. {desc}" for _label, title, desc in csv.reader(f)]
 
 
 def _xquad(lang: str) -> list[str]:
-    path = SHARED_CORPORA / f"qa/xquad/xquad.{lang}.json"
-    if not path.exists():
-        return []
+    path = TEST_DATA / f"qa/xquad/xquad.{lang}.json"
     return [p["context"] for a in json.loads(path.read_text(encoding="utf-8"))["data"] for p in a["paragraphs"]][:40]
 
 

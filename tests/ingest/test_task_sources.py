@@ -16,7 +16,7 @@ from sft_ray.ingest.dialogue import conversation_of, render
 from sft_ray.ingest.formats import read_lines, read_squad
 from tests.conftest import TEST_DATA
 
-XQUAD = TEST_DATA / "qa" / "xquad" / "xquad.en.json"  # copies of ../shared/corpora files: tests/data/NOTICE.md
+XQUAD = TEST_DATA / "qa" / "xquad" / "xquad.en.json"  # in the repository: tests/data/NOTICE.md
 RT = TEST_DATA / "sentiment" / "rt-polarity"
 
 CHATS = [
