@@ -24,10 +24,20 @@ DEMO_DATA = REPO / "sft_ray" / "demo" / "data"
 VENV_BIN = Path(sys.executable).parent  # tests run from the venv: its ray, python, moto_server
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and never handed out before by this process. The kernel may give
+    back a port it just released, so without the set two components of one `ray start` could get
+    the same port (CI once saw the dashboard and the runtime-env agent both on 54915)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def wait_http(url: str, timeout: float, headers: dict | None = None, proc: subprocess.Popen | None = None) -> None:
