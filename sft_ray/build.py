@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -27,8 +28,10 @@ import ray
 from sft_ray import schema
 from sft_ray import storage
 from sft_ray.config import RunConfig, config_dict
-from sft_ray.dedup import decontaminate, exact_dedup, near_dedup, semantic_dedup
+from sft_ray.dedup import decontaminate, semantic_dedup
 from sft_ray.dedup.partitions import resolve as resolve_partitions
+from sft_ray.dedup.removals import ROW
+from sft_ray.dedup.steps import run_steps, step_fingerprint
 from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
@@ -77,21 +80,25 @@ def _build(cfg: RunConfig) -> BuildResult:
 
     resume: dict = {}
     all_units = units(cfg, inputs)  # read + clean: one task per input file (staging.py), staged when resumable
+    work = Workspace(out, storage_options)
     if cfg.resumable:
-        work = Workspace(out, storage_options)
         done = work.prepare(fingerprint(cfg, all_units))
         work.run(cfg, [u for u in all_units if u.key not in done])
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
         ds = work.read([u.key for u in all_units])
         size, measured_on = ds.size_bytes(), "staged parquet"  # Ray's estimate from the files' sizes: metadata, no read
+        inputs_id = fingerprint(cfg, all_units)
     else:
         ds = read_clean(cfg, all_units)
         size, measured_on = listed_bytes(all_units), "listed inputs"  # streamed: the records are not known yet
+        inputs_id = uuid.uuid4().hex  # nothing staged, nothing to reuse
+        if cfg.dedup.enabled:  # dedup reads the records more than once: read and clean them once
+            ds = ds.materialize()
     # One partition count for every shuffle of the run, from the records' size (dedup/partitions.py).
     dedup_cfg, partitions = resolve_partitions(cfg.dedup, size, measured_on)
-    ds = exact_dedup(ds, dedup_cfg)
-    ds = near_dedup(ds, dedup_cfg)
-    ds = semantic_dedup(ds, dedup_cfg, cfg.placement.models)  # off by default
+    # Exact + near dedup as global steps under _work/dedup/ with markers (dedup/steps.py).
+    ds, partitions["steps"] = run_steps(ds, dedup_cfg, work.dedup_dir, storage_options, step_fingerprint(dedup_cfg, inputs_id))
+    ds = semantic_dedup(ds.drop_columns([ROW]), dedup_cfg, cfg.placement.models)  # off by default
     split = {"validation_fraction": cfg.format.validation_fraction, "seed": cfg.format.seed}
     records = ds.map_batches(assign_split, batch_format="pyarrow", fn_kwargs=split, udf_modifying_row_count=False).materialize()
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
@@ -152,8 +159,7 @@ def _build(cfg: RunConfig) -> BuildResult:
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
                        "samples": samples, **extra}, storage_options)
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
-    if cfg.resumable:
-        work.remove()  # staged records are only needed until the build is complete
+    work.remove()  # staged records and dedup steps are only needed until the build is complete
     return BuildResult(out, manifest, samples=samples)
 
 

@@ -26,7 +26,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
@@ -34,11 +36,15 @@ from sft_ray import schema
 from sft_ray import storage
 from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig
+from sft_ray.dedup.removals import ROW, UNIT_BITS
 from sft_ray.ingest.records import read_items
 
 log = logging.getLogger("sft_ray")
 WORK = "_work"
 _STAGED = pa.schema([("key", pa.string()), ("rows", pa.int64())])
+# Staged records: the record schema plus each record's row within its unit, from which dedup's row
+# ids (unit ordinal << 32 | row: dedup/removals.py) are made when the units are read back.
+STAGED_SCHEMA = schema.RECORD_SCHEMA.append(pa.field(ROW, pa.int64()))
 
 
 @dataclass(frozen=True)
@@ -63,14 +69,14 @@ def fingerprint(cfg: RunConfig, all_units: list[Unit]) -> str:
     from sft_ray import __version__
 
     what = {"sources": [s.model_dump() for s in cfg.sources], "clean": cfg.clean.model_dump(), "read_batch_size": cfg.read_batch_size,
-            "units": sorted(u.key for u in all_units), "sft_ray": __version__, "schema": schema.RECORD_SCHEMA.names}
+            "units": sorted(u.key for u in all_units), "sft_ray": __version__, "schema": STAGED_SCHEMA.names}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def read_clean(cfg: RunConfig, todo: list[Unit]) -> ray.data.Dataset:
     """The records of `todo`, read and cleaned (RECORD_SCHEMA blocks), streamed to the next stage."""
     if not todo:
-        return ray.data.from_arrow(schema.empty_records())
+        return ray.data.from_arrow(STAGED_SCHEMA.empty_table())
     return _unit_tasks(cfg, todo, None, {})
 
 
@@ -98,6 +104,7 @@ class Workspace:
         self.out, self.storage_options = out, storage_options
         self.root = storage.join(out, WORK)
         self.clean_dir = storage.join(self.root, "clean")
+        self.dedup_dir = storage.join(self.root, "dedup")  # global dedup steps (dedup/steps.py)
 
     def prepare(self, fp: str) -> set[str]:
         """Keys of units already done for this fingerprint (wiping stale work)."""
@@ -116,18 +123,33 @@ class Workspace:
             _unit_tasks(cfg, todo, self.clean_dir, self.storage_options).materialize()
 
     def read(self, keys: list[str]) -> ray.data.Dataset:
+        """The staged records of `keys`, each with its row id: the unit's ordinal in sorted key order
+        << 32 | its row in the unit (a reused unit's ordinal is set here, not when it was staged)."""
         if not keys:
-            return ray.data.from_arrow(schema.empty_records())
+            return ray.data.from_arrow(STAGED_SCHEMA.empty_table())
         fs, path = storage.pyarrow_fs(self.clean_dir, self.storage_options)
-        files = [f"{path}/{k}.parquet" for k in sorted(keys)]
-        return ray.data.read_parquet(files, filesystem=fs, schema=schema.RECORD_SCHEMA)
+        keys = sorted(keys)
+        files = [f"{path}/{k}.parquet" for k in keys]
+        ds = ray.data.read_parquet(files, filesystem=fs, schema=STAGED_SCHEMA, include_paths=True)
+        return ds.map_batches(_row_ids, batch_format="pyarrow", fn_kwargs={"ordinals": {f"{k}.parquet": i for i, k in enumerate(keys)}})
 
     def remove(self) -> None:
         storage.remove(self.root, self.storage_options)
 
 
+def _row_ids(table: pa.Table, ordinals: dict[str, int]) -> pa.Table:
+    """Staged rows -> row ids, from the file each row came from (Ray's `path` column, then dropped)."""
+    paths = table["path"]
+    files = pc.unique(paths)
+    unit_of_file = pa.array([ordinals[p.rsplit("/", 1)[-1]] for p in files.to_pylist()], pa.int64())
+    unit = pc.take(unit_of_file, pc.index_in(paths, value_set=files))
+    rows = pc.add(pc.shift_left(unit, UNIT_BITS), table[ROW])
+    table = table.drop_columns(["path"])
+    return table.set_column(table.schema.get_field_index(ROW), ROW, rows)
+
+
 def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> ray.data.Dataset:
-    rows = [{"source": u.source, "key": u.key, "items": json.dumps(u.items)} for u in todo]
+    rows = [{"source": u.source, "key": u.key, "ordinal": i, "items": json.dumps(u.items)} for i, u in enumerate(todo)]
     return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         _stage_units, batch_size=1, batch_format="pyarrow",
         fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": clean_dir, "storage_options": storage_options},
@@ -143,19 +165,29 @@ def unit_records(cfg: RunConfig, source: str, items: list[dict]) -> Iterator[pa.
         yield block.select(schema.RECORD_SCHEMA.names).cast(schema.RECORD_SCHEMA)
 
 
+def _numbered(blocks: Iterator[pa.Table], base: int) -> Iterator[pa.Table]:
+    n = 0
+    for block in blocks:
+        yield block.append_column(ROW, pa.array(base + n + np.arange(block.num_rows, dtype=np.int64)))
+        n += block.num_rows
+
+
 def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str | None, storage_options: dict) -> Iterator[pa.Table]:
-    """Ray task body: read and clean each unit of the batch. Unstaged (`clean_dir` None): yield its
-    records. Staged: write them to `<clean_dir>/<key>.parquet`, then the marker; yield (key, rows)."""
+    """Ray task body: read and clean each unit of the batch, numbering its rows. Unstaged
+    (`clean_dir` None): yield its records with row ids (the unit's ordinal in `todo` << 32 | row).
+    Staged: write them with their row in the unit to `<clean_dir>/<key>.parquet` (Workspace.read
+    adds the ordinal), then the marker; yield (key, rows)."""
     cfg = RunConfig.model_validate_json(cfg_json)
     for row in batch.to_pylist():
-        blocks = unit_records(cfg, row["source"], json.loads(row["items"]))
+        base = 0 if clean_dir is not None else row["ordinal"] << UNIT_BITS
+        blocks = _numbered(unit_records(cfg, row["source"], json.loads(row["items"])), base)
         if clean_dir is None:
             yield from blocks
             continue
         fs, path = storage.get_fs(storage.join(clean_dir, f"{row['key']}.parquet"), storage_options)
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         n = 0
-        with fs.open(path, "wb") as f, pq.ParquetWriter(f, schema.RECORD_SCHEMA) as writer:
+        with fs.open(path, "wb") as f, pq.ParquetWriter(f, STAGED_SCHEMA) as writer:
             for block in blocks:
                 writer.write_table(block)
                 n += block.num_rows

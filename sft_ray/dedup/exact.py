@@ -1,5 +1,6 @@
 """Global exact deduplication: hash the normalised content, group by hash across the whole
-dataset (a Ray Data hash shuffle), keep the smallest id of each group.
+dataset (a Ray Data hash shuffle of keys only: 16-byte hash, id, meta, row id), keep the smallest
+id of each group; the losers form a removal list applied to the records by a map (removals.py).
 
 Grouping by key across all blocks is what makes the result independent of how the input was
 split into files or blocks (docs/ARCHITECTURE.md, principle 4); "smallest id" makes the survivor
@@ -17,15 +18,15 @@ import ray
 
 from sft_ray import schema
 from sft_ray.config import DedupConfig
-from sft_ray.dedup.partitions import partitions_for
-from sft_ray.tags import live_mask, set_columns, tag
+from sft_ray.dedup.removals import REMOVAL_SCHEMA, ROW, removal_table
+from sft_ray.tags import live_mask
 
 STAGE = "dedup"
 REASON = "exact_duplicate"
 
 
 def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, lowercase: bool, pair_key: str = "pair",
-                question: str | None = None, answer: str | None = None) -> str:
+                question: str | None = None, answer: str | None = None) -> bytes:
     """128-bit blake2b of what makes two records the same: the text for documents, the
     (source, target) pair for translations, or only the source side when `pair_key="source"`
     (one target per source sentence, as bitext cleaners do). Prefixes keep the spaces apart."""
@@ -39,31 +40,31 @@ def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, l
         payload = "doc\x00" + (text or "")
     if lowercase:
         payload = payload.lower()
-    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).hexdigest()
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).digest()
 
 
-def add_key(table: pa.Table, lowercase: bool, pair_key: str = "pair") -> pa.Table:
-    """Live rows get their content key; already-rejected rows get a key of their own, so they
-    ride through the shuffle as singleton groups (one pass over the input, nothing dropped)."""
-    live = live_mask(table).to_pylist()
-    cols = [table[c].to_pylist() for c in (schema.KIND, schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT, schema.ID, schema.META, schema.QUESTION, schema.ANSWER)]
-    keys = [
-        content_key(k, t, s, g, lowercase, pair_key, q, a) if ok else f"rejected\x00{i}\x00{m}"
-        for ok, k, t, s, g, i, m, q, a in zip(live, *cols)
-    ]
-    return table.append_column(schema.DEDUP_KEY, pa.array(keys, pa.string()))
+def key_rows(table: pa.Table, lowercase: bool, pair_key: str = "pair") -> pa.Table:
+    """(content key, id, meta, row id) of the live rows: all that the shuffle moves. Rejected rows
+    are not keyed and stay untouched (nothing is dropped: tag, then select)."""
+    t = table.filter(live_mask(table))
+    cols = [t[c].to_pylist() for c in (schema.KIND, schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT, schema.QUESTION, schema.ANSWER)]
+    keys = [content_key(k, x, s, g, lowercase, pair_key, q, a) for k, x, s, g, q, a in zip(*cols)]
+    return pa.table({schema.DEDUP_KEY: pa.array(keys, pa.binary(16)), schema.ID: t[schema.ID], schema.META: t[schema.META], ROW: t[ROW]})
 
 
 def mark_partition(part: pa.Table) -> pa.Table:
-    """One hash partition (every record of its keys is here): sort by (key, id), the first of
-    each run of equal keys survives, the rest point at it. Vectorised: no Python per record."""
+    """One hash partition of keys (every row of its keys is here): sort by (key, id, meta), the first
+    of each run of equal keys survives, the rest point at it. Returns their removal rows.
+    Vectorised: no Python per record."""
     if part.num_rows == 0:
-        return part.drop_columns([schema.DEDUP_KEY])
+        return REMOVAL_SCHEMA.empty_table()
     part = part.sort_by([(schema.DEDUP_KEY, "ascending"), (schema.ID, "ascending"), (schema.META, "ascending")])
     ids = part[schema.ID].to_numpy(zero_copy_only=False)
     first, dup_of = first_of_runs(part[schema.DEDUP_KEY].to_numpy(zero_copy_only=False), ids)
-    tagged = tag(part, STAGE, np.where(first, None, REASON).tolist(), dup_of.tolist())
-    return set_columns(tagged, {schema.ID: _unique_ids(ids, first).tolist()}).drop_columns([schema.DEDUP_KEY])
+    new_ids = _unique_ids(ids, first)
+    lose = np.flatnonzero(~first)
+    renamed = np.where(new_ids[lose] != ids[lose], new_ids[lose], None)
+    return removal_table(part[ROW].to_numpy()[lose], REASON, dup_of[lose].tolist(), renamed.tolist())
 
 
 def first_of_runs(sorted_keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,13 +89,18 @@ def _unique_ids(ids: np.ndarray, first: np.ndarray) -> np.ndarray:
     return np.array([f"{i}~dup{o}" if o else i for i, o in zip(ids, ordinal)], dtype=object)
 
 
+def exact_removals(ds: ray.data.Dataset, cfg: DedupConfig, num_partitions: int) -> ray.data.Dataset:
+    """The removal list of exact dedup: keys hash-shuffled (Ray Data puts every row of a key in one
+    partition), duplicates marked per partition. `ds` must carry row ids (removals.ROW)."""
+    keyed = ds.map_batches(key_rows, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key})
+    return keyed.repartition(num_partitions, keys=[schema.DEDUP_KEY]).map_batches(mark_partition, batch_format="pyarrow", batch_size=None)
+
+
 def exact_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:
-    """Hash-repartition by content key (Ray Data puts every row of a key in one block), then
-    mark duplicates per block. Already-rejected rows have unique keys and pass through. With
+    """Tag exact duplicates of `ds` (exact dedup alone; a build runs dedup/steps.py). With
     `cfg.num_partitions` unset the partitions come from `ds`'s size (dedup/partitions.py)."""
     if not (cfg.enabled and cfg.exact.enabled):
         return ds
-    n = partitions_for(ds, cfg)
-    keyed = ds.map_batches(add_key, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key})
-    parts = keyed.repartition(n, keys=[schema.DEDUP_KEY])
-    return parts.map_batches(mark_partition, batch_format="pyarrow", batch_size=None)
+    from sft_ray.dedup.steps import dedup_records
+
+    return dedup_records(ds, cfg.model_copy(update={"near": cfg.near.model_copy(update={"enabled": False})}))

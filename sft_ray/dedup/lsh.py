@@ -14,13 +14,16 @@ count linear in the bucket size.
                     member is compared with the bucket's smallest id only, as DataTrove does: a
                     member similar to another member but not to the smallest id loses that edge here
                     (other bands usually supply it). The texts travel by one shuffle on id (each
-                    document's text meets the requests naming it), then the pair's two texts meet in
-                    a second, much smaller shuffle on the pair. With few candidate edges (up to
-                    `broadcast_max_edges`) the edge list goes to every worker instead (a broadcast
-                    join: `EdgeIndex`), and only the texts of documents in an edge are shuffled.
+                    document's text meets the requests naming it), then by a second shuffle on the
+                    rep: each rep's text once, beside the texts of the docs linked to it. A hub (a
+                    bucket of m near-identical pages) thus moves m + 1 texts, not 2m, and its rep is
+                    shingled once per step of docs instead of once per pair. With few candidate edges
+                    (up to `broadcast_max_edges`) the edge list goes to every worker instead (a
+                    broadcast join: `EdgeIndex`), and only the texts of documents in an edge move.
 
 Memory per worker is one hash partition of band rows (~14 x (8 bytes + id) per document / number
-of partitions) or of requested texts, never the whole dataset; nothing is collected to the driver.
+of partitions) or of requested texts (a hub's texts meet in one partition), never the whole
+dataset; nothing is collected to the driver.
 """
 
 from __future__ import annotations
@@ -101,75 +104,81 @@ def candidate_edges(keyed: ray.data.Dataset, num_partitions: int) -> ray.data.Da
 
 
 # ------------------------------------------------------------------------------------- verify
-_REQ_SCHEMA = pa.schema([pa.field(schema.ID, pa.string()), pa.field(DOC, pa.string()), pa.field(REP, pa.string()), pa.field(_TEXT, pa.string())])
+# A text row (ID, its text), or a request for the text of ID: as the doc of edge (DOC, REP), or as
+# the rep REP (one request per rep, however many edges name it: a hub's text travels once).
+_TEXT_ROW, _DOC_REQ, _REP_REQ = 0, 1, 2
+_WHAT = "near_what"
+_REQ_SCHEMA = pa.schema([pa.field(schema.ID, pa.string()), pa.field(DOC, pa.string()), pa.field(REP, pa.string()),
+                         pa.field(_TEXT, pa.string()), pa.field(_WHAT, pa.int8())])
+_HALF_SCHEMA = pa.schema([pa.field(DOC, pa.string()), pa.field(REP, pa.string()), pa.field(_SIDE, pa.bool_()), pa.field(_TEXT, pa.string())])
 
 
 def _requests(edges: pa.Table) -> pa.Table:
-    """Each edge asks for two texts: one request row keyed by each end."""
-    n = edges.num_rows
-    ids = pa.concat_arrays([edges[DOC].combine_chunks(), edges[REP].combine_chunks()]) if n else pa.array([], pa.string())
-    doc = pa.concat_arrays([edges[DOC].combine_chunks()] * 2) if n else ids
-    rep = pa.concat_arrays([edges[REP].combine_chunks()] * 2) if n else ids
-    return pa.Table.from_arrays([ids, doc, rep, pa.nulls(2 * n, pa.string())], schema=_REQ_SCHEMA)
+    """Each edge asks for its doc's text; each distinct rep of the block asks for its own once."""
+    doc, rep = edges[DOC].combine_chunks(), edges[REP].combine_chunks()
+    reps = pc.unique(rep)
+    n, m = len(doc), len(reps)
+    return pa.Table.from_arrays(
+        [pa.concat_arrays([doc, reps]), pa.concat_arrays([doc, pa.nulls(m, pa.string())]), pa.concat_arrays([rep, reps]),
+         pa.nulls(n + m, pa.string()), pa.array(np.r_[np.full(n, _DOC_REQ), np.full(m, _REP_REQ)].astype(np.int8))],
+        schema=_REQ_SCHEMA)
 
 
 def _texts(table: pa.Table) -> pa.Table:
-    """Participating documents' texts, as rows of the request schema (doc and rep null)."""
-    t = table.filter(pc.is_valid(table[BANDS]))
-    n = t.num_rows
-    return pa.Table.from_arrays([t[schema.ID], pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), t[schema.TEXT]], schema=_REQ_SCHEMA)
+    """Participating documents' texts (ID, TEXT) as rows of the request schema."""
+    n = table.num_rows
+    return pa.Table.from_arrays([table[schema.ID], pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), table[schema.TEXT],
+                                 pa.array(np.full(n, _TEXT_ROW, np.int8))], schema=_REQ_SCHEMA)
 
 
 def _attach_texts(part: pa.Table) -> pa.Table:
     """One id partition: every request gets the text of the id it names."""
-    is_text = pc.is_null(part[DOC])
+    is_text = pc.equal(part[_WHAT], _TEXT_ROW)
     texts, reqs = part.filter(is_text), part.filter(pc.invert(is_text))
-    reqs = unique_rows(reqs, [schema.ID, DOC, REP])  # the same edge found in two band partitions
+    reqs = unique_rows(reqs.drop_columns([_TEXT]), [schema.ID, _WHAT, DOC, REP])  # the same edge from two band partitions
     idx = pc.index_in(reqs[schema.ID], value_set=texts[schema.ID].combine_chunks())
     found = pc.is_valid(idx)
     reqs, idx = reqs.filter(found), pc.drop_null(idx)
-    side = pc.equal(reqs[schema.ID], reqs[DOC])
-    return pa.table({DOC: reqs[DOC], REP: reqs[REP], _SIDE: side, _TEXT: pc.take(texts[_TEXT], idx)})
+    side = pc.equal(reqs[_WHAT], _DOC_REQ)
+    return pa.Table.from_arrays([reqs[DOC], reqs[REP], side, pc.take(texts[_TEXT], idx)], schema=_HALF_SCHEMA)
 
 
-def _score_pairs(part: pa.Table, cfg: NearDedupConfig) -> pa.Table:
-    """One pair partition: both texts of each edge are here; keep edges with Jaccard >= threshold."""
+def _score_stars(part: pa.Table, cfg: NearDedupConfig) -> pa.Table:
+    """One rep partition: each rep's text (once) and the texts of the docs linked to it; keep the
+    edges whose exact shingle Jaccard is >= threshold. Shingled in bounded steps of docs."""
     if part.num_rows == 0:
         return EDGE_SCHEMA.empty_table()
-    part = part.sort_by([(DOC, "ascending"), (REP, "ascending"), (_SIDE, "ascending")])
-    doc, rep = part[DOC].to_numpy(zero_copy_only=False), part[REP].to_numpy(zero_copy_only=False)
-    side = part[_SIDE].to_numpy(zero_copy_only=False)
-    # Rows come as (rep's text, doc's text) for each pair whose two texts both arrived.
-    pair = np.flatnonzero((~side[:-1]) & side[1:] & (doc[:-1] == doc[1:]) & (rep[:-1] == rep[1:]))
-    if len(pair) == 0:
+    part = part.sort_by([(REP, "ascending"), (_SIDE, "ascending"), (DOC, "ascending")])
+    rep, side = part[REP].to_numpy(zero_copy_only=False), part[_SIDE].to_numpy(zero_copy_only=False)
+    first = np.r_[True, rep[1:] != rep[:-1]]
+    rep_row = np.maximum.accumulate(np.where(first, np.arange(len(rep)), 0))  # the group's first row: its rep text, if it came
+    docs = np.flatnonzero(side & ~side[rep_row])
+    if len(docs) == 0:
         return EDGE_SCHEMA.empty_table()
-    keep = []
-    for chunk in np.array_split(pair, -(-len(pair) // PAIRS_PER_STEP)):  # bounded shingle arrays
-        h, off = shingles(part[_TEXT].take(pa.array(np.column_stack((chunk, chunk + 1)).ravel())), cfg)
-        for i, p in enumerate(chunk):
-            rep_set = np.unique(h[off[2 * i] : off[2 * i + 1]])
-            doc_set = np.unique(h[off[2 * i + 1] : off[2 * i + 2]])
-            if jaccard(doc_set, rep_set) >= cfg.verify_jaccard:
-                keep.append(p)
+    texts, keep = part[_TEXT], []
+    for chunk in np.array_split(docs, -(-len(docs) // PAIRS_PER_STEP)):  # bounded shingle arrays
+        reps = np.unique(rep_row[chunk])
+        rows = np.r_[reps, chunk]
+        h, off = shingles(texts.take(pa.array(rows)), cfg)
+        sets = {int(r): np.unique(h[off[i] : off[i + 1]]) for i, r in enumerate(rows)}
+        keep += [d for d in chunk.tolist() if jaccard(sets[d], sets[int(rep_row[d])]) >= cfg.verify_jaccard]
+    doc = part[DOC].to_numpy(zero_copy_only=False)
     return _edges(doc[keep], rep[keep]) if keep else EDGE_SCHEMA.empty_table()
 
 
 def verify_edges(
-    edges: ray.data.Dataset, keyed: ray.data.Dataset, cfg: NearDedupConfig, num_partitions: int, broadcast: ray.ObjectRef | None = None
+    edges: ray.data.Dataset, texts: ray.data.Dataset, cfg: NearDedupConfig, num_partitions: int, broadcast: ray.ObjectRef | None = None
 ) -> ray.data.Dataset:
-    """Texts meet the edges naming them (a shuffle by id, or the broadcast edge list), then each
-    pair's two texts meet (a shuffle by pair) and are compared on exact shingle Jaccard."""
+    """Texts (ID, TEXT of the participating records) meet the edges naming them (a shuffle by id, or
+    the broadcast edge list); then each rep's text, once, meets its docs' texts (a shuffle by rep)."""
     if broadcast is not None:
-        halves = keyed.select_columns([schema.ID, schema.TEXT, BANDS]).map_batches(
-            _involved_texts, batch_format="pyarrow", fn_kwargs={"edges": broadcast}
-        )
+        halves = texts.map_batches(_involved_texts, batch_format="pyarrow", fn_kwargs={"edges": broadcast})
     else:
-        texts = keyed.select_columns([schema.ID, schema.TEXT, BANDS]).map_batches(_texts, batch_format="pyarrow")
         reqs = edges.map_batches(_requests, batch_format="pyarrow")
-        by_id = texts.union(reqs).repartition(num_partitions, keys=[schema.ID])
+        by_id = texts.map_batches(_texts, batch_format="pyarrow").union(reqs).repartition(num_partitions, keys=[schema.ID])
         halves = by_id.map_batches(_attach_texts, batch_format="pyarrow", batch_size=None)
-    by_pair = halves.repartition(num_partitions, keys=[DOC, REP])
-    return by_pair.map_batches(_score_pairs, batch_format="pyarrow", batch_size=None, fn_kwargs={"cfg": cfg})
+    by_rep = halves.repartition(num_partitions, keys=[REP])
+    return by_rep.map_batches(_score_stars, batch_format="pyarrow", batch_size=None, fn_kwargs={"cfg": cfg})
 
 
 # ------------------------------------------------------------------------------ broadcast joins
@@ -221,9 +230,16 @@ def broadcast(edges: ray.data.Dataset) -> ray.ObjectRef:
 
 
 def _involved_texts(table: pa.Table, edges: ray.ObjectRef) -> pa.Table:
-    """Broadcast path of verify_edges: the texts of documents in an edge, one row per edge end."""
-    t = table.filter(pc.is_valid(table[BANDS]))
+    """Broadcast path of verify_edges: (ID, TEXT) rows -> one row per edge naming the row as its doc,
+    and one per row that is a rep (its text once, however many edges name it)."""
     idx = edge_index(edges)
-    row, edge, is_doc = idx.lookup(t[schema.ID])
-    e = pa.array(edge, pa.int64())
-    return pa.table({DOC: idx.doc.take(e), REP: idx.rep.take(e), _SIDE: pa.array(is_doc), _TEXT: t[schema.TEXT].take(pa.array(row, pa.int64()))})
+    row, edge, is_doc = idx.lookup(table[schema.ID])
+    ids, text = table[schema.ID].combine_chunks(), table[schema.TEXT].combine_chunks()
+    e = pa.array(edge[is_doc], pa.int64())
+    doc_rows = pa.array(row[is_doc], pa.int64())
+    rep_rows = pa.array(np.unique(row[~is_doc]), pa.int64())
+    n, m = len(doc_rows), len(rep_rows)
+    return pa.Table.from_arrays(
+        [pa.concat_arrays([idx.doc.take(e), pa.nulls(m, pa.string())]), pa.concat_arrays([idx.rep.take(e), ids.take(rep_rows)]),
+         pa.array(np.r_[np.ones(n, bool), np.zeros(m, bool)]), pa.concat_arrays([text.take(doc_rows), text.take(rep_rows)])],
+        schema=_HALF_SCHEMA)
