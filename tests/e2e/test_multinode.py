@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 POOL = "sft-ray/pool"
 # Ray Data operator names of the build's stages (read, stage, clean, exact/near/SFT dedup, decontaminate,
 # label select, format, write, report aggregates) and our own remote helpers in dedup.
-CURATION = re.compile(r"clean_batch|_stage_units|add_key|mark_partition|band|bucket_edges|_score_pairs|_involved_texts|"
+CURATION = re.compile(r"clean_batch|_stage_units|_row_ids|key_rows|add_key|mark_partition|band|bucket_edges|_score_stars|_involved_texts|"
+                      r"_write_units|apply_block|_star_removals|_join_rows|_number_block|"
                       r"concat_edges|_count_bad|_components|large_star|small_star|decontaminate|_validation_grams|_select|format_batch|"
                       r"with_tags|survivors|removed|Write|profile_block|_record_groups|_sft_groups|members_block|summary_block")
 NODES = {  # name -> (CPUs, custom resources, labels); the head runs drivers only (CPU 0), as in cluster/
