@@ -15,14 +15,12 @@ it is incomplete, and its rerun redoes only the input files whose read+clean had
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 
 from sft_ray import schema
@@ -42,10 +40,11 @@ from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
 from sft_ray.preflight import check_build_stages
-from sft_ray.report import record_counts, report_data, sft_counts, write_report
+from sft_ray.report import sft_counts, write_report
+from sft_ray.report.clusters import clusters_from
 from sft_ray.staging import Workspace, fingerprint, listed_bytes, read_clean, units
 from sft_ray.synthesize import teacher_examples
-from sft_ray.tags import live_mask
+from sft_ray.write import read_written, tagged_view, write_records
 
 log = logging.getLogger("sft_ray")
 OUTPUT_DIRS = ["curated", "rejects", "sft", "report"]
@@ -113,11 +112,15 @@ def _build(cfg: RunConfig) -> BuildResult:
         timings["label_s"] = round(time.time() - t_label, 2)
 
     t1 = time.time()
-    counts = record_counts(records)
-    curated = records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": True})
-    _write(curated, out, "curated", storage_options, schema.CURATED_SCHEMA)
-    _write(records.map_batches(_select, batch_format="pyarrow", fn_kwargs={"live": False}), out, "rejects", storage_options, schema.REJECT_SCHEMA)
-    unreadable = _unreadable_files(records)
+    # One pass over the records: curated/ + rejects/ written, counts, unreadable files, data profile
+    # and cluster members gathered (write.py); after it, the records are released and the later
+    # stages read the written files back.
+    written = write_records(records, out, storage_options)
+    del records
+    for sub, arrow_schema in (("curated", schema.CURATED_SCHEMA), ("rejects", schema.REJECT_SCHEMA)):
+        _ensure_parquet(out, sub, storage_options, arrow_schema)
+    counts, unreadable = written.counts, written.unreadable
+    curated = read_written(out, "curated", storage_options, schema.CURATED_SCHEMA)
     timings["write_curated_rejects_s"] = round(time.time() - t1, 2)
 
     sft_summary, samples = {"train": 0, "validation": 0}, []
@@ -155,7 +158,8 @@ def _build(cfg: RunConfig) -> BuildResult:
         "versions": versions(),
     }
     storage.write_json(storage.join(out, "manifest.json"), manifest, storage_options)
-    extra = report_data(records, dedup_cfg.num_partitions)  # lengths, languages, labels, dedup clusters: Ray Data aggregates
+    # The clusters' example texts come from the written files (write.py: tagged_view), not the records.
+    extra = {"data": written.profile, "dedup_clusters": clusters_from(written.members, tagged_view(out, storage_options), 5, 2, dedup_cfg.num_partitions)}
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
                        "samples": samples, **extra}, storage_options)
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
@@ -163,30 +167,17 @@ def _build(cfg: RunConfig) -> BuildResult:
     return BuildResult(out, manifest, samples=samples)
 
 
-def _select(table: pa.Table, live: bool) -> pa.Table:
-    """Curated rows lose the tag columns; rejects are reshaped to the rejects schema."""
-    mask = live_mask(table)
-    if live:
-        return table.filter(mask).select(schema.CURATED_COLUMNS)
-    t = table.filter(pc.invert(mask))
-    pair_text = pc.binary_join_element_wise(t[schema.SRC_TEXT], t[schema.TGT_TEXT], "\t")
-    text = pc.if_else(pc.is_null(t[schema.TEXT]), pair_text, t[schema.TEXT])
-    return pa.table(
-        {
-            schema.ID: t[schema.ID], schema.SOURCE: t[schema.SOURCE], schema.KIND: t[schema.KIND], "stage": t[schema.REJECT_STAGE],
-            "reason": t[schema.REJECT_REASON], schema.DUPLICATE_OF: t[schema.DUPLICATE_OF], schema.TEXT: text, schema.META: t[schema.META],
-        },
-        schema=schema.REJECT_SCHEMA,
-    )
-
-
 def _write(ds: ray.data.Dataset, out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> None:
-    """Write a dataset as Parquet; an empty one still leaves a (zero-row) file with its schema, so
-    readers of curated/, rejects/ or sft/validation/ never meet a missing folder."""
+    """Write a dataset as Parquet (see _ensure_parquet for an empty one)."""
     fs, path = storage.pyarrow_fs(out, storage_options)
-    target = storage.join(path, sub)
     # Object stores have no folders: Ray's create-then-remove-if-empty dance fails there on 0 rows.
-    ds.write_parquet(target, filesystem=fs, try_create_dir=storage.is_local(out))
+    ds.write_parquet(storage.join(path, sub), filesystem=fs, try_create_dir=storage.is_local(out))
+    _ensure_parquet(out, sub, storage_options, arrow_schema)
+
+
+def _ensure_parquet(out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> None:
+    """An output folder without rows still gets a (zero-row) file with its schema, so readers of
+    curated/, rejects/ or sft/validation/ never meet a missing folder."""
     fsspec_fs, fpath = storage.get_fs(storage.join(out, sub), storage_options)
     if not fsspec_fs.exists(fpath) or not any(p.endswith(".parquet") for p in fsspec_fs.ls(fpath)):
         import pyarrow.parquet as pq
@@ -194,16 +185,6 @@ def _write(ds: ray.data.Dataset, out: str, sub: str, storage_options: dict, arro
         fsspec_fs.makedirs(fpath, exist_ok=True)
         with fsspec_fs.open(fpath + "/empty.parquet", "wb") as f:
             pq.write_table(arrow_schema.empty_table(), f)
-
-
-def _unreadable(table: pa.Table) -> pa.Table:
-    t = table.filter(pc.equal(table[schema.REJECT_REASON], "unreadable_file"))
-    return t.select([schema.SOURCE, schema.META])
-
-
-def _unreadable_files(records: ray.data.Dataset) -> list[dict]:
-    rows = records.map_batches(_unreadable, batch_format="pyarrow").take_all()
-    return sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows), key=lambda r: (r["source"], r["file"]))
 
 
 def _token_counter(cfg: RunConfig) -> tuple[str | None, str]:

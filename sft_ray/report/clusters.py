@@ -73,7 +73,13 @@ def dedup_clusters(records: ray.data.Dataset, top: int = 5, examples: int = 2, n
     `num_partitions` None: from the records' bytes (dedup/partitions.py; the build passes its count).
     """
     members = records.map_batches(members_block, batch_format="pyarrow")
-    summary = members.repartition(num_partitions or partitions_for(records, DedupConfig()), keys=["group"]).map_batches(
+    return clusters_from(members, records, top, examples, num_partitions or partitions_for(records, DedupConfig()))
+
+
+def clusters_from(members: ray.data.Dataset, records: ray.data.Dataset, top: int, examples: int, num_partitions: int) -> dict:
+    """dedup_clusters from `members_block` rows (computed elsewhere, e.g. in write.py's one pass) and
+    a Dataset to pick example texts from (records with their tag columns)."""
+    summary = members.repartition(num_partitions, keys=["group"]).map_batches(
         summary_block, batch_format="pyarrow", batch_size=None, fn_kwargs={"top": top})  # whole blocks: a cluster is never split
     by_reason: Counter = Counter()
     size_counts: Counter = Counter()

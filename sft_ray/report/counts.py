@@ -25,7 +25,7 @@ _GROUP_SCHEMA = pa.schema(
 )
 
 
-def _record_groups(table: pa.Table) -> pa.Table:
+def record_groups(table: pa.Table) -> pa.Table:
     """Per block: one row per (source, stage, reason, label), plus one per (source, PII type) of kept
     records and one per evaluation set that contaminated records (dedup/contamination.py)."""
     cols = [table[c].to_pylist() for c in (schema.SOURCE, schema.REJECT_STAGE, schema.REJECT_REASON, schema.LABEL)]
@@ -45,7 +45,11 @@ def _record_groups(table: pa.Table) -> pa.Table:
 def record_counts(records: ray.data.Dataset) -> dict:
     """Totals that must satisfy input = kept + rejected, broken down by source, stage and reason;
     plus PII placeholders put into kept records, per type and source."""
-    rows = records.map_batches(_record_groups, batch_format="pyarrow").take_all()
+    return count_groups(records.map_batches(record_groups, batch_format="pyarrow").take_all())
+
+
+def count_groups(rows: list[dict]) -> dict:
+    """record_counts' totals from the per-block rows of `record_groups` (here or in write.py's one pass)."""
     by_source: dict = defaultdict(lambda: {"input": 0, "kept": 0, "rejected": 0})
     by_stage: dict = defaultdict(Counter)
     labels: dict = defaultdict(Counter)

@@ -1,0 +1,155 @@
+"""Write curated/ and rejects/, and gather every figure about the records, in one pass over them.
+
+A block of tagged records is split into its curated rows and its rejects, each written as one
+Parquet file, and the same task returns the block's small per-block figures: counts by source,
+stage and reason (report/counts.py), the data profile (report/aggregates.py), unreadable input
+files, and the dedup clusters' member counts (report/clusters.py). Before, each of those was a
+separate scan of the records, which therefore had to stay pinned in the object store; now the
+records are read once, and the later stages (format, the report's example texts) read the written
+Parquet files back (docs/ARCHITECTURE.md, "Scale").
+
+File names are a hash of the block's ids and metas, so a retried task rewrites the same files
+rather than adding copies (two blocks with the same ids and metas would be the same records).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+
+from sft_ray import schema
+from sft_ray import storage
+from sft_ray.report.aggregates import combine as combine_profile
+from sft_ray.report.aggregates import profile_block
+from sft_ray.report.clusters import members_block
+from sft_ray.report.counts import count_groups, record_groups
+from sft_ray.tags import live_mask
+
+_PIECES = {"counts": record_groups, "profile": profile_block, "members": members_block}
+_UNREADABLE = "unreadable"
+_OUT_SCHEMA = pa.schema([("piece", pa.string()), ("ipc", pa.binary())])
+
+
+@dataclass
+class Written:
+    """What the one pass learnt: counts (report/counts.py), unreadable input files, the data
+    profile (report/aggregates.py) and the dedup clusters' member rows (a small Dataset)."""
+
+    counts: dict
+    unreadable: list[dict]
+    profile: dict
+    members: ray.data.Dataset
+
+
+def select(table: pa.Table, live: bool) -> pa.Table:
+    """Curated rows lose the tag columns; rejects are reshaped to the rejects schema."""
+    mask = live_mask(table)
+    if live:
+        return table.filter(mask).select(schema.CURATED_COLUMNS)
+    t = table.filter(pc.invert(mask))
+    pair_text = pc.binary_join_element_wise(t[schema.SRC_TEXT], t[schema.TGT_TEXT], "\t")
+    text = pc.if_else(pc.is_null(t[schema.TEXT]), pair_text, t[schema.TEXT])
+    return pa.table(
+        {
+            schema.ID: t[schema.ID], schema.SOURCE: t[schema.SOURCE], schema.KIND: t[schema.KIND], "stage": t[schema.REJECT_STAGE],
+            "reason": t[schema.REJECT_REASON], schema.DUPLICATE_OF: t[schema.DUPLICATE_OF], schema.TEXT: text, schema.META: t[schema.META],
+        },
+        schema=schema.REJECT_SCHEMA,
+    )
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _table(ipc: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(ipc)).read_all()
+
+
+def _block_name(table: pa.Table) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for col in (schema.ID, schema.META):
+        for chunk in table[col].chunks:
+            for buf in chunk.buffers()[1:]:
+                if buf is not None:
+                    h.update(memoryview(buf))
+    h.update(str(table.num_rows).encode())
+    return h.hexdigest()
+
+
+def _write_block(table: pa.Table, out: str, storage_options: dict) -> pa.Table:
+    """Ray task body: write the block's curated rows and rejects; return its figures as IPC pieces."""
+    if table.num_rows == 0:
+        return _OUT_SCHEMA.empty_table()
+    table = table.combine_chunks()
+    name = _block_name(table)
+    for sub, live, arrow_schema in (("curated", True, schema.CURATED_SCHEMA), ("rejects", False, schema.REJECT_SCHEMA)):
+        part = select(table, live)
+        if part.num_rows:
+            fs, path = storage.get_fs(storage.join(out, sub, f"part-{name}.parquet"), storage_options)
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with fs.open(path, "wb") as f:
+                pq.write_table(part.cast(arrow_schema), f)
+    unreadable = table.filter(pc.equal(table[schema.REJECT_REASON], "unreadable_file")).select([schema.SOURCE, schema.META])
+    pieces = {**{k: fn(table) for k, fn in _PIECES.items()}, _UNREADABLE: unreadable}
+    return pa.table({"piece": list(pieces), "ipc": [_ipc(t) for t in pieces.values()]}, schema=_OUT_SCHEMA)
+
+
+def _members(batch: pa.Table) -> pa.Table:
+    tables = [_table(b) for p, b in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()) if p == "members"]
+    return pa.concat_tables(tables) if tables else members_block(schema.empty_records())
+
+
+def write_records(records: ray.data.Dataset, out: str, storage_options: dict) -> Written:
+    """The one pass: curated/ and rejects/ written, figures gathered (small rows to the driver)."""
+    figures = records.map_batches(_write_block, batch_format="pyarrow", fn_kwargs={"out": out, "storage_options": storage_options}).materialize()
+    rows: dict[str, list] = {"counts": [], "profile": [], _UNREADABLE: []}
+    for batch in figures.iter_batches(batch_format="pyarrow", batch_size=None):  # small pieces; members stay distributed
+        for piece, ipc in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()):
+            if piece in rows:
+                rows[piece] += _table(ipc).to_pylist()
+    unreadable = sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows[_UNREADABLE]),
+                        key=lambda r: (r["source"], r["file"]))
+    members = figures.map_batches(_members, batch_format="pyarrow")
+    return Written(count_groups(rows["counts"]), unreadable, combine_profile(rows["profile"]), members)
+
+
+def read_written(out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> ray.data.Dataset:
+    """A folder this module (or build.py's empty-folder guard) wrote, read back as a Dataset."""
+    fs, path = storage.pyarrow_fs(out, storage_options)
+    return ray.data.read_parquet(storage.join(path, sub), filesystem=fs, schema=arrow_schema)
+
+
+def tagged_view(out: str, storage_options: dict) -> ray.data.Dataset:
+    """curated/ and rejects/ read back as records with their tag columns (the columns the report's
+    cluster examples read): rejects' stage/reason become the tag columns again."""
+    curated = read_written(out, "curated", storage_options, schema.CURATED_SCHEMA).map_batches(_curated_tags, batch_format="pyarrow")
+    rejects = read_written(out, "rejects", storage_options, schema.REJECT_SCHEMA).map_batches(_reject_tags, batch_format="pyarrow")
+    return curated.union(rejects)
+
+
+_VIEW = [schema.ID, schema.SOURCE, schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT, schema.REJECT_STAGE, schema.REJECT_REASON, schema.DUPLICATE_OF]
+_VIEW_SCHEMA = pa.schema([schema.RECORD_SCHEMA.field(c) for c in _VIEW])
+
+
+def _curated_tags(t: pa.Table) -> pa.Table:
+    n = t.num_rows
+    cols = {c: t[c] if c in t.column_names else pa.nulls(n, pa.string()) for c in _VIEW}
+    return pa.Table.from_arrays([cols[c] for c in _VIEW], schema=_VIEW_SCHEMA)
+
+
+def _reject_tags(t: pa.Table) -> pa.Table:
+    n = t.num_rows
+    cols = {schema.ID: t[schema.ID], schema.SOURCE: t[schema.SOURCE], schema.TEXT: t[schema.TEXT], schema.SRC_TEXT: pa.nulls(n, pa.string()),
+            schema.TGT_TEXT: pa.nulls(n, pa.string()), schema.REJECT_STAGE: t["stage"], schema.REJECT_REASON: t["reason"],
+            schema.DUPLICATE_OF: t[schema.DUPLICATE_OF]}
+    return pa.Table.from_arrays([cols[c] for c in _VIEW], schema=_VIEW_SCHEMA)
