@@ -94,8 +94,8 @@ def _build(cfg: RunConfig) -> BuildResult:
     ds = semantic_dedup(ds, dedup_cfg, cfg.placement.models)  # off by default
     split = {"validation_fraction": cfg.format.validation_fraction, "seed": cfg.format.seed}
     records = ds.map_batches(assign_split, batch_format="pyarrow", fn_kwargs=split, udf_modifying_row_count=False).materialize()
-    if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
-        records = decontaminate(records, cfg.dedup.decontaminate).materialize()
+    if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is joined against
+        records = decontaminate(records, cfg.dedup.decontaminate, dedup_cfg.num_partitions, example_kinds(cfg)).materialize()
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
     label_info: dict = {}
     if cfg.label.enabled:  # after dedup: nothing is embedded twice or for a record that is then removed
@@ -155,6 +155,16 @@ def _build(cfg: RunConfig) -> BuildResult:
     if cfg.resumable:
         work.remove()  # staged records are only needed until the build is complete
     return BuildResult(out, manifest, samples=samples)
+
+
+def example_kinds(cfg: RunConfig) -> frozenset[str]:
+    """The record kinds that yield SFT examples: a non-empty `format.tasks` entry, or a teacher task
+    when the teacher runs. Decontamination checks and indexes only these (dedup/contamination.py):
+    nothing is trained on a record of another kind."""
+    kinds = {kind for kind, tasks in cfg.format.tasks.items() if tasks}
+    if cfg.teacher.enabled:
+        kinds |= {kind for task in cfg.teacher.tasks.values() for kind in task.kinds}
+    return frozenset(kinds)
 
 
 def _select(table: pa.Table, live: bool) -> pa.Table:
