@@ -30,6 +30,7 @@ from sft_ray.dedup import decontaminate, semantic_dedup
 from sft_ray.dedup.partitions import resolve as resolve_partitions
 from sft_ray.dedup.removals import ROW
 from sft_ray.dedup.steps import run_steps, step_fingerprint
+from sft_ray.dedup.validation_join import gram_partitions
 from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
@@ -100,8 +101,8 @@ def _build(cfg: RunConfig) -> BuildResult:
     ds = semantic_dedup(ds.drop_columns([ROW]), dedup_cfg, cfg.placement.models)  # off by default
     split = {"validation_fraction": cfg.format.validation_fraction, "seed": cfg.format.seed}
     records = ds.map_batches(assign_split, batch_format="pyarrow", fn_kwargs=split, udf_modifying_row_count=False).materialize()
-    if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is one of its indexes
-        records = decontaminate(records, cfg.dedup.decontaminate).materialize()
+    if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is joined against
+        records = decontaminate(records, cfg.dedup.decontaminate, gram_partitions(size, cfg.dedup), example_kinds(cfg)).materialize()
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
     label_info: dict = {}
     if cfg.label.enabled:  # after dedup: nothing is embedded twice or for a record that is then removed
@@ -165,6 +166,16 @@ def _build(cfg: RunConfig) -> BuildResult:
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
     work.remove()  # staged records and dedup steps are only needed until the build is complete
     return BuildResult(out, manifest, samples=samples)
+
+
+def example_kinds(cfg: RunConfig) -> frozenset[str]:
+    """The record kinds that yield SFT examples: a non-empty `format.tasks` entry, or a teacher task
+    when the teacher runs. Decontamination checks and indexes only these (dedup/contamination.py):
+    nothing is trained on a record of another kind."""
+    kinds = {kind for kind, tasks in cfg.format.tasks.items() if tasks}
+    if cfg.teacher.enabled:
+        kinds |= {kind for task in cfg.teacher.tasks.values() for kind in task.kinds}
+    return frozenset(kinds)
 
 
 def _write(ds: ray.data.Dataset, out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> None:

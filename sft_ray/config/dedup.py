@@ -72,6 +72,13 @@ class DecontaminateConfig(StrictModel):
     )
     benchmarks: list[BenchmarkSetConfig] = Field(default_factory=list, description="User-given evaluation sets (XQuAD, WMT test sets, ...).")
     validation_split: bool = Field(default=True, description="Also check training records against this build's own validation records.")
+    broadcast_max_hits: int = Field(
+        # ~40 bytes per id (a 25-character id, its offset and 64-bit hash): 1M ids ~40 MB per worker.
+        default=1_000_000,
+        ge=0,
+        description="Up to this many validation-split hits (training ids found by the n-gram join), send the hit list "
+        "to every worker and tag records by a map; above it, shuffle records and hits by id (0: always shuffle).",
+    )
 
 
 class SemanticDedupConfig(StrictModel):

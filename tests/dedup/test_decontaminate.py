@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import ray
 
@@ -91,3 +92,98 @@ def test_benchmark_files_in_squad_lines_and_jsonl_formats(ray_local, tmp_path):
     out = decontaminate(ray.data.from_arrow(_rows(texts)), cfg).take_all()
     assert sorted((r["id"], r["duplicate_of"]) for r in out) == [
         ("r0", "benchmark:xquad"), ("r1", "benchmark:wmt"), ("r2", "benchmark:mine"), ("r3", None)]
+
+
+# ------------------------------------------------------------------ the validation split as a join
+def _join_rows(seed: int = 7) -> list[dict]:
+    """Validation items of 5-40 words (some titled news), training records quoting 6-14-word windows
+    of them (a hit from 8 words when the item is that short, from 13 otherwise), unrelated records,
+    and rejected rows that quote too (they stay as they are)."""
+    rng = random.Random(seed)
+    vocab = [f"{w}{i}" for i in range(60) for w in ("river", "stone")]
+    words = lambda n: [rng.choice(vocab) for _ in range(n)]  # noqa: E731
+    val = [words(rng.choice([5, 8, 10, 12, 20, 40])) for _ in range(40)]
+    rows = [{"id": f"v{i:03d}", "source": "s", "kind": "news" if i % 3 else "text", "split": "validation", "text": " ".join(w),
+             "title": " ".join(words(9)) if i % 3 == 1 else None} for i, w in enumerate(val)]
+    for i in range(120):
+        src = rng.choice(val)
+        k = min(len(src), rng.randint(6, 14))
+        at = rng.randint(0, len(src) - k)
+        quote = src[at : at + k] if i % 2 else words(k)
+        row = {"id": f"t{i:03d}", "source": "s", "kind": "news", "split": "train", "text": " ".join(words(5) + quote + words(7))}
+        if i % 17 == 0:
+            row.update(reject_stage="dedup", reject_reason="exact_duplicate", split=None)
+        rows.append(row)
+    # The whole of a 10-word item, by the shorter-item rule; and a title quoted.
+    rows.append({"id": "t900", "source": "s", "kind": "news", "split": "train", "text": "Intro: " + " ".join(next(w for w in val if len(w) == 10))})
+    rows.append({"id": "t901", "source": "s", "kind": "news", "split": "train", "text": "Title: " + rows[1]["title"] + " and more"})
+    return rows
+
+
+def _old_index_path(rows: list[dict]) -> dict:
+    """What the driver-side validation index gave: every live validation item indexed, training records checked."""
+    items = [r.get(c) for r in rows if r.get("split") == "validation" and not r.get("reject_reason") for c in ("text", "title")]
+    out = decontaminate_batch(schema.records_from_rows(rows), [("split:validation", build_index([t for t in items if t], CFG), True)])
+    return dict(zip(out[schema.ID].to_pylist(), _reasons(out)))
+
+
+def _blocks(rows: list[dict], size: int = 23) -> ray.data.Dataset:
+    table = schema.records_from_rows(rows)
+    return ray.data.from_arrow([table.slice(i, size) for i in range(0, table.num_rows, size)])
+
+
+def _tags(ds: ray.data.Dataset) -> dict:
+    return {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in ds.take_all()}
+
+
+def test_validation_join_over_blocks_and_partitions_matches_the_old_index(ray_local):
+    rows = _join_rows()
+    expected = _old_index_path(rows)
+    hits = {i for i, (reason, dup) in expected.items() if dup == "split:validation"}
+    assert {"t900", "t901"} <= hits and len(hits) >= 10 and len(expected) - len(hits) > 100  # both outcomes, plenty of each
+    assert all(expected[r["id"]] == ("exact_duplicate", None) for r in rows if r.get("reject_reason"))
+    for parts in (1, 4):
+        assert _tags(decontaminate(_blocks(rows), CFG, parts)) == expected, parts
+
+
+def test_validation_join_by_id_shuffle_equals_the_broadcast_hit_list(ray_local):
+    rows = _join_rows(seed=11)
+    shuffled = CFG.model_copy(update={"broadcast_max_hits": 0})
+    broadcast = _tags(decontaminate(_blocks(rows, 31), CFG, 3))
+    assert sum(dup == "split:validation" for _, dup in broadcast.values()) >= 10
+    assert _tags(decontaminate(_blocks(rows, 31), shuffled, 3)) == broadcast == _old_index_path(rows)
+
+
+def test_kinds_without_examples_are_neither_indexed_nor_checked(ray_local, tmp_path):
+    ids = {s: [i for i in (f"doc{n}" for n in range(400)) if split_of(i, 0.2, 0) == s] for s in ("validation", "train")}
+    bench = "Die Verbraucherzentrale rät allen Kunden, die Kündigung schriftlich und per Einschreiben zu senden."
+    (tmp_path / "bench.txt").write_text(bench + "\n")
+    cfg = DecontaminateConfig.model_validate({"benchmarks": [{"name": "xquad", "path": str(tmp_path / "bench.txt")}]})
+    web_passage = "Web page: the river stone bridge was rebuilt in the spring after the flood took the old one away entirely."
+    val, train = ids["validation"], ids["train"]
+    rows = [
+        {"id": val[0], "kind": "web", "text": web_passage},  # a validation record no example comes from: not indexed
+        {"id": val[1], "kind": "news", "text": CONTEXT},
+        {"id": train[0], "kind": "news", "text": "Quoted: " + web_passage},  # would match the web record
+        {"id": train[1], "kind": "web", "text": "Quoted: " + CONTEXT},  # matches, but a web record is not checked
+        {"id": train[2], "kind": "news", "text": "Quoted: " + CONTEXT[:140]},
+        {"id": train[3], "kind": "web", "text": "Zitat: " + bench},  # the benchmark, but web
+        {"id": train[4], "kind": "news", "text": "Zitat: " + bench},
+    ]
+    table = assign_split(schema.records_from_rows([{"source": "s", **r} for r in rows]), 0.2, 0)
+    out = _tags(decontaminate(ray.data.from_arrow(table), cfg, 2, frozenset({"news"})))
+    assert out == {val[0]: (None, None), val[1]: (None, None), train[0]: (None, None), train[1]: (None, None),
+                   train[2]: ("contaminated", "split:validation"), train[3]: (None, None), train[4]: ("contaminated", "benchmark:xquad")}
+    everyone = _tags(decontaminate(ray.data.from_arrow(table), cfg, 2))  # every kind takes part
+    assert everyone[train[0]] == everyone[train[1]] == ("contaminated", "split:validation")
+    assert everyone[train[3]] == ("contaminated", "benchmark:xquad")
+
+
+def test_example_kinds_are_format_tasks_and_teacher_tasks():
+    from sft_ray.build import example_kinds
+    from sft_ray.config import RunConfig
+
+    base = {"output": "/tmp/x", "sources": [{"name": "a", "kind": "text", "format": "jsonl", "path": "/tmp/a.jsonl"}]}
+    assert example_kinds(RunConfig.model_validate(base)) == {"news", "translation", "qa", "sentiment", "sft"}
+    cfg = RunConfig.model_validate({**base, "format": {"tasks": {"news": ["headline"], "text": []}}, "teacher": {"enabled": True}})
+    assert example_kinds(cfg) == {"news", "web", "text"}  # the default teacher tasks: qa (web, text), summary (web)
