@@ -9,7 +9,7 @@ format put each record's examples on its side, and curated/ carries the column.
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
-it is incomplete, and its rerun redoes only the input files whose read+clean had not finished
+it is incomplete, and its rerun redoes only the work units whose read+clean had not finished
 (staging.py) and then the global stages; a run with it is not redone unless `overwrite` is set.
 """
 
@@ -76,10 +76,10 @@ def _build(cfg: RunConfig) -> BuildResult:
     t0 = time.time()
 
     resume: dict = {}
-    all_units = units(cfg, inputs)  # read + clean: one task per input file (staging.py), staged when resumable
+    all_units = units(cfg, inputs)  # read + clean: one task per unit of ~staging.unit_bytes (staging.py), staged when resumable
     if cfg.resumable:
         work = Workspace(out, storage_options)
-        done = work.prepare(fingerprint(cfg, all_units))
+        done = work.prepare(fingerprint(cfg), all_units)
         work.run(cfg, [u for u in all_units if u.key not in done])
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
         ds = work.read([u.key for u in all_units])
@@ -152,8 +152,8 @@ def _build(cfg: RunConfig) -> BuildResult:
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
                        "samples": samples, **extra}, storage_options)
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
-    if cfg.resumable:
-        work.remove()  # staged records are only needed until the build is complete
+    if cfg.resumable and not cfg.staging.keep_work:
+        work.remove()  # staged records are only needed until the build is complete (keep_work: for incremental rebuilds)
     return BuildResult(out, manifest, samples=samples)
 
 
