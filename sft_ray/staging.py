@@ -5,7 +5,7 @@ ID, quality filters). They run as *work units* of about `staging.unit_bytes` of 
 Ray task per unit, `_stage_units`, whether or not the run is resumable (`units`):
 
 - files smaller than `unit_bytes` are grouped: in sorted url order, a unit ends after a file whose
-  url hash h in [0, 1) is below size / unit_bytes (or when it reaches 2 x unit_bytes). That is
+  path hash h in [0, 1) is below size / unit_bytes (or when it reaches 2 x unit_bytes). That is
   content-defined chunking (rsync, LBFS) over the file list: the expected unit holds unit_bytes,
   a boundary depends only on its own file, so adding or removing a file changes its own unit (and
   at most the 2x-capped units up to the next hashed boundary), never every later unit as greedy
@@ -102,13 +102,14 @@ def _key(source: str, group: list[dict]) -> str:
 
 
 def _group(items: list[dict], unit_bytes: int) -> list[list[dict]]:
-    """Content-defined groups of small files (module docstring): a group ends after a file whose url
+    """Content-defined groups of small files (module docstring): a group ends after a file whose path
     hash falls below size / unit_bytes, or once it holds 2 x unit_bytes."""
     groups, cur, total = [], [], 0
     for it in items:
         cur.append(it)
         total += int(it["size"])
-        h = int.from_bytes(hashlib.blake2b(it["url"].encode(), digest_size=8).digest(), "big") / 2**64
+        name = it.get("rel") or it["url"]  # the path below the source's base: the same groups wherever the corpus lives
+        h = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") / 2**64
         if h * unit_bytes < int(it["size"]) or total >= 2 * unit_bytes:
             groups.append(cur)
             cur, total = [], 0
