@@ -36,8 +36,8 @@ class RunConfig(StrictModel):
     read_batch_size: int = Field(default=1024, ge=1, description="Records per block emitted by the readers.")
     resumable: bool = Field(
         default=True,
-        description="Stage read+clean output per input file under <output>/_work/ with completion markers, so a rerun of "
-        "an interrupted build redoes only unfinished files (false: stream read -> clean -> dedup without staging).",
+        description="Stage read+clean output per work unit (staging.unit_bytes) under <output>/_work/ with completion markers, so a rerun of "
+        "an interrupted build redoes only unfinished units (false: stream read -> clean -> dedup without staging).",
     )
     staging: StagingConfig = Field(default_factory=StagingConfig, description="Work units of read+clean: their size, and keeping staged work for incremental rebuilds.")
 
