@@ -73,10 +73,11 @@ def range_lines(url: str, storage_options: dict, start: int, end: int, newlines_
             pos = start - 1 + len(skipped)
             if pos > start:  # the skipped bytes after start end with exactly one newline
                 n += 1
-        while pos < end:
-            line = f.readline()
-            if not line:
-                return
+        if pos >= end:
+            return
+        for line in f:
             yield n, line
             pos += len(line)
+            if pos >= end:
+                return
             n += 1
