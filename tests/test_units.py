@@ -189,3 +189,9 @@ def test_adding_a_file_restages_only_its_unit(ray_local, tmp_path):
 
     scratch = build_sft_data(_build_cfg(inputs, tmp_path / "scratch", unit_bytes, resumable=False)).manifest
     assert digest(out) == digest(tmp_path / "scratch") and again["counts"] == scratch["counts"]
+
+    # A removed file's records leave the output; its unit's staged files leave _work/.
+    (inputs / "part5.jsonl").unlink()
+    less = build_sft_data(_build_cfg(inputs, out, unit_bytes, staging={"keep_work": True}, overwrite=True)).manifest
+    assert less["counts"]["input"] == again["counts"]["input"] - 21 and less["resume"]["reused"] >= less["resume"]["units"] - 1
+    assert len({p.name.rsplit(".", 1)[0] for p in (out / "_work" / "clean").iterdir()}) == less["resume"]["units"]
