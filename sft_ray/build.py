@@ -9,12 +9,13 @@ format put each record's examples on its side, and curated/ carries the column.
 
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
-it is incomplete, and its rerun redoes only the input files whose read+clean had not finished
+it is incomplete, and its rerun redoes only the work units whose read+clean had not finished
 (staging.py) and then the global stages; a run with it is not redone unless `overwrite` is set.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -79,15 +80,15 @@ def _build(cfg: RunConfig) -> BuildResult:
     t0 = time.time()
 
     resume: dict = {}
-    all_units = units(cfg, inputs)  # read + clean: one task per input file (staging.py), staged when resumable
+    all_units = units(cfg, inputs)  # read + clean: one task per unit of ~staging.unit_bytes (staging.py), staged when resumable
     work = Workspace(out, storage_options)
     if cfg.resumable:
-        done = work.prepare(fingerprint(cfg, all_units))
+        done = work.prepare(fingerprint(cfg), all_units)
         work.run(cfg, [u for u in all_units if u.key not in done])
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
         ds = work.read([u.key for u in all_units])
         size, measured_on = ds.size_bytes(), "staged parquet"  # Ray's estimate from the files' sizes: metadata, no read
-        inputs_id = fingerprint(cfg, all_units)
+        inputs_id = json.dumps([fingerprint(cfg), sorted(u.key for u in all_units)])  # what the staged records are
     else:
         ds = read_clean(cfg, all_units)
         size, measured_on = listed_bytes(all_units), "listed inputs"  # streamed: the records are not known yet
@@ -164,7 +165,8 @@ def _build(cfg: RunConfig) -> BuildResult:
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
                        "samples": samples, **extra}, storage_options)
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
-    work.remove()  # staged records and dedup steps are only needed until the build is complete
+    if not (cfg.resumable and cfg.staging.keep_work):  # keep_work: staged units and dedup steps kept for incremental rebuilds
+        work.remove()  # staged records and dedup steps are only needed until the build is complete
     return BuildResult(out, manifest, samples=samples)
 
 

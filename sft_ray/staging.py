@@ -1,21 +1,37 @@
 """Read + clean, one Ray task per work unit: streamed on, or staged with completion markers.
 
 Read and clean are the expensive, embarrassingly parallel part of a build (extraction, language
-ID, quality filters), and they are per input file. So each *work unit* (one input file, a bitext
-pair, or a whole `limit`ed source, which is read as one unit to keep its selection deterministic)
-is read and cleaned by one Ray task, `_stage_units`, whether or not the run is resumable:
+ID, quality filters). They run as *work units* of about `staging.unit_bytes` of input each, one
+Ray task per unit, `_stage_units`, whether or not the run is resumable (`units`):
+
+- files smaller than `unit_bytes` are grouped: in sorted url order, a unit ends after a file whose
+  path hash h in [0, 1) is below size / unit_bytes (or when it reaches 2 x unit_bytes). That is
+  content-defined chunking (rsync, LBFS) over the file list: the expected unit holds unit_bytes,
+  a boundary depends only on its own file, so adding or removing a file changes its own unit (and
+  at most the 2x-capped units up to the next hashed boundary), never every later unit as greedy
+  filling in sorted order would, and needs no state from earlier runs as "keep the old units,
+  put new files in new ones" would. A million small HTML files become about total/unit_bytes tasks.
+- an uncompressed JSONL/CSV/TSV/lines file larger than `unit_bytes` is cut into byte ranges
+  at line boundaries (ingest/ranges.py), one unit each, so one 50 GB file is read in parallel; the
+  records, ids and `meta.line` equal those of the file read whole. Compressed files, Parquet, WARC,
+  JSON documents (SQuAD) and bitext pairs cannot be cut and stay one unit each;
+- a `limit`ed source is one unit, read in sorted order, so *which* records are taken is deterministic.
 
     read_clean(cfg, units)   resumable=false: the task yields its records to the global stages
     Workspace.run(cfg, units)  resumable=true: the task writes its records to
                              `<output>/_work/clean/<unit>.parquet`, then a marker `<unit>.done`;
                              the global stages (dedup, decontamination) read the staged records back
 
-If the driver dies half-way, the rerun finds the markers and redoes only the units without one.
-A unit's Parquet file without its marker (a task killed mid-write) is rewritten; Ray's own task
-retries rewrite the same file name, so they are idempotent too. The markers are valid only for the
-same inputs, read/clean configuration and record schema: `_work/fingerprint.json` holds a hash of
-them, and a different one wipes `_work/`. The global stages are not staged (they are a few shuffles
-over already-clean data); a finished build removes `_work/`.
+A unit's key hashes its source, its files' urls and sizes and its byte range, so a marker is
+valid exactly as long as that input is unchanged: the rerun of an interrupted build, or a rebuild
+after files were added (with `staging.keep_work`, since a finished build otherwise removes
+`_work/`), reads and cleans only the units without a marker; staged files of units that no longer
+exist (a removed or changed file) are deleted. A unit's Parquet file without its marker (a task
+killed mid-write) is rewritten; Ray's own task retries rewrite the same file name, so they are
+idempotent too. Everything else that decides a unit's records, the sources' read/clean settings,
+the clean config, read_batch_size, the sft_ray version and the record schema, is hashed into
+`_work/fingerprint.json`, and a different hash wipes `_work/`. The global stages are not staged
+(they are a few shuffles over already-clean data).
 """
 
 from __future__ import annotations
@@ -37,6 +53,7 @@ from sft_ray import storage
 from sft_ray.clean import clean_batch
 from sft_ray.config import RunConfig
 from sft_ray.dedup.removals import ROW, UNIT_BITS
+from sft_ray.ingest import ranges
 from sft_ray.ingest.records import read_items
 
 log = logging.getLogger("sft_ray")
@@ -55,21 +72,62 @@ class Unit:
 
 
 def units(cfg: RunConfig, inputs: dict[str, list[dict]]) -> list[Unit]:
-    out = []
+    """The work units of the listed inputs (module docstring), in source then url order."""
+    unit_bytes, out = cfg.staging.unit_bytes, []
     for src in cfg.sources:
         items = inputs[src.name]
-        groups = [items] if src.limit is not None else [[it] for it in items]
+        if src.limit is not None:
+            groups = [items]
+        else:
+            small = sorted((it for it in items if int(it["size"]) < unit_bytes), key=_order)
+            large = sorted((it for it in items if int(it["size"]) >= unit_bytes), key=_order)
+            groups = _group(small, unit_bytes) if cfg.staging.group_small_files else [[it] for it in small]
+            for it in large:
+                if ranges.splittable(src.format, it["url"]) and int(it["size"]) > unit_bytes:
+                    groups += [[{**it, "size": e - s, "file_size": int(it["size"]), "start": s, "end": e}]
+                               for s, e in ranges.cuts(int(it["size"]), unit_bytes)]
+                else:
+                    groups.append([it])
+            groups.sort(key=lambda g: (_order(g[0]), g[0].get("start", 0)))
         for group in groups:
-            ident = json.dumps([src.name, [(it["url"], it.get("tgt_url"), int(it["size"])) for it in group]])
-            out.append(Unit(src.name, f"{src.name}-{hashlib.blake2b(ident.encode(), digest_size=10).hexdigest()}", group))
+            out.append(Unit(src.name, _key(src.name, group), group))
     return out
 
 
-def fingerprint(cfg: RunConfig, all_units: list[Unit]) -> str:
+def _order(it: dict) -> tuple[str, str]:
+    return it["url"], it.get("tgt_url") or ""
+
+
+def _key(source: str, group: list[dict]) -> str:
+    """`<source>-<hash>` of the unit's input: its files' urls and sizes, and its byte range."""
+    def ident(it: dict) -> tuple:
+        whole = (it["url"], it.get("tgt_url"), int(it.get("file_size", it["size"])))
+        return whole + (int(it["start"]), int(it["end"])) if it.get("end") is not None else whole
+    blob = json.dumps([source, [ident(it) for it in group]])
+    return f"{source}-{hashlib.blake2b(blob.encode(), digest_size=10).hexdigest()}"
+
+
+def _group(items: list[dict], unit_bytes: int) -> list[list[dict]]:
+    """Content-defined groups of small files (module docstring): a group ends after a file whose path
+    hash falls below size / unit_bytes, or once it holds 2 x unit_bytes."""
+    groups, cur, total = [], [], 0
+    for it in items:
+        cur.append(it)
+        total += int(it["size"])
+        name = it.get("rel") or it["url"]  # the path below the source's base: the same groups wherever the corpus lives
+        h = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") / 2**64
+        if h * unit_bytes < int(it["size"]) or total >= 2 * unit_bytes:
+            groups.append(cur)
+            cur, total = [], 0
+    return groups + [cur] if cur else groups
+
+
+def fingerprint(cfg: RunConfig) -> str:
+    """Hash of what decides every unit's records besides its input (which its key hashes)."""
     from sft_ray import __version__
 
     what = {"sources": [s.model_dump() for s in cfg.sources], "clean": cfg.clean.model_dump(), "read_batch_size": cfg.read_batch_size,
-            "units": sorted(u.key for u in all_units), "sft_ray": __version__, "schema": STAGED_SCHEMA.names}
+            "sft_ray": __version__, "schema": STAGED_SCHEMA.names}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -106,13 +164,19 @@ class Workspace:
         self.clean_dir = storage.join(self.root, "clean")
         self.dedup_dir = storage.join(self.root, "dedup")  # global dedup steps (dedup/steps.py)
 
-    def prepare(self, fp: str) -> set[str]:
-        """Keys of units already done for this fingerprint (wiping stale work)."""
+    def prepare(self, fp: str, current: list[Unit]) -> set[str]:
+        """Keys of `current` units already done for this fingerprint. A different fingerprint wipes
+        `_work/`; staged files of units not in `current` (removed or changed inputs) are deleted."""
         fp_url = storage.join(self.root, "fingerprint.json")
         if storage.exists(fp_url, self.storage_options) and storage.read_json(fp_url, self.storage_options).get("fingerprint") == fp:
             fs, path = storage.get_fs(self.clean_dir, self.storage_options)
             names = [p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)] if fs.exists(path) else []
-            return {n[: -len(".done")] for n in names if n.endswith(".done")}
+            keys = {u.key for u in current}
+            stale = [f"{path}/{n}" for n in names if n.rsplit(".", 1)[0] not in keys]
+            if stale:
+                log.info("staging: removing %d staged files of units no longer in the input", len(stale))
+                fs.rm(stale)
+            return {n[: -len(".done")] for n in names if n.endswith(".done")} & keys
         storage.remove(self.root, self.storage_options)
         storage.write_json(fp_url, {"fingerprint": fp}, self.storage_options)
         return set()
@@ -149,11 +213,51 @@ def _row_ids(table: pa.Table, ordinals: dict[str, int]) -> pa.Table:
 
 
 def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> ray.data.Dataset:
-    rows = [{"source": u.source, "key": u.key, "ordinal": i, "items": json.dumps(u.items)} for i, u in enumerate(todo)]
+    rows = [{"source": u.source, "key": u.key, "ordinal": i, "items": json.dumps(u.items)} for i, u in enumerate(number_ranges(cfg, todo))]
     return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         _stage_units, batch_size=1, batch_format="pyarrow",
         fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": clean_dir, "storage_options": storage_options},
     )
+
+
+def number_ranges(cfg: RunConfig, todo: list[Unit]) -> list[Unit]:
+    """`todo` with `newlines_before` set on every byte range after a file's first, so its reader
+    numbers lines as in the whole file (ingest/ranges.py). The newlines before each needed start are
+    counted by parallel tasks over pieces of at most unit_bytes, one pass over each cut file's prefix
+    (Ray Data, so the tasks run where the build's other curation tasks do)."""
+    starts: dict[tuple[str, str], set[int]] = {}
+    for u in todo:
+        for it in u.items:
+            if it.get("end") is not None and int(it["start"]) > 0:
+                starts.setdefault((u.source, it["url"]), set()).add(int(it["start"]))
+    if not starts:
+        return todo
+    step, pieces = cfg.staging.unit_bytes, []
+    for (source, url), need in starts.items():
+        bounds = sorted({0, *need, *range(step, max(need), step)})
+        pieces += [{"source": source, "url": url, "a": a, "b": b} for a, b in zip(bounds, bounds[1:])]
+    options = {s.name: s.storage_options for s in cfg.sources}
+    counted = ray.data.from_items(pieces, override_num_blocks=len(pieces)).map(
+        _count_piece, fn_kwargs={"options_json": json.dumps(options)}).take_all()
+    by_file: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for r in counted:
+        by_file.setdefault((r["source"], r["url"]), []).append((int(r["b"]), int(r["n"])))
+    before: dict[tuple[str, str, int], int] = {}
+    for (source, url), counts in by_file.items():
+        total = 0
+        for b, n in sorted(counts):  # the pieces tile [0, last start): a running sum
+            total += n
+            before[(source, url, b)] = total  # newlines in [0, b)
+    def numbered(u: Unit) -> Unit:
+        items = [{**it, "newlines_before": before[(u.source, it["url"], int(it["start"]))]}
+                 if it.get("end") is not None and int(it["start"]) > 0 else it for it in u.items]
+        return Unit(u.source, u.key, items)
+    return [numbered(u) for u in todo]
+
+
+def _count_piece(row: dict, options_json: str) -> dict:
+    so = json.loads(options_json)[row["source"]]
+    return {**row, "n": ranges.count_newlines(row["url"], so, int(row["a"]), int(row["b"]))}
 
 
 def unit_records(cfg: RunConfig, source: str, items: list[dict]) -> Iterator[pa.Table]:

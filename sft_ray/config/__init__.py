@@ -14,6 +14,7 @@ fails with the key's dotted path and the file it came from. One module per part 
     format.py         format: SFT examples and the split
     train.py          train: fine-tuning, LoRA
     placement.py      placement: node-label selectors
+    staging.py        staging: work units of read+clean (unit_bytes), keep_work
     run.py            RunConfig: the whole run, and checks spanning stages
     load.py           load_config: YAML, --set overrides, error messages, relative paths, redaction
 
@@ -65,6 +66,7 @@ from sft_ray.config.load import (
 from sft_ray.config.placement import PlacementConfig
 from sft_ray.config.run import RunConfig
 from sft_ray.config.sources import SourceConfig, SourceFormat
+from sft_ray.config.staging import StagingConfig
 from sft_ray.config.teacher import UNPLACEABLE_VLLM, TeacherConfig
 from sft_ray.config.teacher_tasks import DEFAULT_TEACHER_TASKS, TeacherTaskConfig
 from sft_ray.config.train import LoraConfig, TrainConfig
@@ -76,6 +78,6 @@ __all__ = [
     "GopherQualityConfig", "GopherRepetitionConfig", "LabelConfig", "LabelerConfig", "LangIdConfig", "LoraConfig",
     "NearDedupConfig", "PiiConfig", "PiiType", "PlacementConfig", "QualityLabelerConfig", "RunConfig", "SeedConfig",
     "SemanticDedupConfig", "SentimentLabelerConfig", "SftDedupConfig", "SourceConfig", "SourceFormat", "SourceKind",
-    "StrictModel", "TeacherConfig", "TeacherTaskConfig", "TopicLabelerConfig", "TrainConfig",
+    "StagingConfig", "StrictModel", "TeacherConfig", "TeacherTaskConfig", "TopicLabelerConfig", "TrainConfig",
     "apply_override", "config_dict", "config_yaml", "load_config", "read_yaml_mapping", "redact", "validated",
 ]

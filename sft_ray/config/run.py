@@ -13,6 +13,7 @@ from sft_ray.config.format import FormatConfig
 from sft_ray.config.label import LabelConfig
 from sft_ray.config.placement import PlacementConfig
 from sft_ray.config.sources import SourceConfig
+from sft_ray.config.staging import StagingConfig
 from sft_ray.config.teacher import UNPLACEABLE_VLLM, TeacherConfig
 from sft_ray.config.train import TrainConfig
 
@@ -35,9 +36,10 @@ class RunConfig(StrictModel):
     read_batch_size: int = Field(default=1024, ge=1, description="Records per block emitted by the readers.")
     resumable: bool = Field(
         default=True,
-        description="Stage read+clean output per input file under <output>/_work/ with completion markers, so a rerun of "
-        "an interrupted build redoes only unfinished files (false: stream read -> clean -> dedup without staging).",
+        description="Stage read+clean output per work unit (staging.unit_bytes) under <output>/_work/ with completion markers, so a rerun of "
+        "an interrupted build redoes only unfinished units (false: stream read -> clean -> dedup without staging).",
     )
+    staging: StagingConfig = Field(default_factory=StagingConfig, description="Work units of read+clean: their size, and keeping staged work for incremental rebuilds.")
 
     @model_validator(mode="after")
     def _unique_sources(self) -> RunConfig:

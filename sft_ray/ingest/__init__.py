@@ -1,8 +1,9 @@
 """Ingest: sources (any fsspec URL, any supported format) -> records.
 
-Files are listed on the driver (`list_inputs`); each file (or bitext pair) is read by one Ray task
-(staging.py, which cleans in the same task) that streams it in blocks of `read_batch_size` records
-(`records.read_items`), so memory per task does not grow with file size and the files of a source
+Files are listed on the driver (`list_inputs`); each work unit (a group of small files, one file or
+bitext pair, or a byte range of a large uncompressed line file: staging.py, ranges.py) is read by
+one Ray task (which cleans in the same task) that streams it in blocks of `read_batch_size` records
+(`records.read_items`), so memory per task does not grow with file size and the units of a source
 are read in parallel. A source with a `limit` is read by a single task in sorted file order, so
 *which* records are taken is deterministic.
 """

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from itertools import zip_longest
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import fsspec
+
+from sft_ray.ingest import ranges
 
 
 @dataclass
@@ -39,24 +42,33 @@ def _decode(line: bytes) -> str | None:
         return None
 
 
-def read_jsonl(url: str, storage_options: dict) -> Iterator[Raw]:
+def read_jsonl(url: str, storage_options: dict, span: tuple[int, int, int | None] | None = None) -> Iterator[Raw]:
+    """JSON objects, one a line. `span` (start, end, newlines before start): only the lines
+    starting in that byte range of an uncompressed file (ranges.py), numbered as in the whole file."""
+    if span is not None:
+        yield from _jsonl(ranges.range_lines(url, storage_options, *span))
+        return
     with _open(url, storage_options) as f:
-        for n, line in enumerate(f, start=1):
-            text = _decode(line)
-            if text is None:
-                yield Raw(n, None, "invalid_utf8", line.decode("utf-8", errors="replace"))
-                continue
-            if not text.strip():
-                continue  # blank lines are not records
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError:
-                yield Raw(n, None, "malformed_json", text.rstrip("\n"))
-                continue
-            if not isinstance(obj, dict):
-                yield Raw(n, None, "malformed_json", text.rstrip("\n"))
-                continue
-            yield Raw(n, obj)
+        yield from _jsonl(enumerate(f, start=1))
+
+
+def _jsonl(lines: Iterable[tuple[int, bytes]]) -> Iterator[Raw]:
+    for n, line in lines:
+        text = _decode(line)
+        if text is None:
+            yield Raw(n, None, "invalid_utf8", line.decode("utf-8", errors="replace"))
+            continue
+        if not text.strip():
+            continue  # blank lines are not records
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            yield Raw(n, None, "malformed_json", text.rstrip("\n"))
+            continue
+        if not isinstance(obj, dict):
+            yield Raw(n, None, "malformed_json", text.rstrip("\n"))
+            continue
+        yield Raw(n, obj)
 
 
 def read_parquet(url: str, storage_options: dict, batch_size: int = 4096) -> Iterator[Raw]:
@@ -70,39 +82,66 @@ def read_parquet(url: str, storage_options: dict, batch_size: int = 4096) -> Ite
                 yield Raw(n, row)
 
 
-def read_delimited(url: str, storage_options: dict, delimiter: str, header: bool) -> Iterator[Raw]:
-    """CSV/TSV rows, by header name (header=True) or by column index as a string key ('0', '1', ...)."""
-    with _open(url, storage_options) as fb:
-        text = io.TextIOWrapper(fb, encoding="utf-8", errors="strict", newline="")
-        reader = csv.reader(text, delimiter=delimiter)
-        names: list[str] | None = None
-        n = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as e:
-                # The rest of the file cannot be decoded reliably; one reject names where it broke.
-                yield Raw(n + 1, None, "invalid_utf8", f"undecodable bytes after row {n}: {e}")
-                return
-            except csv.Error as e:
-                n += 1
-                yield Raw(n, None, "malformed_csv", str(e))
-                continue
+def read_delimited(url: str, storage_options: dict, delimiter: str, header: bool, span: tuple[int, int, int | None] | None = None) -> Iterator[Raw]:
+    """CSV/TSV rows, by header name (header=True) or by column index as a string key ('0', '1', ...).
+
+    `span` (start, end, newlines before start): only the rows starting in that byte range of an
+    uncompressed file (ranges.py); a range after the first reads the header from the file's first
+    line. A range can only be cut at line ends, so a row spanning lines (a quoted line break) makes
+    the range fail with a clear error, which read_items records as an `unreadable_file` reject:
+    such a file must be read whole (`staging.unit_bytes` above its size). Undecodable bytes end
+    the range (the whole-file reader: the rest of the file) with one `invalid_utf8` reject."""
+    if span is None:
+        with _open(url, storage_options) as fb:
+            text = io.TextIOWrapper(fb, encoding="utf-8", errors="strict", newline="")
+            yield from _delimited(csv.reader(text, delimiter=delimiter), delimiter, header, 0, None, None)
+        return
+    start, end, newlines_before = span
+    numbered = ranges.range_lines(url, storage_options, start, end, newlines_before)
+    first = next(numbered, None)
+    if first is None:
+        return
+    names = None
+    if header and start > 0:
+        names = next(csv.reader([ranges.first_line(url, storage_options).decode("utf-8")], delimiter=delimiter), None)
+    lines = itertools.chain([first], numbered)
+    rows = csv.reader((line.decode("utf-8") for _, line in lines), delimiter=delimiter)
+    yield from _delimited(rows, delimiter, header, first[0] - 1, names, url)
+
+
+def _delimited(reader, delimiter: str, header: bool, n: int, names: list[str] | None, ranged_url: str | None) -> Iterator[Raw]:
+    """Rows of `reader`, numbered from n + 1. A byte range (`ranged_url` set) checks that every row
+    is one line, since its cuts assume so."""
+    n0 = n
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as e:
+            # The rest of the file cannot be decoded reliably; one reject names where it broke.
+            yield Raw(n + 1, None, "invalid_utf8", f"undecodable bytes after row {n}: {e}")
+            return
+        except csv.Error as e:
             n += 1
-            if header and names is None:
-                names = row
+            yield Raw(n, None, "malformed_csv", str(e))
+            continue
+        n += 1
+        if ranged_url is not None and reader.line_num != n - n0:
+            raise ValueError(f"{ranged_url}: row {n} spans lines (a quoted line break); a file with such rows cannot be read "
+                             "by byte range: raise staging.unit_bytes above its size so that it is read whole")
+        if header and names is None:
+            names = row
+            continue
+        if not row:
+            continue
+        if names is not None:
+            if len(row) != len(names):
+                yield Raw(n, None, "wrong_column_count", delimiter.join(row))
                 continue
-            if not row:
-                continue
-            if names is not None:
-                if len(row) != len(names):
-                    yield Raw(n, None, "wrong_column_count", delimiter.join(row))
-                    continue
-                yield Raw(n, dict(zip(names, row)))
-            else:
-                yield Raw(n, {str(i): v for i, v in enumerate(row)})
+            yield Raw(n, dict(zip(names, row)))
+        else:
+            yield Raw(n, {str(i): v for i, v in enumerate(row)})
 
 
 def read_bitext(src_url: str, tgt_url: str, storage_options: dict) -> Iterator[Raw]:
@@ -120,18 +159,27 @@ def read_bitext(src_url: str, tgt_url: str, storage_options: dict) -> Iterator[R
             yield Raw(n, {"src_text": st.rstrip("\r\n"), "tgt_text": tt.rstrip("\r\n")})
 
 
-def read_lines(url: str, storage_options: dict, encoding: str = "utf-8", label: str | None = None) -> Iterator[Raw]:
-    """One text per non-blank line (e.g. rt-polarity); `label` comes from the file's key in `path`."""
+def read_lines(url: str, storage_options: dict, encoding: str = "utf-8", label: str | None = None,
+               span: tuple[int, int, int | None] | None = None) -> Iterator[Raw]:
+    """One text per non-blank line (e.g. rt-polarity); `label` comes from the file's key in `path`.
+    `span`: only the lines starting in that byte range, as in read_jsonl."""
+    if span is not None:
+        yield from _lines(ranges.range_lines(url, storage_options, *span), encoding, label)
+        return
     with _open(url, storage_options) as f:
-        for n, line in enumerate(f, start=1):
-            try:
-                text = line.decode(encoding).rstrip("\r\n")
-            except UnicodeDecodeError:
-                yield Raw(n, None, "invalid_utf8" if encoding.lower().replace("-", "") == "utf8" else "invalid_encoding",
-                          line.decode(encoding, errors="replace").rstrip("\r\n"))
-                continue
-            if text.strip():
-                yield Raw(n, {"text": text, **({"label": label} if label is not None else {})})
+        yield from _lines(enumerate(f, start=1), encoding, label)
+
+
+def _lines(lines: Iterable[tuple[int, bytes]], encoding: str, label: str | None) -> Iterator[Raw]:
+    for n, line in lines:
+        try:
+            text = line.decode(encoding).rstrip("\r\n")
+        except UnicodeDecodeError:
+            yield Raw(n, None, "invalid_utf8" if encoding.lower().replace("-", "") == "utf8" else "invalid_encoding",
+                      line.decode(encoding, errors="replace").rstrip("\r\n"))
+            continue
+        if text.strip():
+            yield Raw(n, {"text": text, **({"label": label} if label is not None else {})})
 
 
 def read_squad(url: str, storage_options: dict) -> Iterator[Raw]:

@@ -118,21 +118,25 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
 
 
 def parse_file(src: SourceConfig, item: dict, extract_cfg: ExtractConfig | None = None) -> Iterator[Raw]:
+    """One work item's raw rows: a whole file (or bitext pair), or, with `start`/`end`, the lines
+    starting in that byte range of an uncompressed line-oriented file (ranges.py); `newlines_before`
+    (set by staging.py) numbers them as in the whole file."""
     storage_options = src.storage_options
+    span = (int(item["start"]), int(item["end"]), item.get("newlines_before")) if item.get("end") is not None else None
     if src.format in ("warc", "wet"):
         return web.read_warc(item["url"], storage_options, src.format, extract_cfg or ExtractConfig())
     if src.format == "html":
         return web.read_html(item["url"], storage_options, int(item.get("size") or 0), extract_cfg or ExtractConfig())
     if src.format == "jsonl":
-        return formats.read_jsonl(item["url"], storage_options)
+        return formats.read_jsonl(item["url"], storage_options, span)
     if src.format == "parquet":
         return formats.read_parquet(item["url"], storage_options)
     if src.format in ("csv", "tsv"):
-        return formats.read_delimited(item["url"], storage_options, "," if src.format == "csv" else "\t", src.header)
+        return formats.read_delimited(item["url"], storage_options, "," if src.format == "csv" else "\t", src.header, span)
     if src.format == "bitext":
         return formats.read_bitext(item["url"], item["tgt_url"], storage_options)
     if src.format == "lines":
-        return formats.read_lines(item["url"], storage_options, src.encoding, item.get("label"))
+        return formats.read_lines(item["url"], storage_options, src.encoding, item.get("label"), span)
     if src.format == "squad":
         return formats.read_squad(item["url"], storage_options)
     raise ValueError(f"unknown format {src.format}")
@@ -170,13 +174,15 @@ def read_items(
             if is_store_failure(e):
                 raise StoreError(f"source {src.name}: reading {item['url']} failed after retries: {type(e).__name__}: {e}") from e
             err = f"{type(e).__name__}: {e}"[:2000]
+            # A byte range of a file fails on its own: its reject is one per range, and says which.
+            span = {"bytes": [int(item["start"]), int(item["end"])]} if item.get("end") is not None else {}
             rows.append(
                 {
-                    schema.ID: f"{src.name}-file-{stable_hash(rel)}",
+                    schema.ID: f"{src.name}-file-{stable_hash(rel, *span.get('bytes', []))}",
                     schema.SOURCE: src.name,
                     schema.KIND: src.kind,
                     schema.TEXT: err,
-                    schema.META: json.dumps({"file": rel, "url": item["url"], "error": err}, ensure_ascii=False),
+                    schema.META: json.dumps({"file": rel, "url": item["url"], **span, "error": err}, ensure_ascii=False),
                     schema.REJECT_STAGE: STAGE,
                     schema.REJECT_REASON: "unreadable_file",
                 }

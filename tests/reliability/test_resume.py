@@ -40,7 +40,8 @@ def _corpus(d: Path) -> None:
 
 
 def _cfg(d: Path, out: Path, **extra) -> dict:
-    return {"output": str(out), "dedup": {"num_partitions": 2},
+    # One unit per file (staging.group_small_files=false): these tests resume at file granularity.
+    return {"output": str(out), "dedup": {"num_partitions": 2}, "staging": {"group_small_files": False},
             "sources": [{"name": "web", "kind": "web", "format": "jsonl", "path": str(d / "*.jsonl"), "langs": {"text": "en"}}], **extra}
 
 

@@ -1,0 +1,197 @@
+"""Work units of read + clean (sft_ray/staging.py): small files grouped by content-defined
+boundaries, large uncompressed line files cut into byte ranges that read every line exactly once
+with the ids and `meta` of the whole file, and incremental rebuilds that stage only new units."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from sft_ray.build import build_sft_data
+from sft_ray.config import RunConfig, SourceConfig
+from sft_ray.ingest import list_inputs, ranges
+from sft_ray.ingest.records import read_items
+from sft_ray.staging import units
+from tests.conftest import DEMO_DATA, TEST_DATA
+from tests.reliability.outputs import digest
+
+AG = DEMO_DATA / "ag_news_test_part.csv"
+
+
+def _cfg(sources: list[dict], unit_bytes: int, **extra) -> RunConfig:
+    return RunConfig.model_validate({"sources": sources, "staging": {"unit_bytes": unit_bytes}, **extra})
+
+
+def _items(n: int, size) -> list[dict]:
+    return [{"url": f"/c/f{i:04d}.html", "rel": f"f{i:04d}.html", "size": size(i), "tgt_url": None, "tgt_rel": None} for i in range(n)]
+
+
+# ---- grouping ---------------------------------------------------------------------------------
+
+def test_small_files_are_grouped_into_units_of_about_unit_bytes():
+    items = _items(2000, lambda i: 1000 + (i * 37) % 2000)  # 1000..2999 bytes, 4 MB in all
+    total = sum(it["size"] for it in items)
+    cfg = _cfg([{"name": "w", "kind": "web", "format": "html", "path": "/c"}], unit_bytes=100_000)
+    us = units(cfg, {"w": items})
+    urls = [it["url"] for u in us for it in u.items]
+    assert sorted(urls) == sorted(it["url"] for it in items) and len(set(urls)) == len(items)  # each file in exactly one unit
+    assert total / 100_000 / 2 <= len(us) <= total / 100_000 * 2  # about total / unit_bytes (40)
+    assert all(sum(it["size"] for it in u.items) < 2 * 100_000 + 3000 for u in us)  # capped at 2 x unit_bytes
+    assert [u.key for u in units(cfg, {"w": list(reversed(items))})] == [u.key for u in us]  # deterministic
+
+    # One file more, in the middle of sorted order: the other units keep their keys.
+    added = items + [{**items[1000], "url": "/c/f1000a.html", "rel": "f1000a.html", "size": 1500}]
+    before, after = {u.key for u in us}, {u.key for u in units(cfg, {"w": added})}
+    assert len(after - before) <= 2 and len(before - after) <= 2
+    # Per file when asked, and one unit for a `limit`ed source.
+    assert len(units(_cfg([{"name": "w", "kind": "web", "format": "html", "path": "/c"}], 100_000, staging={"group_small_files": False, "unit_bytes": 100_000}), {"w": items})) == 2000
+    assert len(units(_cfg([{"name": "w", "kind": "web", "format": "html", "path": "/c", "limit": 5}], 100_000), {"w": items})) == 1
+
+
+def test_large_files_are_cut_only_when_uncompressed_line_files(tmp_path):
+    big = {"rel": "big", "size": 10_000, "tgt_url": None, "tgt_rel": None}
+    for fmt, url, n in (("jsonl", "/c/big.jsonl", 4), ("csv", "/c/big.csv", 4), ("jsonl", "/c/big.jsonl.gz", 1),
+                        ("parquet", "/c/big.parquet", 1), ("warc", "/c/big.warc.gz", 1)):
+        us = units(_cfg([{"name": "s", "kind": "web" if fmt == "warc" else "text", "format": fmt, "path": "/c", **({"header": True} if fmt == "csv" else {})}], 3000), {"s": [{**big, "url": url}]})
+        assert len(us) == n, (fmt, url)
+        if n > 1:
+            spans = [(u.items[0]["start"], u.items[0]["end"]) for u in us]
+            assert spans[0][0] == 0 and spans[-1][1] == 10_000 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+# ---- byte ranges ------------------------------------------------------------------------------
+
+AWKWARD = (b'{"text": "first"}\r\n\r\n{"text": "a line long enough to cross several cuts ' + b"x" * 40 + b'"}\n'
+           b"\n\n" + b'{"text": broken\n' + b'{"text": "\xff bad"}\n' + b'{"text": "crlf"}\r\n' + b'{"text": "last, no newline"}')
+
+
+@pytest.mark.parametrize("unit_bytes", list(range(1, 40)) + [64, 100, 10_000])
+def test_ranges_read_every_line_exactly_once(tmp_path, unit_bytes):
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(AWKWARD)
+    whole = list(enumerate(open(p, "rb"), start=1))
+    got = []
+    for s, e in ranges.cuts(len(AWKWARD), unit_bytes):
+        got += list(ranges.range_lines(str(p), {}, s, e))
+    assert got == whole
+
+
+def _rows(src: SourceConfig, unit_bytes: int) -> list[dict]:
+    cfg = RunConfig.model_validate({"sources": [src.model_dump()], "staging": {"unit_bytes": unit_bytes}})
+    out = []
+    for u in units(cfg, list_inputs(cfg)):
+        for block in read_items(src, u.items, block_rows=7):
+            out += block.to_pylist()
+    return out
+
+
+@pytest.mark.parametrize("unit_bytes", [5, 23, 64, 10_000])
+def test_jsonl_ranges_give_the_records_ids_and_meta_of_the_whole_file(tmp_path, unit_bytes):
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(AWKWARD)
+    src = SourceConfig.model_validate({"name": "s", "kind": "text", "format": "jsonl", "path": str(p)})
+    whole = _rows(src, 1 << 30)
+    assert [r["reject_reason"] for r in whole] == [None, None, "malformed_json", "invalid_utf8", None, None]
+    assert _rows(src, unit_bytes) == whole
+
+
+def _ag_csv(path: Path, n: int, header: bool) -> None:
+    with open(AG, newline="") as f:
+        rows = [r for _, r in zip(range(n), csv.reader(f))]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        if header:
+            w.writerow(["label", "title", "body"])
+        w.writerows(rows)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_csv_ranges_read_the_header_and_equal_the_whole_file(tmp_path, header):
+    p = tmp_path / "ag.csv"
+    _ag_csv(p, 60, header)
+    with open(p, "a") as f:
+        f.write("only-one-column\n\n")  # a malformed row and an empty line, read by the last range
+    fields = {"label": "label", "title": "title", "text": "body"} if header else {"label": 0, "title": 1, "text": 2}
+    src = SourceConfig.model_validate({"name": "ag", "kind": "news", "format": "csv", "path": str(p), "header": header, "fields": fields})
+    whole = _rows(src, 1 << 30)
+    assert len(whole) == 61 and whole[-1]["reject_reason"] == "wrong_column_count"
+    for unit_bytes in (p.stat().st_size // 3, 997):
+        assert _rows(src, unit_bytes) == whole
+
+
+def test_csv_row_spanning_lines_in_a_cut_file_is_a_named_unreadable_reject(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text("".join(f'{i},"line one\nline two of row {i}"\n' for i in range(40)))
+    src = SourceConfig.model_validate({"name": "q", "kind": "text", "format": "csv", "path": str(p), "fields": {"text": 1}})
+    assert all(r["reject_reason"] is None for r in _rows(src, 1 << 30))  # read whole: fine
+    bad = [r for r in _rows(src, 300) if r["reject_reason"] == "unreadable_file"]
+    assert bad and all("spans lines" in r["text"] and "unit_bytes" in r["text"] for r in bad)
+    assert len({r["id"] for r in bad}) == len(bad)  # one reject per range, distinct ids
+
+
+def test_lines_ranges_equal_the_whole_file():
+    src = SourceConfig.model_validate({"name": "rt", "kind": "sentiment", "format": "lines", "encoding": "latin-1",
+                                       "path": {"neg": str(TEST_DATA / "sentiment/rt-polarity/rt-polarity.neg")}})
+    whole = _rows(src, 1 << 30)
+    assert len(whole) > 5000 and _rows(src, 150_000) == whole
+
+
+# ---- builds -----------------------------------------------------------------------------------
+
+def _docs(path: Path, start: int, n: int) -> None:
+    with open(AG, newline="") as f:
+        descs = [r[2] for r in csv.reader(f)]
+    with open(path, "w") as f:
+        for j in range(start, start + n):
+            f.write(json.dumps({"text": "\n".join(descs[(j * 7 + m) % len(descs)] for m in range(12))}) + "\n")
+        f.write('{"text": broken\n\n')
+
+
+def _build_cfg(inputs: Path, out: Path, unit_bytes: int, **extra) -> RunConfig:
+    return RunConfig.model_validate({
+        "output": str(out), "dedup": {"num_partitions": 2}, "label": {"enabled": False}, "staging": {"unit_bytes": unit_bytes, **extra.pop("staging", {})},
+        "sources": [{"name": "web", "kind": "web", "format": "jsonl", "path": str(inputs / "*.jsonl"), "langs": {"text": "en"}}], **extra})
+
+
+@pytest.mark.slow
+def test_a_file_cut_into_ranges_builds_the_same_output_as_one_unit(ray_local, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _docs(inputs / "big.jsonl", 0, 90)
+    size = (inputs / "big.jsonl").stat().st_size
+    cut = build_sft_data(_build_cfg(inputs, tmp_path / "cut", unit_bytes=size // 3 + 1)).manifest
+    one = build_sft_data(_build_cfg(inputs, tmp_path / "one", unit_bytes=1 << 30, resumable=False)).manifest
+    assert cut["resume"] == {"units": 3, "reused": 0}
+    assert digest(tmp_path / "cut") == digest(tmp_path / "one")
+    assert cut["counts"] == one["counts"] and cut["counts"]["by_source"]["web"]["input"] == 91
+
+
+@pytest.mark.slow
+def test_adding_a_file_restages_only_its_unit(ray_local, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(8):
+        _docs(inputs / f"part{i}.jsonl", i * 20, 20)
+    unit_bytes = 2 * (inputs / "part0.jsonl").stat().st_size
+    out = tmp_path / "out"
+    first = build_sft_data(_build_cfg(inputs, out, unit_bytes, staging={"keep_work": True})).manifest
+    assert (out / "_SUCCESS").is_file() and (out / "_work" / "fingerprint.json").is_file()
+
+    _docs(inputs / "part3b.jsonl", 500, 20)  # lands in the middle of sorted order
+    again = build_sft_data(_build_cfg(inputs, out, unit_bytes, staging={"keep_work": True}, overwrite=True)).manifest
+    print(f"\n[units] first build {first['resume']}, after adding a file {again['resume']}")
+    assert first["resume"]["reused"] == 0 and again["resume"]["reused"] == again["resume"]["units"] - 1
+    keys = {p.name.rsplit(".", 1)[0] for p in (out / "_work" / "clean").iterdir()}
+    assert len(keys) == again["resume"]["units"]  # the replaced unit's staged files are gone
+
+    scratch = build_sft_data(_build_cfg(inputs, tmp_path / "scratch", unit_bytes, resumable=False)).manifest
+    assert digest(out) == digest(tmp_path / "scratch") and again["counts"] == scratch["counts"]
+
+    # A removed file's records leave the output; its unit's staged files leave _work/.
+    (inputs / "part5.jsonl").unlink()
+    less = build_sft_data(_build_cfg(inputs, out, unit_bytes, staging={"keep_work": True}, overwrite=True)).manifest
+    assert less["counts"]["input"] == again["counts"]["input"] - 21 and less["resume"]["reused"] >= less["resume"]["units"] - 1
+    assert len({p.name.rsplit(".", 1)[0] for p in (out / "_work" / "clean").iterdir()}) == less["resume"]["units"]
