@@ -74,7 +74,8 @@ def _build(cfg: RunConfig) -> BuildResult:
     storage.check_writable(out, storage_options)
     inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
     check_build_stages(cfg)  # GPU model stages have somewhere to run
-    for d in OUTPUT_DIRS + ["manifest.json"]:  # leftovers of an interrupted run
+    # _SUCCESS first: an `overwrite` rebuild killed half-way must not leave the old marker over new outputs.
+    for d in [storage.SUCCESS, *OUTPUT_DIRS, "manifest.json"]:  # leftovers of an interrupted run
         storage.remove(storage.join(out, d), storage_options)
     timings: dict[str, float] = {}
     t0 = time.time()
