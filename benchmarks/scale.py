@@ -30,13 +30,16 @@ Measured per run:
   spilled MiB          the object store's spilled_bytes_total, asked of the build's raylet after the
                        build (ray._private.internal_api.get_memory_info_reply: what `ray memory
                        --stats-only` prints), in the same process, before ray.shutdown()
-  executions           Ray Data executions: "execution finished" / "execution failed" lines of the
-                       session's logs/ray-data/ray-data.log (Ray Data logs one per executed Dataset)
-  scans                executions whose plan reads the input or staged files (a Read operator in the
-                       stats summary Ray Data logs per execution; enable_auto_log_stats is set by CHILD)
-  same ids             curated/ ids of this tree equal the first tree's at that size
-Bytes shuffled per document are not measured: Ray Data's per-execution stats give operator output
-bytes, not what crossed a shuffle.
+  shuffled bytes/doc   bytes entering Ray Data's shuffle map / all-to-all / join / aggregate operators
+                       (their completion metrics' bytes_inputs_received, in-memory Arrow bytes), summed
+                       over the build and divided by the documents
+  executions           Ray Data executions: "Dataset <id> execution finished|failed" lines of the
+                       session's logs/ray-data/ray-data.log (one per executed Dataset)
+  scans                executions that read the input files or the staged records: their own log
+                       (logs/ray-data/ray-data-dataset_<id>.log) shows a Read operator, or the read+clean
+                       task `_stage_units` (sft_ray/staging.py), completing
+  same ids             curated/ ids of this tree equal those of the first tree at that size
+The log texts are Ray 2.60's; the child sets DataContext.enable_auto_log_stats (logging only).
 
 Targets (docs/ARCHITECTURE.md, "Scale": memory per worker does not grow with corpus size): driver
 and per-worker peak within +25% from the smallest to the largest size; wall s per document within
@@ -288,6 +291,30 @@ def curated_ids(out: Path) -> np.ndarray:
     return np.sort(np.concatenate(ids)) if ids else np.array([], dtype=object)
 
 
+def _stop_leftovers(ray_tmp: Path, wait_s: float = 20.0) -> None:
+    """The build's Ray processes (their command lines name its RAY_TMPDIR) exit with it; any still
+    there after `wait_s` (a crashed driver leaves its raylet) are terminated, by pid, and named."""
+    import psutil
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if str(ray_tmp) in " ".join(p.info["cmdline"] or []):
+                    found.append(p)
+            except psutil.Error:
+                pass
+        return found
+
+    deadline = time.monotonic() + wait_s
+    while (left := ours()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for p in left:
+        print(f"    stopping a leftover process of the build's Ray: {p.pid} {' '.join(p.info['cmdline'] or [])[:120]}", flush=True)
+        p.terminate()
+    psutil.wait_procs(left, timeout=10)
+
+
 def same_ids(ids: np.ndarray, ref: np.ndarray) -> str:
     """"yes" when two builds kept exactly the same records (sorted curated/ ids), else "no (+a -b)"."""
     if np.array_equal(ids, ref):
@@ -305,13 +332,14 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
     ray_tmp.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env.update(PYTHONPATH=str(tree), RAY_TMPDIR=str(ray_tmp), SCALE_CPUS=str(cpus or ""), RAY_DATA_DISABLE_PROGRESS_BARS="1")
-    print(f"  {name}: build of {n:,} docs ({tree}) ...", flush=True)
+    print(f"  {name}: build of {n:,} docs ({tree}), log {run / 'build.log'} ...", flush=True)
     t0 = time.perf_counter()
     with open(run / "build.log", "w", encoding="utf-8") as log:
         proc = subprocess.Popen([str(VENV_PYTHON), "-c", CHILD, str(cfg)], cwd=run, env=env, stdout=log, stderr=subprocess.STDOUT)
         with TreeSampler(proc.pid, every=0.5) as s:
             rc = proc.wait()
     wall = time.perf_counter() - t0
+    _stop_leftovers(ray_tmp)
     text = (run / "build.log").read_text(encoding="utf-8", errors="replace")
     info = next((json.loads(line[len("@@SCALE@@"):]) for line in reversed(text.splitlines()) if line.startswith("@@SCALE@@")), {})
     if rc != 0:
@@ -349,22 +377,29 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
 
 # ------------------------------------------------------------------------------------------ report
 def _ratio(a, b) -> str:
-    return f"{a / b:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "-"
+    if not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+        return "-"
+    return f"{a / b:.2f}" if b else "both 0" if a == 0 else "inf"
+
+
+def _f(v, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
 
 
 def report(rows: list[dict], trees: list[str]) -> str:
     header = ["size", "tree", "wall s", "s per 1k docs", "cpu s", "driver peak MiB", "largest worker private MiB (task)",
               "spilled MiB", "shuffled bytes/doc", "executions", "scans", "curated", "same ids"]
-    body = [[f"{r['size']:,}", r["tree"], r["wall_s"], f"{r['wall_s'] / r['size'] * 1000:.2f}", r["cpu_s"], r["driver_peak_mib"],
-             f"{r['worker_private_mib']} ({r['worker_task']})", r["spilled_mib"], r["shuffled_bytes_per_doc"], r["executions"], r["scans"], f"{r['curated']:,}",
+    body = [[f"{r['size']:,}", r["tree"], _f(r["wall_s"]), f"{r['wall_s'] / r['size'] * 1000:.2f}", _f(r["cpu_s"]), _f(r["driver_peak_mib"]),
+             f"{_f(r['worker_private_mib'])} ({r['worker_task']})", _f(r["spilled_mib"]), _f(r["shuffled_bytes_per_doc"], 0), r["executions"], r["scans"], f"{r['curated']:,}",
              r["same_ids"]] for r in rows]
     lines = [table(header, body)]
     by = {(r["size"], r["tree"]): r for r in rows}
     sizes = sorted({r["size"] for r in rows})
     if len(trees) > 1:
         a, b = trees[-1], trees[0]
-        lines += ["", f"ratios {a} / {b}:", table(["size", "wall s", "cpu s", "driver peak", "largest worker private", "spilled"], [
-            [f"{n:,}", *(_ratio(by[n, a][k], by[n, b][k]) for k in ("wall_s", "cpu_s", "driver_peak_mib", "worker_private_mib", "spilled_mib"))]
+        lines += ["", f"ratios {a} / {b}:", table(["size", "wall s", "cpu s", "driver peak", "largest worker private", "spilled", "shuffled bytes", "executions"], [
+            [f"{n:,}", *(_ratio(by[n, a][k], by[n, b][k]) for k in ("wall_s", "cpu_s", "driver_peak_mib", "worker_private_mib", "spilled_mib",
+                                                                    "shuffled_bytes", "executions"))]
             for n in sizes if (n, a) in by and (n, b) in by])]
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
