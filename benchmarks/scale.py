@@ -417,6 +417,11 @@ def report(rows: list[dict], trees: list[str]) -> str:
     return "\n".join(lines)
 
 
+def save(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--baseline", type=Path, help="checkout of the code before the scale work (e.g. a git worktree)")
@@ -451,14 +456,14 @@ def main(argv: list[str] | None = None) -> int:
             r["same_ids"] = same_ids(ids, ref)
             r["corpus"] = json.loads((corpus / "corpus.json").read_text(encoding="utf-8"))
             rows.append(r)
+            # after every run: a multi-hour run that stops half-way keeps what it measured
+            save(args.results, {"argv": sys.argv[1:], "trees": {t: str(paths[t]) for t in trees}, "rows": rows, "partial": True})
             print(f"    {r['wall_s']} s, driver {r['driver_peak_mib']} MiB, worker {r['worker_private_mib']} MiB ({r['worker_task']}), "
                   f"spilled {r['spilled_mib']} MiB, {r['executions']} executions, curated {r['curated']:,}, same ids {r['same_ids']}", flush=True)
     out = report(rows, trees)
     print("\n" + out)
     print(f"\n{load_average()}; wall times on a shared machine are noisy, cpu s less so")
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"argv": sys.argv[1:], "trees": {t: str(paths[t]) for t in trees}, "rows": rows,
-                                        "table": out}, indent=2), encoding="utf-8")
+    save(args.results, {"argv": sys.argv[1:], "trees": {t: str(paths[t]) for t in trees}, "rows": rows, "table": out})
     print(f"results: {args.results}")
     return 0
 
