@@ -434,8 +434,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep each run's outputs and Ray session logs under <cache>/runs/")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="corpora and run folders")
+    ap.add_argument("--merge", help="print one table from these results files (comma-separated; runs nothing), e.g. "
+                    "sizes measured in separate invocations")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json", help="JSON results file")
     args = ap.parse_args(argv)
+    if args.merge:
+        rows = [r for f in args.merge.split(",") for r in json.loads(Path(f).read_text(encoding="utf-8"))["rows"]]
+        rows.sort(key=lambda r: r["size"])
+        print(report(rows, list(dict.fromkeys(r["tree"] for r in rows))))
+        return 0
     sizes = [QUICK_DOCS] if args.quick else [int(x) for x in args.sizes.split(",")]
     trees = [t.strip() for t in args.trees.split(",") if t.strip()]
     paths = {"baseline": args.baseline, "candidate": args.candidate}
