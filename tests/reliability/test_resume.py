@@ -45,17 +45,22 @@ def _cfg(d: Path, out: Path, **extra) -> dict:
             "sources": [{"name": "web", "kind": "web", "format": "jsonl", "path": str(d / "*.jsonl"), "langs": {"text": "en"}}], **extra}
 
 
-def test_killed_driver_resumes_only_unfinished_files(ray_local, tmp_path):
+def start_build(ray_local, tmp_path: Path) -> tuple[Path, Path, subprocess.Popen]:
+    """The corpus under tmp_path/in and a build of it into tmp_path/out, its driver in its own process
+    on this test's Ray cluster (so killing it kills only the job). Returns (inputs, out, process)."""
     inputs = tmp_path / "in"
     _corpus(inputs)
     out = tmp_path / "out"
     path = tmp_path / "build.yaml"
     path.write_text(yaml.safe_dump(_cfg(inputs, out)))
-
-    # The driver runs in its own process on this test's Ray cluster, so killing it kills only the job.
     env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
     proc = subprocess.Popen([sys.executable, "jobs/build_sft_data.py", "--config", str(path)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return inputs, out, proc
+
+
+def test_killed_driver_resumes_only_unfinished_files(ray_local, tmp_path):
+    inputs, out, proc = start_build(ray_local, tmp_path)
     markers = out / "_work" / "clean"
     done_at_kill = 0
     deadline = time.time() + 300

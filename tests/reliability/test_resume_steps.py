@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-import yaml
 
 from sft_ray.build import build_sft_data
 from sft_ray.config import RunConfig
-from tests.conftest import REPO
 from tests.reliability.outputs import digest
-from tests.reliability.test_resume import N_FILES, _cfg, _corpus
+from tests.reliability.test_resume import N_FILES, _cfg, start_build
 
 pytestmark = pytest.mark.slow
 
 
 def test_driver_killed_after_dedup_resumes_without_redoing_read_clean_or_dedup(ray_local, tmp_path):
-    inputs = tmp_path / "in"
-    _corpus(inputs)
-    out = tmp_path / "out"
-    path = tmp_path / "build.yaml"
-    path.write_text(yaml.safe_dump(_cfg(inputs, out)))
-    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
-    proc = subprocess.Popen([sys.executable, "jobs/build_sft_data.py", "--config", str(path)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    inputs, out, proc = start_build(ray_local, tmp_path)
     near_done = out / "_work" / "dedup" / "near" / "_DONE"
     deadline = time.time() + 400
     try:
