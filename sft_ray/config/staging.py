@@ -21,6 +21,11 @@ class StagingConfig(StrictModel):
         "lines files larger than this are read as byte ranges at line boundaries. 1 GiB is minutes of extraction and "
         "filtering per task: long enough that per-task overhead is noise, short enough that a retry or resume redoes little.",
     )
+    min_units: int = Field(
+        default=64, ge=1,
+        description="A source smaller than min_units x unit_bytes gets smaller units (a power of two, at least 16 MiB, "
+        "from the source's size), so a small corpus still runs as many parallel read+clean tasks.",
+    )
     group_small_files: bool = Field(
         default=True,
         description="Group files smaller than unit_bytes into one unit (false: one unit per file, e.g. to resume at file granularity).",
