@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import posixpath
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -141,13 +143,22 @@ def remove(url: str, storage_options: dict | None = None) -> None:
 
 
 def write_text(url: str, text: str, storage_options: dict | None = None) -> None:
+    """Write a small file whole or not at all: an object store's PUT is atomic; a local file is
+    written beside its target and renamed over it, so a process killed mid-write never leaves a
+    half-written marker (`_SUCCESS`, `<unit>.done`, a dedup step's `_DONE`) for a rerun to trust."""
     fs, path = get_fs(url, storage_options)
     parent = posixpath.dirname(path)
     with _naming(url):
         if parent:
             fs.makedirs(parent, exist_ok=True)
-        with fs.open(path, "w") as f:
+        if not is_local(url):
+            with fs.open(path, "w") as f:
+                f.write(text)
+            return
+        tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+        with open(tmp, "w") as f:
             f.write(text)
+        os.replace(tmp, path)
 
 
 def read_text(url: str, storage_options: dict | None = None) -> str:

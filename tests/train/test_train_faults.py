@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -57,6 +58,18 @@ def _rows(out: Path) -> list[dict]:
 def _checkpoint_steps(out: Path) -> list[int]:
     d = out / "train" / "checkpoints"
     return sorted(int(n.removeprefix("step_")) for n in os.listdir(d) if n.startswith("step_")) if d.is_dir() else []
+
+
+def _registered_steps(out: Path) -> list[int]:
+    """Checkpoints Ray Train's controller has registered: those named in the checkpoint manager's
+    snapshot, which it writes to storage on registering one. A checkpoint folder can exist before
+    that (the controller polls the workers' reports), and a worker group restarted before then
+    starts without it, so a kill meant to test resume must wait for the snapshot."""
+    snap = out / "train" / "checkpoints" / "checkpoint_manager_snapshot.json"
+    try:
+        return sorted({int(m) for m in re.findall(r"step_(\d{6})", snap.read_text())})
+    except OSError:
+        return []
 
 
 def _train_workers(exclude: frozenset[str] = frozenset()) -> dict[str, tuple[int, str]]:
@@ -115,7 +128,7 @@ def _kill_a_worker_after_a_checkpoint(out: Path, run: threading.Thread, stale: f
     the latest checkpoint step at the kill, {step: loss} logged before the kill)."""
     deadline = time.time() + 240
     while run.is_alive() and time.time() < deadline:
-        ckpts = [c for c in _checkpoint_steps(out) if c < MAX_STEPS]
+        ckpts = [c for c in _registered_steps(out) if c < MAX_STEPS]
         steps = [r["step"] for r in _rows(out) if "loss" in r and "event" not in r]
         if ckpts and steps and max(steps) >= ckpts[-1] + 2:
             if max(steps) >= MAX_STEPS - 1:
