@@ -76,13 +76,13 @@ def _table(ipc: bytes) -> pa.Table:
 
 
 def _block_name(table: pa.Table) -> str:
+    """A hash of the block's ids and metas. Of their values, not their buffers: a block that is a
+    slice of a larger table shares its parent's buffers, and two slices must not share a name."""
     h = hashlib.blake2b(digest_size=12)
     for col in (schema.ID, schema.META):
-        for chunk in table[col].chunks:
-            for buf in chunk.buffers()[1:]:
-                if buf is not None:
-                    h.update(memoryview(buf))
-    h.update(str(table.num_rows).encode())
+        for v in table[col].to_pylist():
+            h.update((v or "").encode())
+            h.update(b"\0")
     return h.hexdigest()
 
 
