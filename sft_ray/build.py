@@ -10,7 +10,9 @@ format put each record's examples on its side, and curated/ carries the column.
 Every record that enters is either in curated/ or in rejects/ with its stage and reason; the
 manifest's counts prove it (input = kept + rejected). `_SUCCESS` is written last: a run without
 it is incomplete, and its rerun redoes only the work units whose read+clean had not finished
-(staging.py) and then the global stages; a run with it is not redone unless `overwrite` is set.
+(staging.py) and then the global stages; a run with it is not redone when its config and inputs
+are unchanged, and refused with what changed otherwise, unless `overwrite` is set (rebuild.py).
+A build holds the output's lease for its whole run and cleans only a folder it owns (output.py).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import ray
 
-from sft_ray import schema
+from sft_ray import output, rebuild, schema
 from sft_ray import storage
-from sft_ray.config import RunConfig, config_dict
+from sft_ray.config import ConfigError, RunConfig, config_dict
 from sft_ray.dedup import decontaminate, semantic_dedup
 from sft_ray.dedup.partitions import resolve as resolve_partitions
 from sft_ray.dedup.removals import ROW
@@ -60,22 +62,41 @@ class BuildResult:
     samples: list[dict] = field(default_factory=list)
 
 
+def check_build_config(cfg: RunConfig) -> None:
+    """Config errors a build can see before Ray starts."""
+    if not cfg.sources:
+        raise ConfigError("the config has no sources: nothing to build (add a `sources:` list; see jobs/configs/)")
+
+
 def build_sft_data(cfg: RunConfig) -> BuildResult:
-    # Every Dataset of the build carries placement.curation; model pools add placement.models.
-    with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle):
-        return _build(cfg)
-
-
-def _build(cfg: RunConfig) -> BuildResult:
+    check_build_config(cfg)
     out, storage_options = storage.abs_output(cfg.output), cfg.storage_options
-    if storage.exists(storage.join(out, storage.SUCCESS), storage_options) and not cfg.overwrite:
-        log.info("build: %s already complete (_SUCCESS present); set overwrite=true to rebuild", out)
-        return BuildResult(out, storage.read_json(storage.join(out, "manifest.json"), storage_options), skipped=True)
     storage.check_writable(out, storage_options)
+    # One build at a time on an output, for the whole run (output.py); released however the build ends.
+    with output.acquire(out, storage_options) as lease:
+        output.claim(out, storage_options)  # a folder we did not create is never cleaned
+        # Every Dataset of the build carries placement.curation; model pools add placement.models.
+        with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle):
+            return _build(cfg, out, lease.holder["run_id"])
+
+
+def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
+    storage_options = cfg.storage_options
     inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
+    described = describe_inputs(inputs)
+    if storage.exists(storage.join(out, storage.SUCCESS), storage_options):
+        manifest = storage.read_json(storage.join(out, "manifest.json"), storage_options)
+        changed = rebuild.changes(manifest, cfg, described)
+        if not cfg.overwrite and not changed:
+            log.info("build: %s already complete (_SUCCESS present, same config and inputs); set overwrite=true to rebuild", out)
+            return BuildResult(out, manifest, skipped=True)
+        if not cfg.overwrite:
+            raise output.OutputError(f"output {out} holds a finished build of other data: {'; '.join(changed)}. "
+                                     "Set overwrite=true to rebuild it, or choose another output")
+        log.info("build: rebuilding %s (overwrite=true)%s", out, f": {'; '.join(changed)}" if changed else "")
     check_build_stages(cfg)  # GPU model stages have somewhere to run
     # _SUCCESS first: an `overwrite` rebuild killed half-way must not leave the old marker over new outputs.
-    for d in [storage.SUCCESS, *OUTPUT_DIRS, "manifest.json"]:  # leftovers of an interrupted run
+    for d in [storage.SUCCESS, *OUTPUT_DIRS, "manifest.json"]:  # leftovers of an interrupted run (ours: output.claim)
         storage.remove(storage.join(out, d), storage_options)
     timings: dict[str, float] = {}
     t0 = time.time()
@@ -149,7 +170,9 @@ def _build(cfg: RunConfig) -> BuildResult:
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "output": out,
         "config": config_dict(cfg),
-        "inputs": describe_inputs(inputs),
+        "run_id": run_id,
+        "fingerprint": rebuild.fingerprint(cfg, described),  # what a rerun compares (rebuild.py)
+        "inputs": described,
         "counts": counts,
         "sft": sft_summary,
         "label": label_info,

@@ -19,7 +19,8 @@ import logging
 import sys
 import time
 
-from sft_ray.config import ConfigError, RunConfig, config_yaml, load_config
+from sft_ray.config import ConfigError, RunConfig, config_yaml, load_config, require_output
+from sft_ray.output import OutputError
 from sft_ray.preflight import PreflightError
 
 log = logging.getLogger("sft_ray")
@@ -116,6 +117,10 @@ def run_verb(verb: str, cfg: RunConfig) -> None:
     from sft_ray.runtime import init_ray
 
     print("resolved config (secrets redacted):\n" + config_yaml(cfg), flush=True)
+    if verb in ("build", "run"):
+        from sft_ray.build import check_build_config
+
+        check_build_config(cfg)  # before Ray starts
     init_ray(cfg.ray_address)
     t0 = time.time()
     if verb in ("build", "run"):
@@ -146,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             print(config_yaml(cfg))
             print(f"config OK: {args.config}")
             return 0
+        if args.config is not None:
+            require_output(cfg, args.config)
         run_verb(args.verb, cfg)
         return 0
-    except (ConfigError, FileNotFoundError, OSError, PreflightError) as e:
+    except (ConfigError, FileNotFoundError, OSError, PreflightError, OutputError) as e:
         print(f"sft-ray {args.verb}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
 

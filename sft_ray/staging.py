@@ -22,8 +22,9 @@ Ray task per unit, `_stage_units`, whether or not the run is resumable (`units`)
                              `<output>/_work/clean/<unit>.parquet`, then a marker `<unit>.done`;
                              the global stages (dedup, decontamination) read the staged records back
 
-A unit's key hashes its source, its files' urls and sizes and its byte range, so a marker is
-valid exactly as long as that input is unchanged: the rerun of an interrupted build, or a rebuild
+A unit's key hashes its source, its files' urls, sizes and content versions (ingest/files.py: an
+object store's ETag, locally mtime_ns + inode) and its byte range, so a marker is valid exactly as
+long as that input is unchanged (an edit that keeps a file's size restages its unit): the rerun of an interrupted build, or a rebuild
 after files were added (with `staging.keep_work`, since a finished build otherwise removes
 `_work/`), reads and cleans only the units without a marker; staged files of units that no longer
 exist (a removed or changed file) are deleted. A unit's Parquet file without its marker (a task
@@ -39,6 +40,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -114,9 +117,9 @@ def _order(it: dict) -> tuple[str, str]:
 
 
 def _key(source: str, group: list[dict]) -> str:
-    """`<source>-<hash>` of the unit's input: its files' urls and sizes, and its byte range."""
+    """`<source>-<hash>` of the unit's input: its files' urls, sizes and versions, and its byte range."""
     def ident(it: dict) -> tuple:
-        whole = (it["url"], it.get("tgt_url"), int(it.get("file_size", it["size"])))
+        whole = (it["url"], it.get("tgt_url"), int(it.get("file_size", it["size"])), it.get("version"), it.get("tgt_version"))
         return whole + (int(it["start"]), int(it["end"])) if it.get("end") is not None else whole
     blob = json.dumps([source, [ident(it) for it in group]])
     return f"{source}-{hashlib.blake2b(blob.encode(), digest_size=10).hexdigest()}"
@@ -305,10 +308,17 @@ def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str | None, storage_
             continue
         fs, path = storage.get_fs(storage.join(clean_dir, f"{row['key']}.parquet"), storage_options)
         fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        # Locally written beside and renamed over, as an object store's upload completes whole: a
+        # task of a killed driver that Ray has not yet reaped and the rerun's task for the same unit
+        # may both write it; each rename installs a complete file (the same records).
+        local = storage.is_local(clean_dir)
+        target = f"{path}.tmp-{uuid.uuid4().hex}" if local else path
         n = 0
-        with fs.open(path, "wb") as f, pq.ParquetWriter(f, STAGED_SCHEMA) as writer:
+        with fs.open(target, "wb") as f, pq.ParquetWriter(f, STAGED_SCHEMA) as writer:
             for block in blocks:
                 writer.write_table(block)
                 n += block.num_rows
+        if local:
+            os.replace(target, path)
         storage.write_text(storage.join(clean_dir, f"{row['key']}.done"), json.dumps({"rows": n}), storage_options)
         yield pa.Table.from_pylist([{"key": row["key"], "rows": n}], schema=_STAGED)

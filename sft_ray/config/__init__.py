@@ -61,6 +61,7 @@ from sft_ray.config.load import (
     load_config,
     read_yaml_mapping,
     redact,
+    require_output,
     validated,
 )
 from sft_ray.config.placement import PlacementConfig
@@ -79,5 +80,5 @@ __all__ = [
     "NearDedupConfig", "PiiConfig", "PiiType", "PlacementConfig", "QualityLabelerConfig", "RunConfig", "SeedConfig",
     "SemanticDedupConfig", "SentimentLabelerConfig", "SftDedupConfig", "SourceConfig", "SourceFormat", "SourceKind",
     "StagingConfig", "StrictModel", "TeacherConfig", "TeacherTaskConfig", "TopicLabelerConfig", "TrainConfig",
-    "apply_override", "config_dict", "config_yaml", "load_config", "read_yaml_mapping", "redact", "validated",
+    "apply_override", "config_dict", "config_yaml", "load_config", "read_yaml_mapping", "redact", "require_output", "validated",
 ]

@@ -90,6 +90,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return validated(RunConfig, data, overrides, origin)
 
 
+def require_output(cfg: RunConfig, origin: str) -> None:
+    """A run from a config file names its output: the default is the demo's folder, where another
+    corpus must never land (or be skipped as "already complete")."""
+    if "output" not in cfg.model_fields_set:
+        raise ConfigError(f"'output' in {origin}: required (a local folder or fsspec URL for this run's outputs); "
+                          "a config file never falls back to the demo's folder")
+
+
 def validated(model: type[BaseModel], data: dict, overrides: list[str] | None, origin: str):
     """Apply `--set` overrides to a copy of `data` and validate it; errors name the key and `origin`."""
     data = copy.deepcopy(data)

@@ -38,7 +38,9 @@ class SourceConfig(StrictModel):
         description="Gold label value -> label name, e.g. AG News {'1': World, '2': Sports, ...}.",
     )
     header: bool = Field(default=False, description="csv/tsv: the first row is a header.")
-    encoding: str = Field(default="utf-8", description="format=lines: text encoding (e.g. latin-1 for the original rt-polarity); other formats are UTF-8.")
+    encoding: str = Field(default="utf-8", description="csv, tsv and lines: text encoding (e.g. latin-1 for the original rt-polarity, "
+                          "cp1252 for a spreadsheet's CSV export), or `auto` to detect it per file; other formats are UTF-8. A row "
+                          "that does not decode is one reject; the reader goes on with the next.")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="fsspec storage options (e.g. {endpoint_url: ..., anon: false}); credentials are best "
@@ -52,6 +54,21 @@ class SourceConfig(StrictModel):
         # Source names become parts of ids and file names: keep them path-safe.
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
             raise ValueError(f"source name {v!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, v: str) -> str:
+        import codecs
+
+        if v.lower() == "auto":
+            return v
+        try:
+            info = codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r} (a Python codec name such as utf-8, cp1252, latin-1, gbk, or auto)") from None
+        if "\n".encode(info.name) != b"\n":  # lines are split at the byte 0x0A before decoding
+            raise ValueError(f"encoding {v!r} is not ASCII-compatible (UTF-16/32): convert the file to UTF-8 first")
         return v
 
     @field_validator("langs")

@@ -17,13 +17,17 @@ __all__ = ["InputNotFound", "describe_inputs", "list_inputs"]
 
 
 def list_inputs(cfg: RunConfig) -> dict[str, list[dict]]:
-    """Source name -> work items. Raises InputNotFound (naming the path) for a path with no files."""
-    return {src.name: list_source_files(src) for src in cfg.sources}
+    """Source name -> work items. Raises InputNotFound (naming the path) for a path with no files.
+    The build's own output (and its `_work/`) is never listed, even inside a source folder."""
+    from sft_ray.storage import abs_output
+
+    return {src.name: list_source_files(src, exclude=abs_output(cfg.output)) for src in cfg.sources}
 
 
 def describe_inputs(inputs: dict[str, list[dict]]) -> list[dict]:
     return [
-        {"source": name, "files": [{"path": it["url"], **({"tgt_path": it["tgt_url"]} if it.get("tgt_url") else {}), "bytes": int(it["size"])} for it in items]}
+        {"source": name, "files": [{"path": it["url"], **({"tgt_path": it["tgt_url"]} if it.get("tgt_url") else {}), "bytes": int(it["size"]),
+                                    "version": it.get("version", "") + (f"|{it['tgt_version']}" if it.get("tgt_version") else "")} for it in items]}
         for name, items in inputs.items()
     ]
 

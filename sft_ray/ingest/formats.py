@@ -12,13 +12,19 @@ import csv
 import io
 import itertools
 import json
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any, Iterable, Iterator
 
 import fsspec
+from fsspec.compression import compr
+from fsspec.utils import infer_compression
 
 from sft_ray.ingest import ranges
+
+log = logging.getLogger("sft_ray")
 
 
 @dataclass
@@ -31,8 +37,61 @@ class Raw:
     stage: str | None = None  # stage of the reject when not `ingest` (web: extraction rejects are `clean`)
 
 
+# A compressed format's first bytes (its "magic number"): gzip RFC 1952 s2.3.1, bzip2, xz, Zstandard RFC 8878 s3.1.1.
+_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00", "lzma": b"\x5d\x00\x00", "zstd": b"\x28\xb5\x2f\xfd"}
+
+
+@contextmanager
 def _open(url: str, storage_options: dict):
-    return fsspec.open(url, "rb", compression="infer", **storage_options)
+    """The file's bytes, decompressed when its name says so *and* its first bytes agree: a plain
+    text file named `.gz` is read as the text it is (each line a record), not rejected whole as
+    corrupt gzip with its records uncounted."""
+    compression = infer_compression(url)
+    with fsspec.open(url, "rb", **storage_options) as raw:
+        if compression in _MAGIC:
+            magic = _MAGIC[compression]
+            head = raw.read(len(magic))
+            raw.seek(0)
+            if head and head != magic:
+                log.warning("%s: named %s but its first bytes are not %s: read uncompressed", url, compression, compression)
+                compression = None
+        if compression is None:
+            yield raw
+            return
+        with compr[compression](raw, mode="rb") as f:
+            # zstandard's reader has read() but no line iteration: buffer it like gzip's file objects.
+            yield f if isinstance(f, io.IOBase) else io.BufferedReader(_RawReader(f), 1 << 20)
+
+
+class _RawReader(io.RawIOBase):
+    def __init__(self, f):
+        self.f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self.f.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def resolve_encoding(url: str, storage_options: dict, encoding: str) -> str:
+    """`encoding`, or for "auto" the file's: UTF-8 when its first 64 KiB decode as UTF-8, else
+    resiliparse's detection over them (as for web pages: ingest/charset.py)."""
+    if encoding.lower() != "auto":
+        return encoding
+    with _open(url, storage_options) as f:
+        head = f.read(1 << 16)
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as e:
+        if e.start >= len(head) - 3 and e.reason == "unexpected end of data":  # cut mid-character
+            return "utf-8"
+    from resiliparse.parse.encoding import detect_encoding
+
+    return detect_encoding(head) or "cp1252"
 
 
 def _decode(line: bytes) -> str | None:
@@ -62,7 +121,7 @@ def _jsonl(lines: Iterable[tuple[int, bytes]]) -> Iterator[Raw]:
             continue  # blank lines are not records
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; nesting past the recursion limit
             yield Raw(n, None, "malformed_json", text.rstrip("\n"))
             continue
         if not isinstance(obj, dict):
@@ -82,19 +141,22 @@ def read_parquet(url: str, storage_options: dict, batch_size: int = 4096) -> Ite
                 yield Raw(n, row)
 
 
-def read_delimited(url: str, storage_options: dict, delimiter: str, header: bool, span: tuple[int, int, int | None] | None = None) -> Iterator[Raw]:
+def read_delimited(url: str, storage_options: dict, delimiter: str, header: bool, span: tuple[int, int, int | None] | None = None,
+                   encoding: str = "utf-8") -> Iterator[Raw]:
     """CSV/TSV rows, by header name (header=True) or by column index as a string key ('0', '1', ...).
 
     `span` (start, end, newlines before start): only the rows starting in that byte range of an
     uncompressed file (ranges.py); a range after the first reads the header from the file's first
     line. A range can only be cut at line ends, so a row spanning lines (a quoted line break) makes
     the range fail with a clear error, which read_items records as an `unreadable_file` reject:
-    such a file must be read whole (`staging.unit_bytes` above its size). Undecodable bytes end
-    the range (the whole-file reader: the rest of the file) with one `invalid_utf8` reject."""
+    such a file must be read whole (`staging.unit_bytes` above its size). Lines are decoded one by
+    one in `encoding` (an ASCII-compatible one: lines are split at the byte 0x0A), so a row with
+    undecodable bytes is one `invalid_utf8` / `invalid_encoding` reject and the next row is read."""
+    bad: set[int] = set()
     if span is None:
         with _open(url, storage_options) as fb:
-            text = io.TextIOWrapper(fb, encoding="utf-8", errors="strict", newline="")
-            yield from _delimited(csv.reader(text, delimiter=delimiter), delimiter, header, 0, None, None)
+            lines = _decoded(enumerate(fb, start=1), encoding, bad)
+            yield from _delimited(csv.reader(lines, delimiter=delimiter), delimiter, header, 0, None, None, bad, encoding)
         return
     start, end, newlines_before = span
     numbered = ranges.range_lines(url, storage_options, start, end, newlines_before)
@@ -103,33 +165,46 @@ def read_delimited(url: str, storage_options: dict, delimiter: str, header: bool
         return
     names = None
     if header and start > 0:
-        names = next(csv.reader([ranges.first_line(url, storage_options).decode("utf-8")], delimiter=delimiter), None)
-    lines = itertools.chain([first], numbered)
-    rows = csv.reader((line.decode("utf-8") for _, line in lines), delimiter=delimiter)
-    yield from _delimited(rows, delimiter, header, first[0] - 1, names, url)
+        names = next(csv.reader([ranges.first_line(url, storage_options).decode(encoding, errors="replace")], delimiter=delimiter), None)
+    lines = _decoded(enumerate((line for _, line in itertools.chain([first], numbered)), start=1), encoding, bad)
+    yield from _delimited(csv.reader(lines, delimiter=delimiter), delimiter, header, first[0] - 1, names, url, bad, encoding)
 
 
-def _delimited(reader, delimiter: str, header: bool, n: int, names: list[str] | None, ranged_url: str | None) -> Iterator[Raw]:
+def _decoded(lines: Iterable[tuple[int, bytes]], encoding: str, bad: set[int]) -> Iterator[str]:
+    """Each line decoded; the ordinal (1-based, as csv.reader's line_num) of a line that does not
+    decode goes into `bad` and the line is passed on with replacement characters."""
+    for n, line in lines:
+        try:
+            yield line.decode(encoding)
+        except UnicodeDecodeError:
+            bad.add(n)
+            yield line.decode(encoding, errors="replace")
+
+
+def _delimited(reader, delimiter: str, header: bool, n: int, names: list[str] | None, ranged_url: str | None,
+               bad: set[int] = frozenset(), encoding: str = "utf-8") -> Iterator[Raw]:
     """Rows of `reader`, numbered from n + 1. A byte range (`ranged_url` set) checks that every row
-    is one line, since its cuts assume so."""
-    n0 = n
+    is one line, since its cuts assume so. A row built from a line in `bad` is an encoding reject."""
+    n0, last_line = n, 0
+    undecodable = "invalid_utf8" if _is_utf8(encoding) else "invalid_encoding"
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as e:
-            # The rest of the file cannot be decoded reliably; one reject names where it broke.
-            yield Raw(n + 1, None, "invalid_utf8", f"undecodable bytes after row {n}: {e}")
-            return
         except csv.Error as e:
             n += 1
+            last_line = reader.line_num
             yield Raw(n, None, "malformed_csv", str(e))
             continue
         n += 1
+        lines_of_row, last_line = range(last_line + 1, reader.line_num + 1), reader.line_num
         if ranged_url is not None and reader.line_num != n - n0:
             raise ValueError(f"{ranged_url}: row {n} spans lines (a quoted line break); a file with such rows cannot be read "
                              "by byte range: raise staging.unit_bytes above its size so that it is read whole")
+        if bad and any(i in bad for i in lines_of_row):
+            yield Raw(n, None, undecodable, delimiter.join(row))
+            continue
         if header and names is None:
             names = row
             continue
@@ -142,6 +217,10 @@ def _delimited(reader, delimiter: str, header: bool, n: int, names: list[str] | 
             yield Raw(n, dict(zip(names, row)))
         else:
             yield Raw(n, {str(i): v for i, v in enumerate(row)})
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
 
 
 def read_bitext(src_url: str, tgt_url: str, storage_options: dict) -> Iterator[Raw]:
@@ -175,7 +254,7 @@ def _lines(lines: Iterable[tuple[int, bytes]], encoding: str, label: str | None)
         try:
             text = line.decode(encoding).rstrip("\r\n")
         except UnicodeDecodeError:
-            yield Raw(n, None, "invalid_utf8" if encoding.lower().replace("-", "") == "utf8" else "invalid_encoding",
+            yield Raw(n, None, "invalid_utf8" if _is_utf8(encoding) else "invalid_encoding",
                       line.decode(encoding, errors="replace").rstrip("\r\n"))
             continue
         if text.strip():

@@ -132,11 +132,13 @@ def parse_file(src: SourceConfig, item: dict, extract_cfg: ExtractConfig | None 
     if src.format == "parquet":
         return formats.read_parquet(item["url"], storage_options)
     if src.format in ("csv", "tsv"):
-        return formats.read_delimited(item["url"], storage_options, "," if src.format == "csv" else "\t", src.header, span)
+        return formats.read_delimited(item["url"], storage_options, "," if src.format == "csv" else "\t", src.header, span,
+                                      formats.resolve_encoding(item["url"], storage_options, src.encoding))
     if src.format == "bitext":
         return formats.read_bitext(item["url"], item["tgt_url"], storage_options)
     if src.format == "lines":
-        return formats.read_lines(item["url"], storage_options, src.encoding, item.get("label"), span)
+        return formats.read_lines(item["url"], storage_options, formats.resolve_encoding(item["url"], storage_options, src.encoding),
+                                  item.get("label"), span)
     if src.format == "squad":
         return formats.read_squad(item["url"], storage_options)
     raise ValueError(f"unknown format {src.format}")
