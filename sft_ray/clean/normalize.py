@@ -8,8 +8,10 @@ Order, and why:
    mojibake or hold an entity, so it skips ftfy (most English text: 0.3 µs).
 2. **Markup residue**: HTML tags that survived as text (AG News has `<A HREF=...>` after entity
    unescaping). Only tags with known HTML names are removed, so `a <b> c` prose survives.
-3. **Control characters**: C0/C1 controls (except tab and newline), zero-width space, BOM, bidi
-   marks; they break tokenisers and hide in duplicates. ZWJ/ZWNJ stay (Persian, Indic, emoji).
+3. **Control characters**: C0/C1 controls (except tab and newline) become spaces (they stand between
+   words: "NUL\\x00byte" must not become "NULbyte"); a zero-width space between two words of a
+   space-delimited script becomes a space and is removed elsewhere; BOM and bidi marks are removed.
+   They break tokenisers and hide in duplicates. ZWJ/ZWNJ stay (Persian, Indic, emoji).
 4. **NFC** so that visually identical strings compare and hash equal in dedup (Unicode TR15).
 5. **Whitespace**: runs of spaces/tabs collapse to one space, lines are trimmed, 3+ newlines
    collapse to a paragraph break; line structure is kept because Gopher, C4 and FineWeb reason
@@ -36,7 +38,16 @@ TEXT_COLUMNS = [schema.TEXT, schema.TITLE, schema.SRC_TEXT, schema.TGT_TEXT]
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0/C1 controls (tab, newline, CR and form feed are whitespace, handled below) stand between words
+# when they stand in text at all ("NUL\x00byte" is two words): they become a space.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_C0 = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# A zero-width space is an invisible word break: between two letters of a space-delimited script it
+# becomes a space; in Thai, Lao, Khmer, Myanmar and CJK text (which put no spaces between words) and
+# next to whitespace it is removed, as are BOM and bidi marks (they separate nothing).
+_NO_SPACE_SCRIPTS = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_ZWSP_BETWEEN_WORDS = re.compile(rf"(?<=[^\s{_NO_SPACE_SCRIPTS}])\u200b+(?=[^\s{_NO_SPACE_SCRIPTS}\u200b])")
+_INVISIBLE = re.compile(r"[\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _HTML_TAG_NAMES = (
     "a|abbr|b|big|blockquote|body|br|center|code|div|em|font|h[1-6]|head|hr|html|i|img|li|link|meta|ol|p|pre"
     "|script|small|span|strike|strong|style|sub|sup|table|tbody|td|th|thead|tr|tt|u|ul"
@@ -59,11 +70,17 @@ _BOILERPLATE = re.compile(
 
 def repair_text(text: str, cfg: CleanConfig) -> str:
     """Steps 1-3: mojibake and entities, markup residue, control characters."""
+    # C0 before ftfy, which would delete them (joining the words around them); C1 after it, since
+    # UTF-8 read as Latin-1 is made of C1 characters that ftfy turns back into text.
+    text = _C0.sub(" ", text)
     if cfg.fix_mojibake and not (text.isascii() and "&" not in text):
         text = ftfy.fix_text(text, uncurl_quotes=False, fix_character_width=False, normalization=None)
     if cfg.strip_markup and "<" in text:
         text = _HTML_TAG.sub(" ", text)
-    return _CONTROL.sub("", text)
+    text = _CONTROL.sub(" ", text)
+    if "\u200b" in text:
+        text = _ZWSP_BETWEEN_WORDS.sub(" ", text)
+    return _INVISIBLE.sub("", text)
 
 
 def normalize_text(text: str | None) -> str | None:

@@ -16,20 +16,59 @@ from sft_ray.config.base import ConfigError
 from sft_ray.config.run import RunConfig
 from sft_ray.schema import LABELERS
 
-# Keys whose values are credentials: s3fs's `key`/`secret`, botocore's `aws_secret_access_key`,
-# `token`, `password`, ... Matched on the whole key (or its last `_` part) so that ordinary
-# fields such as `num_key_value_heads` or `tokenize_actors` stay visible.
+# Names of credentials: s3fs's `key`/`secret`, botocore's `aws_secret_access_key`, `token`,
+# `password`, ... (the whole name or its last `_` part, so `num_key_value_heads` is not one).
 _SECRET_KEY = re.compile(
     r"(^|_)(key|secret|token|password|passwd|credentials?|access_key(_id)?|secret_access_key|session_token|api_key)$", re.IGNORECASE
 )
+# An environment value shorter than this is not searched for inside other strings (a "1" or "on"
+# would be "redacted" everywhere); storage options' credentials are replaced wherever they stand.
+_MIN_ENV_SECRET = 8
 
 
-def redact(obj: Any) -> Any:
-    """Copy of a config dict with values under secret-looking keys replaced by '***'."""
+def secret_values(obj: Any) -> set[str]:
+    """The secrets a config holds or its run can see: values under credential names inside any
+    `storage_options` (nested `client_kwargs` included), and environment variables with such names
+    (AWS_SECRET_ACCESS_KEY, HF_TOKEN, ...)."""
+    found = {v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= _MIN_ENV_SECRET}
+
+    def creds(d: Any) -> None:
+        if isinstance(d, dict):
+            for k, v in d.items():
+                if isinstance(v, str) and v and _SECRET_KEY.search(str(k)):
+                    found.add(v)
+                creds(v)
+        elif isinstance(d, list):
+            for v in d:
+                creds(v)
+
+    def walk(d: Any) -> None:
+        if isinstance(d, dict):
+            for k, v in d.items():
+                (creds if k == "storage_options" else walk)(v)
+        elif isinstance(d, list):
+            for v in d:
+                walk(v)
+
+    walk(obj)
+    return found
+
+
+def redact(obj: Any, secrets: set[str] | None = None) -> Any:
+    """Copy of config data with every secret *value* (secret_values) replaced by '***', wherever it
+    stands. By value, not by key name: a field that merely looks like a credential
+    (`dedup.exact.pair_key`) keeps its value, so a saved config (manifest, checkpoint) runs again."""
+    secrets = secret_values(obj) if secrets is None else secrets
     if isinstance(obj, dict):
-        return {k: ("***" if _SECRET_KEY.search(str(k)) and v not in (None, "", {}) else redact(v)) for k, v in obj.items()}
+        return {k: redact(v, secrets) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [redact(v) for v in obj]
+        return [redact(v, secrets) for v in obj]
+    if isinstance(obj, str) and secrets:
+        if obj in secrets:
+            return "***"
+        for s in secrets:
+            if len(s) >= _MIN_ENV_SECRET and s in obj:
+                obj = obj.replace(s, "***")
     return obj
 
 

@@ -39,7 +39,10 @@ class TrainConfig(StrictModel):
     use_gpu: bool = Field(default=False, description="Train on GPUs (NCCL) instead of CPUs (gloo).")
     cpus_per_worker: float = Field(default=1.0, gt=0, description="CPUs reserved per training worker.")
     resources_per_worker: dict[str, float] = Field(default_factory=dict, description="Extra Ray resources per worker (e.g. {train_node: 0.01}) to pin training to node types.")
-    max_seq_len: int = Field(default=256, ge=16, description="Tokens per example; longer examples are truncated from the left of the prompt.")
+    max_seq_len: int = Field(default=256, ge=16, description="Tokens per example (chat template applied); longer ones follow `too_long`.")
+    too_long: Literal["drop", "truncate"] = Field(
+        default="drop", description="Examples longer than max_seq_len: `drop` (counted as too_long_for_max_seq_len in eval.json, "
+        "metrics and the summary) or `truncate` (cut from the left, keeping the answer; the share cut is logged).")
     batch_size: int = Field(default=8, ge=1, description="Examples per worker per micro-step.")
     grad_accum: int = Field(default=1, ge=1, description="Micro-steps per optimizer step.")
     lr: float = Field(default=1e-4, gt=0, description="Peak learning rate (AdamW).")

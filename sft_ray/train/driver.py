@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from sft_ray.config import ConfigError, RunConfig
 from sft_ray.placement import data_selector
-from sft_ray.preflight import check_training_resources
+from sft_ray.preflight import PreflightError, check_training_resources
 from sft_ray.storage import abs_output, check_writable, exists, get_fs, join, pyarrow_fs, read_json, read_text
 
 log = logging.getLogger("sft_ray")
@@ -96,7 +96,7 @@ def sample_stats(tokenizer, rows: list[dict], tc) -> tuple[float, float | None]:
     from sft_ray.train.pack import best_fit_decreasing
     from sft_ray.train.tokenize import tokenize_example
 
-    lengths = [len(t["input_ids"]) for t in (tokenize_example(tokenizer, r["messages"], tc.max_seq_len, tc.loss_on)
+    lengths = [len(t["input_ids"]) for t in (tokenize_example(tokenizer, r["messages"], tc.max_seq_len, tc.loss_on, tc.too_long)
                                               for r in rows) if not t["drop_reason"]]
     if not lengths:
         return 1.0, None
@@ -118,6 +118,21 @@ def task_sample(tasks: list[str | None], n: int) -> list[int]:
             if q and len(out) < n:
                 out.append(q.pop(0))
     return sorted(out)
+
+
+def check_training_set(n_train: int | None, tc, train_url: str) -> None:
+    """A training set too small for one optimizer step is one clear error with the numbers, before
+    any worker starts (not a worker's error a minute into Ray Train)."""
+    if n_train is None:  # no manifest (data written by another tool): the training loop still checks
+        return
+    need = tc.num_workers * tc.batch_size * tc.grad_accum
+    if n_train == 0:
+        raise PreflightError(f"{train_url} has 0 examples (manifest.json): nothing to fine-tune. The build's "
+                             "report (report/report.html, rejects/) shows why its records were rejected")
+    if n_train < need:
+        raise PreflightError(f"{train_url} has {n_train} examples, fewer than one optimizer step takes: "
+                             f"train.num_workers {tc.num_workers} x batch_size {tc.batch_size} x grad_accum {tc.grad_accum} = {need}; "
+                             "lower those or build more data")
 
 
 def _manifest_counts(output: str, storage_options: dict) -> dict:
@@ -143,11 +158,30 @@ def _parquet(url: str, storage_options: dict):
 
 
 def _train_sample_stats(cfg: RunConfig, train_url: str, model_path: str) -> tuple[float, float | None]:
+    """sample_stats of the head of sft/train, after telling the user what max_seq_len does to it:
+    the share of examples dropped or truncated, and a clear error when none is left to train on."""
     from sft_ray.models import load_tokenizer
+    from sft_ray.train.tokenize import tokenize_example
 
     tc = cfg.train
     sample = _parquet(train_url, cfg.storage_options).head(min(tc.pack_window, 1024), columns=["messages"]).to_pylist()
-    return sample_stats(load_tokenizer(model_path, tc.trust_remote_code), sample, tc)
+    tokenizer = load_tokenizer(model_path, tc.trust_remote_code)
+    if sample:
+        toks = [tokenize_example(tokenizer, r["messages"], tc.max_seq_len, tc.loss_on, tc.too_long) for r in sample]
+        reasons: dict[str, int] = {}
+        for t in toks:
+            if t["drop_reason"]:
+                reasons[t["drop_reason"]] = reasons.get(t["drop_reason"], 0) + 1
+        cut = sum(t["truncated"] for t in toks)
+        if len(reasons) and sum(reasons.values()) == len(toks):
+            raise PreflightError(f"{train_url}: none of a sample of {len(toks)} training examples can be trained on "
+                                 f"({reasons}); with train.max_seq_len={tc.max_seq_len}, raise max_seq_len or set train.too_long=truncate")
+        if reasons:
+            log.warning("of a sample of %d training examples, %d will be skipped: %s", len(toks), sum(reasons.values()), reasons)
+        if cut:
+            log.warning("of a sample of %d training examples, %d (%.0f%%) exceed train.max_seq_len=%d and are truncated from the left",
+                        len(toks), cut, 100 * cut / len(toks), tc.max_seq_len)
+    return sample_stats(tokenizer, sample, tc)
 
 
 def _validation_sample(cfg: RunConfig, val_url: str) -> tuple[tuple[dict, ...], tuple[dict, ...]]:
@@ -174,7 +208,7 @@ def _train_dataset(cfg: RunConfig, train_url: str, model_path: str, n_train: int
         # A fixed row order makes resume's fast-forward land on the same examples.
         ds.context.execution_options.preserve_order = True
         ds = tokenize_dataset(ds, model_path, tc.max_seq_len, trust_remote_code=tc.trust_remote_code,
-                              loss_on=tc.loss_on, packing=tc.packing, pack_window=tc.pack_window,
+                              loss_on=tc.loss_on, too_long=tc.too_long, packing=tc.packing, pack_window=tc.pack_window,
                               max_actors=tc.tokenize_actors, num_cpus=tc.tokenize_cpus)
     # Every epoch re-executes the stream (tokenizer actors included, ~35 s on a small machine); a
     # small tokenized set is computed once and kept in the object store instead. ids + labels
@@ -256,6 +290,7 @@ def run_finetune(cfg: RunConfig) -> dict:
     if not _has_parquet(train_url, storage_options):
         raise FileNotFoundError(f"no SFT training data: {train_url} holds no .parquet files (run the build first)")
     n_train = _manifest_counts(output, storage_options).get("train")
+    check_training_set(n_train, tc, train_url)  # before Ray Train (or Ray) starts
     has_val = _has_parquet(val_url, storage_options)
     if not has_val:
         log.warning("no validation data at %s: eval.json will not be written", val_url)

@@ -24,12 +24,12 @@ from sft_ray.train.tokenize import DROP_REASONS, tokenize_example
 
 
 def validation_batches(tokenizer, rows: list[dict], max_seq_len: int, batch_size: int, collate, device,
-                       loss_on: str = "all_assistant") -> list[dict]:
+                       loss_on: str = "all_assistant", too_long: str = "truncate") -> list[dict]:
     """Tokenize this rank's validation rows (same code as training) into padded batches on `device`
     (one example per row: validation loss is per example, packing would not change it)."""
     batches = []
     for i in range(0, len(rows), batch_size):
-        toks = [tokenize_example(tokenizer, r["messages"], max_seq_len, loss_on) for r in rows[i:i + batch_size]]
+        toks = [tokenize_example(tokenizer, r["messages"], max_seq_len, loss_on, too_long) for r in rows[i:i + batch_size]]
         b = collate({
             "input_ids": [t["input_ids"] for t in toks],
             "labels": [t["labels"] for t in toks],

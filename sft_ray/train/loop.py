@@ -75,7 +75,7 @@ def train_loop_per_worker(config: dict) -> None:
         progress.done = False  # finished before, but max_steps was raised since: keep training
     # This rank's slice of the validation sample (eval_max_examples rows in all), tokenized once.
     val_batches = validation_batches(w.tokenizer, list(plan.val_rows[w.rank::w.world]), tc.max_seq_len,
-                                     tc.batch_size, PadCollate(w.tokenizer.pad_token_id), w.device, tc.loss_on)
+                                     tc.batch_size, PadCollate(w.tokenizer.pad_token_id), w.device, tc.loss_on, tc.too_long)
     trackers = Trackers(tc, plan.train_dir, config_dict(cfg)["train"]) if w.rank == 0 else None
     if "base" not in progress.eval and not progress.done:
         progress.eval["base"] = _evaluate(w, tc, plan, val_batches)

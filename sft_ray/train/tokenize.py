@@ -9,8 +9,9 @@ is found by rendering prefixes: it starts after `render(messages[:i], add_genera
 `render(messages[:i+1])` less trailing whitespace (so the content and its closing `<|im_end|>` are
 supervised, the newline after it is not). System and user turns and padding get label -100.
 
-Truncation keeps the *end* of the sequence (the prompt is cut from the left, TrainConfig.max_seq_len)
-because the answer is at the end. An example that is left without a supervised token (no assistant
+An example longer than TrainConfig.max_seq_len is dropped (`too_long_for_max_seq_len`, the default
+`train.too_long: drop`: a cut example teaches an answer to a question it no longer shows) or, with
+`too_long: truncate`, cut from the left, keeping the *end* of the sequence, because the answer is there. An example that is left without a supervised token (no assistant
 turn, or a long trailing non-assistant turn pushed every answer out) cannot teach anything; it is
 not silently lost: the row is kept with a `drop_reason` and the training loop skips and counts it
 (reported in metrics, eval.json and the run summary).
@@ -29,7 +30,7 @@ IGNORE = -100  # label of unsupervised tokens (torch cross_entropy's default ign
 # Drop reasons, snake_case, in a fixed order: their index is the `drop_code` column (0 = kept), so
 # the torch collate function can carry them as a tensor.
 DROP_REASONS = ("", "no_assistant_turn", "no_supervised_tokens_after_truncation", "template_prefix_mismatch",
-                "empty_messages")
+                "empty_messages", "too_long_for_max_seq_len")
 
 TOKENIZED_SCHEMA = pa.schema(
     [
@@ -68,7 +69,7 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
 
 
 def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int,
-                     loss_on: str = "all_assistant") -> dict[str, Any]:
+                     loss_on: str = "all_assistant", too_long: str = "truncate") -> dict[str, Any]:
     """One conversation -> {input_ids, labels, drop_reason, truncated} (labels aligned with ids;
     the model shifts them). `drop_reason` is "" for a usable example.
 
@@ -98,6 +99,9 @@ def tokenize_example(tokenizer, messages: list[dict], max_seq_len: int,
             s += 1
         if s < len(spans) and spans[s][0] <= start < spans[s][1]:
             labels[t] = ids[t]
+    if len(ids) > max_seq_len and too_long == "drop":
+        out["drop_reason"] = "too_long_for_max_seq_len"
+        return out
     if len(ids) > max_seq_len:
         ids, labels = ids[-max_seq_len:], labels[-max_seq_len:]
         out["truncated"] = True
@@ -117,16 +121,16 @@ class TokenizeBatch:
     """
 
     def __init__(self, model_path: str, max_seq_len: int, trust_remote_code: bool = False,
-                 loss_on: str = "all_assistant"):
+                 loss_on: str = "all_assistant", too_long: str = "truncate"):
         from sft_ray.models import load_tokenizer
 
         self.tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-        self.max_seq_len, self.loss_on = max_seq_len, loss_on
+        self.max_seq_len, self.loss_on, self.too_long = max_seq_len, loss_on, too_long
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = {"id": [], "input_ids": [], "labels": [], "drop_code": [], "truncated": []}
         for ex_id, messages in zip(batch.column("id").to_pylist(), batch.column("messages").to_pylist()):
-            r = tokenize_example(self.tokenizer, messages, self.max_seq_len, self.loss_on)
+            r = tokenize_example(self.tokenizer, messages, self.max_seq_len, self.loss_on, self.too_long)
             rows["id"].append(ex_id)
             rows["input_ids"].append(r["input_ids"])
             rows["labels"].append(r["labels"])
@@ -136,7 +140,7 @@ class TokenizeBatch:
 
 
 def tokenize_dataset(ds, model_path: str, max_seq_len: int, *, trust_remote_code: bool = False,
-                     loss_on: str = "all_assistant", packing: bool = False, pack_window: int = 2048,
+                     loss_on: str = "all_assistant", too_long: str = "truncate", packing: bool = False, pack_window: int = 2048,
                      max_actors: int = 1, num_cpus: float = 1.0, batch_size: int = 256):
     """SFT examples -> tokenized rows (TokenizeBatch in an actor pool autoscaling 1..max_actors,
     each loading the tokenizer once) -> with `packing`, packed rows (pack.pack_batch as tasks over
@@ -148,7 +152,7 @@ def tokenize_dataset(ds, model_path: str, max_seq_len: int, *, trust_remote_code
     ds = ds.select_columns(["id", "messages"]).map_batches(
         TokenizeBatch,
         fn_constructor_kwargs={"model_path": model_path, "max_seq_len": max_seq_len,
-                               "trust_remote_code": trust_remote_code, "loss_on": loss_on},
+                               "trust_remote_code": trust_remote_code, "loss_on": loss_on, "too_long": too_long},
         batch_format="pyarrow",
         batch_size=batch_size,
         compute=ActorPoolStrategy(min_size=1, max_size=max(1, max_actors)),

@@ -55,7 +55,10 @@ def test_real_ag_news_markup_residue_removed():
 
 
 def test_control_characters_removed_but_zwj_kept():
-    assert _clean("a\x00b\x1bc\u200bd\ufeffe\u200df") == "abcde\u200df"
+    # Controls and a zero-width space between words separate them; BOM is removed; ZWJ stays.
+    assert _clean("a\x00b\x1bc\u200bd\ufeffe\u200df") == "a b c de\u200df"
+    assert _clean("NUL\x00byte zero\u200bwidth") == "NUL byte zero width"
+    assert _clean("\u0e20\u0e32\u0e29\u0e32\u200b\u0e44\u0e17\u0e22") == "\u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22"  # Thai: no space
 
 
 def test_boilerplate_lines_only_on_web_kinds():
