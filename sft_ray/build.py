@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import ray
 
-from sft_ray import output, rebuild, schema
+from sft_ray import output, ray_fixes, rebuild, schema
 from sft_ray import storage
 from sft_ray.config import ConfigError, RunConfig, config_dict
 from sft_ray.dedup import decontaminate, semantic_dedup
@@ -69,6 +69,7 @@ def check_build_config(cfg: RunConfig) -> None:
 
 
 def build_sft_data(cfg: RunConfig) -> BuildResult:
+    ray_fixes.install()  # Ray Data's hash shuffle with empty tasks (ray_fixes.py)
     check_build_config(cfg)
     out, storage_options = storage.abs_output(cfg.output), cfg.storage_options
     storage.check_writable(out, storage_options)

@@ -22,6 +22,9 @@ MIN_LOCAL_CPUS = 4
 def init_ray(address: str | None = None) -> None:
     """Connect to `address`, to the cluster named by RAY_ADDRESS (as `ray job submit` sets it), or
     start a local Ray. Idempotent."""
+    from sft_ray import ray_fixes
+
+    ray_fixes.install()  # before any plan is built
     if ray.is_initialized():
         return
     # Job logs are read by people and CI: no carriage-return progress bars (Ray Data, HF hub/GGUF).
