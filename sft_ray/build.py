@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import ray
 
-from sft_ray import output, ray_fixes, rebuild, schema
+from sft_ray import cards, output, ray_fixes, rebuild, schema
 from sft_ray import storage
 from sft_ray.config import ConfigError, RunConfig, config_dict
+from sft_ray.console import duration
 from sft_ray.dedup import decontaminate, semantic_dedup
 from sft_ray.dedup.partitions import resolve as resolve_partitions
 from sft_ray.dedup.removals import ROW
@@ -68,7 +69,9 @@ def check_build_config(cfg: RunConfig) -> None:
         raise ConfigError("the config has no sources: nothing to build (add a `sources:` list; see jobs/configs/)")
 
 
-def build_sft_data(cfg: RunConfig) -> BuildResult:
+def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None) -> BuildResult:
+    """Build `cfg`'s SFT data; `inputs`: the sources' listing when the caller made it already
+    (preflight.check_before_ray), else listed here."""
     ray_fixes.install()  # Ray Data's hash shuffle with empty tasks (ray_fixes.py)
     check_build_config(cfg)
     out, storage_options = storage.abs_output(cfg.output), cfg.storage_options
@@ -78,12 +81,13 @@ def build_sft_data(cfg: RunConfig) -> BuildResult:
         output.claim(out, storage_options)  # a folder we did not create is never cleaned
         # Every Dataset of the build carries placement.curation; model pools add placement.models.
         with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle):
-            return _build(cfg, out, lease.holder["run_id"])
+            return _build(cfg, out, lease.holder["run_id"], inputs)
 
 
-def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
+def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] | None) -> BuildResult:
     storage_options = cfg.storage_options
-    inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
+    if inputs is None:
+        inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
     described = describe_inputs(inputs)
     if storage.exists(storage.join(out, storage.SUCCESS), storage_options):
         manifest = storage.read_json(storage.join(out, "manifest.json"), storage_options)
@@ -97,7 +101,7 @@ def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
         log.info("build: rebuilding %s (overwrite=true)%s", out, f": {'; '.join(changed)}" if changed else "")
     check_build_stages(cfg)  # GPU model stages have somewhere to run
     # _SUCCESS first: an `overwrite` rebuild killed half-way must not leave the old marker over new outputs.
-    for d in [storage.SUCCESS, *OUTPUT_DIRS, "manifest.json"]:  # leftovers of an interrupted run (ours: output.claim)
+    for d in [storage.SUCCESS, *OUTPUT_DIRS, "manifest.json", "README.md"]:  # leftovers of an interrupted run (ours: output.claim)
         storage.remove(storage.join(out, d), storage_options)
     timings: dict[str, float] = {}
     t0 = time.time()
@@ -128,6 +132,7 @@ def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is joined against
         records = decontaminate(records, cfg.dedup.decontaminate, gram_partitions(size, cfg.dedup), example_kinds(cfg)).materialize()
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
+    log.info("build: read, clean, dedup and decontamination done in %s", duration(timings["read_clean_dedup_s"]))
     label_info: dict = {}
     if cfg.label.enabled:  # after dedup: nothing is embedded twice or for a record that is then removed
         t_label = time.time()
@@ -135,6 +140,7 @@ def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
         label_info = {name: head.info for name, head in heads.items()}
         records = label_dataset(records, cfg.label, heads, selector=cfg.placement.models).materialize()
         timings["label_s"] = round(time.time() - t_label, 2)
+        log.info("build: labelled in %s", duration(timings["label_s"]))
 
     t1 = time.time()
     # One pass over the records: curated/ + rejects/ written, counts, unreadable files, data profile
@@ -147,6 +153,8 @@ def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
     counts, unreadable = written.counts, written.unreadable
     curated = read_written(out, "curated", storage_options, schema.CURATED_SCHEMA)
     timings["write_curated_rejects_s"] = round(time.time() - t1, 2)
+    log.info("build: %s records kept, %s rejected; curated/ and rejects/ written in %s", f"{counts['kept']:,}",
+             f"{counts['rejected']:,}", duration(timings["write_curated_rejects_s"]))
 
     sft_summary, samples = {"train": 0, "validation": 0}, []
     if cfg.format.enabled:
@@ -164,6 +172,8 @@ def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
             _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", storage_options, schema.SFT_OUTPUT_SCHEMA)
         _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", storage_options, schema.REJECT_SCHEMA)
         timings["format_write_sft_s"] = round(time.time() - t2, 2)
+        log.info("build: %s train and %s validation SFT examples written in %s", f"{sft_summary['train']:,}",
+                 f"{sft_summary['validation']:,}", duration(timings["format_write_sft_s"]))
     timings["total_s"] = round(time.time() - t0, 2)
 
     manifest = {
@@ -185,6 +195,7 @@ def _build(cfg: RunConfig, out: str, run_id: str) -> BuildResult:
         "versions": versions(),
     }
     storage.write_json(storage.join(out, "manifest.json"), manifest, storage_options)
+    storage.write_text(storage.join(out, "README.md"), cards.dataset_card(cfg, manifest), storage_options)  # the dataset card
     # The clusters' example texts come from the written files (write.py: tagged_view), not the records.
     extra = {"data": written.profile, "dedup_clusters": clusters_from(written.members, tagged_view(out, storage_options), 5, 2, dedup_cfg.num_partitions)}
     write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
@@ -214,15 +225,16 @@ def _write(ds: ray.data.Dataset, out: str, sub: str, storage_options: dict, arro
 
 
 def _ensure_parquet(out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> None:
-    """An output folder without rows still gets a (zero-row) file with its schema, so readers of
-    curated/, rejects/ or sft/validation/ never meet a missing folder."""
+    """An output folder without rows still gets a file with its schema and no row groups, so readers
+    of curated/, rejects/ or sft/validation/ never meet a missing folder (a zero-row *row group*
+    would make `datasets` fail: "BatchSize must be greater than 0")."""
     fsspec_fs, fpath = storage.get_fs(storage.join(out, sub), storage_options)
     if not fsspec_fs.exists(fpath) or not any(p.endswith(".parquet") for p in fsspec_fs.ls(fpath)):
         import pyarrow.parquet as pq
 
         fsspec_fs.makedirs(fpath, exist_ok=True)
         with fsspec_fs.open(fpath + "/empty.parquet", "wb") as f:
-            pq.write_table(arrow_schema.empty_table(), f)
+            pq.ParquetWriter(f, arrow_schema).close()
 
 
 def _token_counter(cfg: RunConfig) -> tuple[str | None, str]:

@@ -4,7 +4,8 @@
     sft-ray finetune [--config PATH] [--set key=value ...]   SFT dataset -> model
     sft-ray run      [--config PATH] [--set key=value ...]   both, in one Ray job
     sft-ray report   OUTPUT                                  print a finished run's summary
-    sft-ray validate-config PATH [--set key=value ...]
+    sft-ray validate-config PATH [--set key=value ...] [--explain]
+    sft-ray --version
     sft-ray serve    [RUN_OR_MODEL] [--config serve.yaml] [--set key=value ...]   OpenAI-compatible chat API
 
 With no --config the embedded demo runs. Exit code 0 only when the run completed; a bad config or
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 
@@ -23,20 +23,45 @@ from sft_ray.config import ConfigError, RunConfig, config_yaml, load_config, req
 from sft_ray.output import OutputError
 from sft_ray.preflight import PreflightError
 
-log = logging.getLogger("sft_ray")
 EXIT_USAGE = 2
 
 
+_VERBS = {
+    "build": ("build the SFT dataset", "Read, clean, dedup, label and format the config's sources into <output>/curated, rejects "
+              "and sft/{train,validation}, with manifest.json and report/report.html."),
+    "finetune": ("fine-tune on a built dataset", "Fine-tune train.model on <output>/sft/train with Ray Train (checkpoints, "
+                 "resume, evaluation before/after); the model goes to <output>/train/model."),
+    "run": ("build, then fine-tune", "build, then finetune, in one Ray job (what `./dev demo` runs)."),
+}
+_EXAMPLES = """examples:
+  sft-ray {verb}                                        the embedded demo (runs/demo)
+  sft-ray {verb} --config jobs/configs/tiny.yaml --set output=runs/tiny
+  sft-ray {verb} --config my.yaml --set train.max_steps=20 --set dedup.near.enabled=false
+  ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml -- python jobs/pipeline.py --config my.yaml"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sft-ray", description="Corpora -> SFT data -> fine-tuned model, on Ray.")
+    from sft_ray import __version__
+
+    p = argparse.ArgumentParser(prog="sft-ray", description="Corpora -> SFT data -> fine-tuned model, on Ray.",
+                                epilog="Run `sft-ray VERB --help` for a verb's options and examples; README.md for the rest.")
+    p.add_argument("--version", action="version", version=f"sft-ray {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
-    for verb, help_ in [("build", "build the SFT dataset"), ("finetune", "fine-tune on a built dataset"), ("run", "build, then fine-tune")]:
-        s = sub.add_parser(verb, help=help_)
-        s.add_argument("--config", help="YAML run config (default: the embedded demo)")
-        s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
-    s = sub.add_parser("validate-config", help="validate a config and print it resolved")
+    for verb, (help_, description) in _VERBS.items():
+        s = sub.add_parser(verb, help=help_, description=description, epilog=_EXAMPLES.format(verb=verb),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        s.add_argument("--config", help="YAML run config (default: the embedded demo; a config file must name its output)")
+        s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="dotted override, repeatable; the value is YAML (e.g. --set sources.0.limit=100)")
+    s = sub.add_parser("validate-config", help="validate a config and print it resolved",
+                       description="Validate a run config (unknown keys and bad values name the key and the file) and print it "
+                       "resolved; --explain adds each key's description.",
+                       epilog="examples:\n  sft-ray validate-config jobs/configs/demo.yaml\n"
+                       "  sft-ray validate-config jobs/configs/demo.yaml --explain --set train.max_steps=5",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("config")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--explain", action="store_true", help="print every key with its description, default and value")
     s = sub.add_parser("report", help="print the summary of a finished build")
     s.add_argument("output", help="run output path or URL")
     s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible chat API (Ray Serve)")
@@ -114,19 +139,19 @@ def print_train(summary: dict) -> None:
 
 
 def run_verb(verb: str, cfg: RunConfig) -> None:
+    from sft_ray import console
+    from sft_ray.preflight import check_before_ray
     from sft_ray.runtime import init_ray
 
-    print("resolved config (secrets redacted):\n" + config_yaml(cfg), flush=True)
-    if verb in ("build", "run"):
-        from sft_ray.build import check_build_config
-
-        check_build_config(cfg)  # before Ray starts
-    init_ray(cfg.ray_address)
+    print(console.summary(cfg, verb), flush=True)
     t0 = time.time()
+    inputs = check_before_ray(cfg, verb)  # bad paths, unwritable outputs, unknown models: seconds, not after Ray's start
+    init_ray(cfg.ray_address)
+    console.setup_logging()  # again: Ray has added its console handlers
     if verb in ("build", "run"):
         from sft_ray.build import build_sft_data
 
-        print_build(build_sft_data(cfg))
+        print_build(build_sft_data(cfg, inputs=inputs))
     if verb in ("finetune", "run"):
         from sft_ray.train import run_finetune
 
@@ -135,7 +160,9 @@ def run_verb(verb: str, cfg: RunConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from sft_ray import console
+
+    console.setup_logging()
     args = _parser().parse_args(argv)
     try:
         if args.verb == "report":
@@ -148,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         cfg = load_config(args.config, args.overrides)
         if args.verb == "validate-config":
-            print(config_yaml(cfg))
+            if args.explain:
+                from sft_ray.config import explain
+
+                print(explain(cfg))
+            else:
+                print(config_yaml(cfg))
             print(f"config OK: {args.config}")
             return 0
         if args.config is not None:

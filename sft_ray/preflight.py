@@ -7,7 +7,9 @@ need), the smallest over the resources asked, summed over alive nodes. Total res
 not free ones: other jobs' usage changes by the second, and Ray Train waits for busy resources.
 When an autoscaler with node types runs (cluster launcher, KubeRay, AutoscalingCluster), nodes
 not up yet may be added, so a shortfall is only logged.
-Inputs and config are checked earlier (sft_ray/config validation; finetune: sft/train must hold Parquet).
+Inputs, outputs and models are checked before Ray starts (`check_before_ray`): a path that matches
+nothing, an output that cannot be written or a model that does not exist fails in seconds, not
+after Ray's start-up, and leaves no output folder behind.
 """
 
 from __future__ import annotations
@@ -84,3 +86,56 @@ def check_fits(stage: str, shape: dict[str, float], count: int, advice: str) -> 
         log.warning("%s An autoscaler is running, so the missing nodes may still be added.", msg)
         return
     raise PreflightError(msg)
+
+
+def check_before_ray(cfg, verb: str) -> dict[str, list[dict]] | None:
+    """What can be checked without Ray, in seconds: the build's config and input listing (returned,
+    so the build lists once), the output's writability, and the models the run will load."""
+    from sft_ray import storage
+
+    inputs = None
+    if verb in ("build", "run"):
+        from sft_ray.build import check_build_config
+        from sft_ray.ingest import list_inputs
+
+        check_build_config(cfg)
+        inputs = list_inputs(cfg)  # InputNotFound names the path
+        if cfg.label.enabled:
+            check_model(cfg.label.model, "label.model", cfg.storage_options)
+        if cfg.teacher.enabled:
+            check_model(cfg.teacher.model, "teacher.model", cfg.storage_options)
+    if verb in ("finetune", "run"):
+        check_model(cfg.train.model, "train.model", cfg.storage_options)
+    storage.check_writable(storage.abs_output(cfg.output), cfg.storage_options, create=False)
+    return inputs
+
+
+def check_model(name: str, key: str, storage_options: dict) -> None:
+    """`name` is one of the shipped models, a local folder with config.json, a URL folder holding
+    one, or a Hugging Face id in the local cache or known to the hub (asked with a 10 s timeout)."""
+    import os
+
+    from sft_ray import models, storage
+
+    if name in (models.SMOLLM2, models.TINY_LLAMA) or name == "all-minilm-l6-v2":
+        return
+    local = os.path.expanduser(name.removeprefix("file://"))
+    if "://" not in name or name.startswith("file://"):
+        if os.path.isdir(local):
+            if not os.path.isfile(os.path.join(local, "config.json")):
+                raise PreflightError(f"{key}: {name} has no config.json (not a Hugging Face model folder)")
+            return
+        if local.startswith((".", "/", "~")) or local.count("/") != 1:
+            raise PreflightError(f"{key}: {name!r} is not a folder, a URL or a Hugging Face id 'org/name'")
+        try:
+            from huggingface_hub import model_info, try_to_load_from_cache
+
+            if isinstance(try_to_load_from_cache(name, "config.json"), str):
+                return
+            model_info(name, timeout=10)
+        except Exception as e:  # noqa: BLE001 - any failure means the run could not load it
+            raise PreflightError(f"{key}: {name!r} is neither a local folder nor in the Hugging Face cache, and the hub "
+                                 f"could not confirm it ({type(e).__name__}); download it or point {key} at a folder") from None
+        return
+    if not storage.exists(storage.join(name, "config.json"), storage_options):
+        raise PreflightError(f"{key}: {name} holds no config.json")

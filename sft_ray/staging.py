@@ -200,9 +200,16 @@ class Workspace:
         return set()
 
     def run(self, cfg: RunConfig, todo: list[Unit]) -> None:
-        """Read + clean the pending units, one Ray task each, staging their records."""
-        if todo:
-            _unit_tasks(cfg, todo, self.clean_dir, self.storage_options).materialize()
+        """Read + clean the pending units, one Ray task each, staging their records; progress (units,
+        records, ETA) is logged as units finish."""
+        if not todo:
+            return
+        from sft_ray.console import Progress
+
+        progress, records = Progress("read+clean", len(todo), "units"), 0
+        for done in _unit_tasks(cfg, todo, self.clean_dir, self.storage_options).iter_batches(batch_format="pyarrow", batch_size=None):
+            records += sum(done.column("rows").to_pylist())
+            progress.add(done.num_rows, f"{records:,} records")
 
     def read(self, keys: list[str]) -> ray.data.Dataset:
         """The staged records of `keys`, each with its row id: the unit's ordinal in sorted key order

@@ -176,8 +176,17 @@ def read_json(url: str, storage_options: dict | None = None) -> Any:
     return json.loads(read_text(url, storage_options))
 
 
-def check_writable(url: str, storage_options: dict | None = None) -> None:
-    """Fail fast, naming the URL, when the output location cannot be written."""
+def check_writable(url: str, storage_options: dict | None = None, create: bool = True) -> None:
+    """Fail fast, naming the URL, when the output location cannot be written. `create=False`: a local
+    folder that does not exist yet is not created (its nearest existing parent must be writable)."""
+    if not create and is_local(url):
+        path = os.path.abspath(url.removeprefix("file://"))
+        parent = path
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            raise OSError(f"output {url} is not writable: {parent} is not a writable folder")
+        return
     probe = join(url, "_write_probe")
     try:
         write_text(probe, "ok", storage_options)

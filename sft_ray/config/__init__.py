@@ -58,6 +58,7 @@ from sft_ray.config.load import (
     apply_override,
     config_dict,
     config_yaml,
+    explain,
     load_config,
     read_yaml_mapping,
     redact,
@@ -80,5 +81,5 @@ __all__ = [
     "NearDedupConfig", "PiiConfig", "PiiType", "PlacementConfig", "QualityLabelerConfig", "RunConfig", "SeedConfig",
     "SemanticDedupConfig", "SentimentLabelerConfig", "SftDedupConfig", "SourceConfig", "SourceFormat", "SourceKind",
     "StagingConfig", "StrictModel", "TeacherConfig", "TeacherTaskConfig", "TopicLabelerConfig", "TrainConfig",
-    "apply_override", "config_dict", "config_yaml", "load_config", "read_yaml_mapping", "redact", "require_output", "validated",
+    "apply_override", "config_dict", "config_yaml", "explain", "load_config", "read_yaml_mapping", "redact", "require_output", "validated",
 ]

@@ -101,12 +101,43 @@ def apply_override(data: dict, dotted: str) -> None:
                     raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
 
 
-def _format_errors(err: ValidationError, origin: str) -> str:
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The config model class that holds the key at `loc` (list indexes and dict keys skipped)."""
+    import typing
+
+    cls: Any = model
+    for part in loc:
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+            return None
+        ann = cls.model_fields[part].annotation
+        while True:  # unwrap Optional / list / dict down to a model class
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                break
+            if not args:
+                break
+            ann = args[-1]
+        cls = ann
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple) -> str:
+    import difflib
+
+    keys = [p for p in loc if isinstance(p, str)]
+    holder = _model_at(model, tuple(p for p in loc[:-1] if isinstance(p, str))) if keys else None
+    if holder is None or not isinstance(loc[-1], str):
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(holder.model_fields), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _format_errors(err: ValidationError, origin: str, model: type[BaseModel] | None = None) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{loc}' in {origin}")
+            lines.append(f"unknown key '{loc}' in {origin}" + (_did_you_mean(model, tuple(e["loc"])) if model else ""))
         else:
             lines.append(f"'{loc}' in {origin}: {e['msg']} (got {e.get('input')!r:.80})")
     return "invalid config:\n  " + "\n  ".join(lines)
@@ -147,7 +178,7 @@ def validated(model: type[BaseModel], data: dict, overrides: list[str] | None, o
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, origin)) from None
+        raise ConfigError(_format_errors(e, origin, model)) from None
 
 
 def read_yaml_mapping(p: Path, what: str) -> dict:
@@ -196,3 +227,34 @@ def config_dict(cfg: RunConfig, *, redacted: bool = True) -> dict:
 def config_yaml(cfg: RunConfig) -> str:
     """The redacted config as YAML in field order, as the CLI prints it."""
     return yaml.safe_dump(config_dict(cfg), sort_keys=False, width=110)
+
+
+def explain(cfg: BaseModel) -> str:
+    """Every key of the config with its value (secrets redacted), and its description when it
+    differs from the default, the default too: what `validate-config --explain` prints."""
+    import json
+
+    values = redact(cfg.model_dump(mode="json"))
+    lines: list[str] = []
+
+    def walk(obj: BaseModel, data: dict, prefix: str) -> None:
+        for name, field in type(obj).model_fields.items():
+            value, raw = data.get(name), getattr(obj, name)
+            key = f"{prefix}{name}"
+            if isinstance(raw, BaseModel):
+                lines.append(f"{key}:  # {field.description or ''}")
+                walk(raw, value, key + ".")
+            elif isinstance(raw, list) and raw and all(isinstance(v, BaseModel) for v in raw):
+                lines.append(f"{key}:  # {field.description or ''}")
+                for i, (item, item_data) in enumerate(zip(raw, value)):
+                    walk(item, item_data, f"{key}.{i}.")
+            else:
+                if field.is_required():
+                    changed = "  (required)"
+                else:
+                    default = json.loads(json.dumps(field.get_default(call_default_factory=True), default=str))
+                    changed = "" if default == value else f"  (default: {json.dumps(default)[:60]})"
+                lines.append(f"{key} = {json.dumps(value, default=str)[:100]}{changed}\n    {field.description or ''}")
+
+    walk(cfg, values, "")
+    return "\n".join(lines)

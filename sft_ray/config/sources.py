@@ -47,6 +47,8 @@ class SourceConfig(StrictModel):
         "left to the environment (AWS_ACCESS_KEY_ID, ...). Secrets are redacted in saved configs.",
     )
     limit: int | None = Field(default=None, ge=0, description="Read at most this many records from the source.")
+    license: str | None = Field(default=None, description="The source's licence (an SPDX id such as cc-by-4.0, or words such as "
+                                "'non-commercial research'); it travels into the dataset card (README.md) and the model card.")
 
     @field_validator("name")
     @classmethod

@@ -26,6 +26,7 @@ def demo_config_dict(output: str = "runs/demo") -> dict:
                 "fields": {"label": 0, "title": 1, "text": 2},
                 "label_names": AG_NEWS_LABELS,
                 "langs": {"text": "en"},
+                "license": "AG News: non-commercial research and education (sft_ray/demo/data/AG_NEWS_README.txt)",
             },
             {
                 "name": "m30k-en-de",
@@ -33,6 +34,7 @@ def demo_config_dict(output: str = "runs/demo") -> dict:
                 "format": "bitext",
                 "path": {"src": str(DATA / "multi30k_train_3k.en.gz"), "tgt": str(DATA / "multi30k_train_3k.de.gz")},
                 "langs": {"src": "en", "tgt": "de"},
+                "license": "Multi30k: non-commercial research and education (sft_ray/demo/data/README.multi30k.md)",
             },
         ],
         "train": {

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from sft_ray.config import ConfigError, RunConfig
+from sft_ray.console import duration
 from sft_ray.placement import data_selector
 from sft_ray.preflight import PreflightError, check_training_resources
 from sft_ray.storage import abs_output, check_writable, exists, get_fs, join, pyarrow_fs, read_json, read_text
@@ -221,7 +222,7 @@ def _train_dataset(cfg: RunConfig, train_url: str, model_path: str, n_train: int
 
 
 def _trainer(cfg: RunConfig, plan: TrainPlan, train_ds):
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, ScalingConfig
     from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchTrainer
 
@@ -241,6 +242,9 @@ def _trainer(cfg: RunConfig, plan: TrainPlan, train_ds):
             storage_filesystem=storage_fs,
             checkpoint_config=CheckpointConfig(num_to_keep=tc.num_to_keep),
             failure_config=FailureConfig(max_failures=tc.max_failures),
+            # Ray Train's own console lines (worker group starts, "Reporting training result", DDP
+            # wrapping): warnings only; its log files keep everything (console.py).
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets={"train": train_ds},
         # Ray Train replaces a dataset's execution options with the driver's defaults, which would
@@ -315,5 +319,5 @@ def run_finetune(cfg: RunConfig) -> dict:
     if result.error:
         raise result.error
     summary = _summary(plan, storage_options, t0)
-    log.info("fine-tuning done: %s", summary)
+    log.info("fine-tuning done in %s", duration(summary["wall_s"]) if summary.get("wall_s") is not None else "?")
     return summary

@@ -34,6 +34,7 @@ import ray.train
 import ray.train.torch
 import torch
 
+from sft_ray.console import duration, setup_logging
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.models import load_model, load_tokenizer, resolve_model
 from sft_ray.storage import join, write_json, write_text
@@ -78,12 +79,13 @@ def train_loop_per_worker(config: dict) -> None:
                                      tc.batch_size, PadCollate(w.tokenizer.pad_token_id), w.device, tc.loss_on, tc.too_long)
     trackers = Trackers(tc, plan.train_dir, config_dict(cfg)["train"]) if w.rank == 0 else None
     if "base" not in progress.eval and not progress.done:
-        progress.eval["base"] = _evaluate(w, tc, plan, val_batches)
+        progress.eval["base"] = _evaluate(w, tc, plan, val_batches, "base model")
         if w.rank == 0 and progress.eval["base"]:
             log.info("base model: %s", _eval_line(progress.eval["base"]))
 
     w.model.train()
     window = LogWindow.empty(w.device)
+    clock = (time.perf_counter(), progress.step)  # for the ETA: this attempt's pace
     for step in optimizer_steps(w, tc, progress, position):
         for i, b in enumerate(step.micro):  # gradients are reduced across ranks on the last one only
             with parallel.no_sync(w.model, skip=i < len(step.micro) - 1):
@@ -103,14 +105,14 @@ def train_loop_per_worker(config: dict) -> None:
             progress.history.append(row)
             window = LogWindow.empty(w.device)
             if w.rank == 0:
-                _log_step(row, tc.max_steps or f"~{plan.total_steps}")
+                _log_step(row, tc.max_steps or plan.total_steps, clock)
                 _write_metrics(plan.train_dir, progress.history, cfg.storage_options)
                 trackers.log(row)
         if progress.step % tc.checkpoint_every == 0 and not last:
             _save(w, cfg, progress, position)
 
     if not progress.done:
-        progress.eval["finetuned"] = _evaluate(w, tc, plan, val_batches)
+        progress.eval["finetuned"] = _evaluate(w, tc, plan, val_batches, "fine-tuned model")
         _count_examples(progress, position, plan, w.device)
         progress.done = True
         _save(w, cfg, progress, position)
@@ -179,12 +181,9 @@ def _setup(cfg: RunConfig, plan: TrainPlan) -> Worker:
 
 
 def _setup_logging(rank: int) -> None:
-    # Ray Train workers start with bare logging; show rank 0's progress in the driver's output.
-    if rank == 0 and not log.handlers:
-        h = logging.StreamHandler()
-        h.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        log.addHandler(h)
-        log.setLevel(logging.INFO)
+    """Rank 0's progress reaches the driver's console (Ray forwards worker output), each line once
+    (console.py); the other ranks say only warnings."""
+    setup_logging(logging.INFO if rank == 0 else logging.WARNING)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -304,10 +303,14 @@ class LogWindow:
                 "step_time": self.time / self.steps, "data_time": self.data_time / self.steps}
 
 
-def _log_step(row: dict, of_steps) -> None:
-    log.info("step %d/%s  loss %.4f  lr %.2e  grad_norm %.3f  tok/s %.0f  util %.2f  step %.2fs (data %.2fs)",
+def _log_step(row: dict, of_steps: int, clock: tuple[float, int]) -> None:
+    """One step line, with the ETA at this attempt's pace so far (a planned total, `~`, is an estimate)."""
+    t0, step0 = clock
+    done = row["step"] - step0
+    eta = (time.perf_counter() - t0) / done * max(0, of_steps - row["step"]) if done > 0 else None
+    log.info("step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  tok/s %.0f  util %.2f  step %.2fs (data %.2fs)%s",
              row["step"], of_steps, row["loss"], row["lr"], row["grad_norm"], row["tokens_per_s"],
-             row["token_util"], row["step_time"], row["data_time"])
+             row["token_util"], row["step_time"], row["data_time"], f"  ETA {duration(eta)}" if eta is not None else "")
 
 
 def _count_examples(progress: Progress, position: RankPosition, plan: TrainPlan, device) -> None:
@@ -321,10 +324,14 @@ def _count_examples(progress: Progress, position: RankPosition, plan: TrainPlan,
 
 
 # ------------------------------------------------------------------------------- eval, save, outputs
-def _evaluate(w: Worker, tc, plan: TrainPlan, val_batches: list[dict]) -> dict | None:
+def _evaluate(w: Worker, tc, plan: TrainPlan, val_batches: list[dict], what: str) -> dict | None:
     """Validation loss (and task metrics) of the current weights; every rank must call it."""
     if not plan.val_rows:
         return None
+    t0 = time.perf_counter()
+    if w.rank == 0:
+        log.info("evaluating the %s: loss on %d validation examples%s ...", what, len(plan.val_rows),
+                 f", task metrics on {len(plan.task_rows)} (generation)" if plan.task_rows else "")
     out = evaluate(w.raw, val_batches, device=w.device, autocast=w.autocast())
     if plan.task_rows and not parallel.is_fsdp(w.model):
         # Generation on the unwrapped module; under FSDP every rank would have to run the same
@@ -332,6 +339,8 @@ def _evaluate(w: Worker, tc, plan: TrainPlan, val_batches: list[dict]) -> dict |
         out["tasks"] = task_metrics(w.raw, w.tokenizer, list(plan.task_rows[w.rank::w.world]), device=w.device,
                                     max_new_tokens=tc.max_new_tokens, batch_size=tc.batch_size,
                                     autocast=w.autocast(), max_prompt_len=tc.max_seq_len)
+    if w.rank == 0:
+        log.info("evaluated the %s in %s", what, duration(time.perf_counter() - t0))
     return out
 
 

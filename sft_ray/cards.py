@@ -1,0 +1,69 @@
+"""Hugging Face cards: `README.md` in a build's output (a dataset card) so the data explains itself
+on the Hub or on disk: YAML metadata (the `configs` that `datasets.load_dataset` reads, licences,
+languages), then sources with their licences and counts, the SFT examples per task, how to load
+them, and what built them (run id, config hash). Format: https://huggingface.co/docs/hub/datasets-cards.
+
+A split with no rows is left out of `configs`: `datasets` cannot load an empty split.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from sft_ray import __version__
+from sft_ray.config import RunConfig
+
+
+def _languages(cfg: RunConfig) -> list[str]:
+    langs: set[str] = set()
+    for s in cfg.sources:
+        for v in s.langs.values():
+            langs.update([v] if isinstance(v, str) else v)
+    return sorted(langs)
+
+
+def licences(cfg: RunConfig) -> dict[str, str]:
+    """Source name -> its licence ("not stated" when the config gives none)."""
+    return {s.name: s.license or "not stated" for s in cfg.sources}
+
+
+def dataset_card(cfg: RunConfig, manifest: dict) -> str:
+    sft, counts = manifest.get("sft") or {}, manifest["counts"]
+    splits = [("train", "sft/train/*.parquet", sft.get("train", 0)), ("validation", "sft/validation/*.parquet", sft.get("validation", 0)),
+              ("rejects", "sft/rejects/*.parquet", sum((sft.get("removed") or {}).values()))]
+    stated = {s.license for s in cfg.sources if s.license}
+    meta = {
+        "license": "other",  # per source, below: the Hub's field takes one id, a build mixes sources
+        "language": _languages(cfg) or None,
+        "task_categories": ["text-generation"],
+        "tags": ["sft", "sft_ray", "chat"],
+        "configs": [{"config_name": "default", "data_files": [{"split": n, "path": p} for n, p, rows in splits if rows]}],
+    }
+    out = manifest["output"]
+    fp = manifest.get("fingerprint") or {}
+    lines = ["---", yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, sort_keys=False).strip(), "---", "",
+             f"# SFT data: {out.rstrip('/').rsplit('/', 1)[-1]}", "",
+             f"Chat-format supervised fine-tuning examples built by sft_ray {__version__} on {manifest.get('created_at', '?')} "
+             f"(run `{manifest.get('run_id', '?')}`, config hash `{(fp.get('config') or '?')[:12]}`, inputs hash "
+             f"`{(fp.get('inputs') or '?')[:12]}`). The full resolved config, every input file and the counts per stage "
+             "and reason are in `manifest.json`; the data report is `report/report.html`.", "",
+             "## Licences", ""]
+    lines += [f"- **{name}**: {lic}" for name, lic in licences(cfg).items()]
+    if len(stated) < len(cfg.sources):
+        lines += ["", "A source without a stated licence: check its terms before you share or train on this data."]
+    lines += ["", "The examples are derived from these sources and carry their terms.", "", "## Sources", "",
+              "| source | kind | format | records in | kept | rejected |", "|---|---|---|---:|---:|---:|"]
+    for s in cfg.sources:
+        c = counts["by_source"].get(s.name, {})
+        lines.append(f"| {s.name} | {s.kind} | {s.format} | {c.get('input', 0):,} | {c.get('kept', 0):,} | {c.get('rejected', 0):,} |")
+    lines += ["", "## SFT examples", "", "| task | train | validation |", "|---|---:|---:|"]
+    for task, v in sorted((sft.get("by_task") or {}).items()):
+        lines.append(f"| {task} | {v.get('train', 0):,} | {v.get('validation', 0):,} |")
+    lines += ["", f"Splits: train {sft.get('train', 0):,}, validation {sft.get('validation', 0):,}; "
+              "each example is in the split of the record it was made from (a record's `split` in `curated/`).", "",
+              "Columns: `id`, `task`, `messages` (a list of `{role, content}`: system, user, assistant), `source`, "
+              "`source_id` (the curated record it came from).", "", "## Load", "", "```python", "from datasets import load_dataset", "",
+              f'ds = load_dataset("parquet", data_files={{"train": "{out}/sft/train/*.parquet", '
+              f'"validation": "{out}/sft/validation/*.parquet"}})',
+              "# or, from a folder holding this README: load_dataset(FOLDER)", "```", ""]
+    return "\n".join(lines)
