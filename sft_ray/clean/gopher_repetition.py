@@ -6,7 +6,8 @@ covers <= 20%, 18%, 16% of characters; characters inside duplicated 5..10-grams 
 12%, 11%, 10%. Counting follows DataTrove `src/datatrove/pipeline/filters/gopher_repetition_filter.py`
 (paragraphs split on blank lines, lines on newlines, n-grams over words, a duplicated n-gram
 skips ahead n words), including its reason names, prefixed `gopher_repetition_`. Words are
-DataTrove's (spaCy's English tokens, `words.split_words`).
+DataTrove's (spaCy's English tokens, `words.split_words`) or the document language's
+(clean/segment.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 
-from sft_ray.clean.words import split_words
+from sft_ray.clean.segment import words as split_words
 from sft_ray.config import GopherRepetitionConfig
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
@@ -84,7 +85,7 @@ def duplicated_ngram_chars(words: Sequence[str], n: int, candidates: list[int] |
             i += 1
 
 
-def reason(text: str, cfg: GopherRepetitionConfig) -> str | None:
+def reason(text: str, cfg: GopherRepetitionConfig, lang: str | None = None) -> str | None:
     n_chars = len(text)
     if n_chars == 0:
         return None
@@ -100,7 +101,7 @@ def reason(text: str, cfg: GopherRepetitionConfig) -> str | None:
         return "gopher_repetition_dup_line_frac"
     if dup_line_chars / n_chars > cfg.dup_line_char_frac:
         return "gopher_repetition_dup_line_char_frac"
-    words = split_words(text)
+    words = split_words(text, lang)
     for n, frac in sorted(cfg.top_n_grams.items()):
         if top_ngram_chars(words, n) / n_chars > frac:
             return f"gopher_repetition_top_{n}_gram"
