@@ -34,7 +34,7 @@ THAI = frozenset("th tha".split())
 #: Languages written without spaces between words: character shingles in dedup, no whitespace tokens.
 NO_SPACE = CHINESE | JAPANESE | THAI | frozenset("lo lao km khm my mya bo bod dz dzo".split())
 
-_REGEX_WORD = re.compile(r"[^\W_](?:[\w\u0300-\u036f]|['’\-](?=\w))*|[^\w\s]|_+")
+_REGEX_WORD = re.compile(r"[^\W_](?:[\w\u0300-\u036f]|['’\-](?=\w)|(?<=\d)[.,:/](?=\d))*|[^\w\s]|_+")
 # Sentence ends of scripts without spaces (DataTrove's TERMINAL_PUNCTUATION's CJK members and the
 # Thai/Khmer/Myanmar/Tibetan ends): a sentence is a run of text up to one of these, or the line end.
 _CJK_SENTENCE = re.compile(r"[^。！？!?．｡…។៕။།]+[。！？!?．｡…។៕။།]*")
@@ -91,7 +91,8 @@ def _thai(text: str) -> tuple[str, ...]:
 
 def regex_words(text: str) -> tuple[str, ...]:
     """Space-delimited scripts other than English: letter/digit runs (inner apostrophes and hyphens
-    kept, "aujourd'hui", "Baden-Württemberg") and each punctuation character on its own."""
+    kept, "aujourd'hui", "Baden-Württemberg"; numbers whole, "1.000,5") and each punctuation character
+    on its own."""
     return tuple(_REGEX_WORD.findall(text))
 
 
