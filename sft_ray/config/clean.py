@@ -119,7 +119,7 @@ class ExtractConfig(StrictModel):
     )
 
 
-PiiType = Literal["email", "phone", "ip", "credit_card", "iban", "ssn"]
+PiiType = Literal["email", "phone", "ip", "credit_card", "iban", "ssn", "cn_mobile", "cn_id"]
 
 
 class PiiConfig(FilterConfig):
@@ -128,7 +128,7 @@ class PiiConfig(FilterConfig):
     enabled: bool = Field(default=True, description="Redact PII in text columns.")
     kinds: list[SourceKind] = Field(default_factory=lambda: list(ALL_KINDS), description="Source kinds it applies to (all by default).")
     types: list[PiiType] = Field(
-        default_factory=lambda: ["email", "phone", "ip", "credit_card", "iban", "ssn"],
+        default_factory=lambda: ["email", "phone", "ip", "credit_card", "iban", "ssn", "cn_mobile", "cn_id"],
         description="PII types to redact.",
     )
 
