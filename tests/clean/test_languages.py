@@ -103,3 +103,13 @@ def test_clean_batch_uses_each_rows_language():
     cfg = CleanConfig.model_validate({"langid": {"enabled": False}, "pii": {"enabled": False}})
     out = clean_batch(schema.records_from_rows(rows), cfg)
     assert out[schema.REJECT_REASON].to_pylist() == [None, None, None]
+
+
+def test_report_word_counts_segment_scripts_without_spaces():
+    import pyarrow as pa
+
+    from sft_ray.report.aggregates import word_counts
+
+    texts = pa.array(["我们今天去北京大学参观，天气很好。", "Wir besuchen heute die Universität.", "我们今天去北京大学参观。"])
+    assert word_counts(texts, ["zh", "de", None]).to_pylist() == [8, 5, 1]  # no language: whitespace words
+    assert word_counts(texts, None).to_pylist() == [1, 5, 1]
