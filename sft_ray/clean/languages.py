@@ -19,6 +19,8 @@ Thresholds that depend on the script (measured on WMT22 zh/ja documents, benchma
   full-width sentence ends 。！？ and closing quotes 」』” (`c4.END_PUNCTUATION_INTL`).
 - Thai marks sentence ends with a space, not punctuation: C4's terminal-punctuation rule and
   FineWeb's punctuated-lines share are off, and a short line is 15 characters.
+- Lao, Khmer, Myanmar and Tibetan have no segmenter here: the word-count and word-length rules are
+  off for them (their regex "words" are whole phrases), the line and repetition rules still apply.
 
 Fallback, for a language not in the table (and with no `clean.languages` entry): its words come
 from the regex splitter, the filters' own thresholds apply, and the stop-word rule is skipped: a
@@ -32,7 +34,7 @@ import json
 from functools import cache
 from importlib.resources import files
 
-from sft_ray.clean.segment import CHINESE, JAPANESE, THAI, base_lang
+from sft_ray.clean.segment import CHINESE, JAPANESE, NO_SPACE, THAI, base_lang
 from sft_ray.config.clean import LANGUAGE_FILTERS, CleanConfig
 
 _CJK = {
@@ -44,8 +46,19 @@ _THAI = {
     "c4": {"filter_no_terminal_punct": False},
     "fineweb": {"line_punct_thr": 0.0, "short_line_length": 15},
 }
+# Lao, Khmer, Myanmar, Tibetan, Dzongkha: written without spaces and without a segmenter here, so a
+# "word" is a whole phrase: the rules that count or measure words are off (the rest still apply).
+_UNSEGMENTED = {
+    "gopher_quality": {"min_doc_words": 0, "min_avg_word_length": 0, "max_avg_word_length": 1e9, "max_non_alpha_words_ratio": 0.0},
+    "c4": {"min_words_per_line": 0, "filter_no_terminal_punct": False},
+    "fineweb": {"line_punct_thr": 0.0, "new_line_ratio": 1e9},
+}
 #: Built-in overrides per base language code (the filters' own fields), beyond the stop words.
-DEFAULTS: dict[str, dict[str, dict]] = {**{c: _CJK for c in CHINESE | JAPANESE}, **{c: _THAI for c in THAI}}
+DEFAULTS: dict[str, dict[str, dict]] = {
+    **{c: _CJK for c in CHINESE | JAPANESE},
+    **{c: _THAI for c in THAI},
+    **{c: _UNSEGMENTED for c in NO_SPACE - CHINESE - JAPANESE - THAI},
+}
 
 
 @cache

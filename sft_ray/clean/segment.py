@@ -34,7 +34,27 @@ THAI = frozenset("th tha".split())
 #: Languages written without spaces between words: character shingles in dedup, no whitespace tokens.
 NO_SPACE = CHINESE | JAPANESE | THAI | frozenset("lo lao km khm my mya bo bod dz dzo".split())
 
-_REGEX_WORD = re.compile(r"[^\W_](?:[\w\u0300-\u036f]|['’\-](?=\w)|(?<=\d)[.,:/](?=\d))*|[^\w\s]|_+")
+
+
+def _mark_ranges() -> str:
+    """A regex class body of every combining mark (Mn, Mc, Me) in the Basic Multilingual Plane:
+    Python's \\w has none of them, so Devanagari matras, Arabic harakat or Khmer vowel signs
+    would cut words apart."""
+    out, start, prev = [], None, None
+    for cp in range(0x300, 0x10000):
+        if unicodedata.category(chr(cp)).startswith("M"):
+            if start is None:
+                start = cp
+            elif cp != prev + 1:
+                out.append((start, prev))
+                start = cp
+            prev = cp
+    out.append((start, prev))
+    return "".join(f"\\u{a:04x}-\\u{b:04x}" if a != b else f"\\u{a:04x}" for a, b in out)
+
+
+_MARKS = _mark_ranges()
+_REGEX_WORD = re.compile(rf"[^\W_](?:[\w{_MARKS}]|['’\-](?=\w)|(?<=\d)[.,:/](?=\d))*|[^\w\s{_MARKS}]|[{_MARKS}]+|_+")
 # Sentence ends of scripts without spaces (DataTrove's TERMINAL_PUNCTUATION's CJK members and the
 # Thai/Khmer/Myanmar/Tibetan ends): a sentence is a run of text up to one of these, or the line end.
 _CJK_SENTENCE = re.compile(r"[^。！？!?．｡…។៕။།]+[。！？!?．｡…។៕။།]*")

@@ -113,3 +113,14 @@ def test_report_word_counts_segment_scripts_without_spaces():
     texts = pa.array(["我们今天去北京大学参观，天气很好。", "Wir besuchen heute die Universität.", "我们今天去北京大学参观。"])
     assert word_counts(texts, ["zh", "de", None]).to_pylist() == [8, 5, 1]  # no language: whitespace words
     assert word_counts(texts, None).to_pylist() == [1, 5, 1]
+
+
+def test_scripts_without_a_segmenter_are_not_rejected_for_their_words():
+    khmer = "\n".join(["ព្រះរាជាណាចក្រកម្ពុជាជាប្រទេសមួយនៅអាស៊ីអាគ្នេយ៍។ រាជធានីគឺភ្នំពេញ។"] * 1 + [
+        "ប្រជាជនភាគច្រើននិយាយភាសាខ្មែរ ហើយប្រើអក្សរខ្មែរ។", "សេដ្ឋកិច្ចពឹងផ្អែកលើកសិកម្ម ទេសចរណ៍ និងវាយនភណ្ឌ។",
+        "អង្គរវត្តគឺជាប្រាសាទដ៏ល្បីល្បាញបំផុតរបស់ប្រទេស។", "ទន្លេមេគង្គហូរកាត់ប្រទេសពីខាងជើងទៅខាងត្បូង។",
+        "បឹងទន្លេសាបគឺជាបឹងទឹកសាបធំជាងគេនៅអាស៊ីអាគ្នេយ៍។"])
+    fc = languages.filter_configs(CleanConfig(), "km")
+    assert gopher_quality.reason(khmer, CleanConfig().gopher_quality, "km") is not None  # the English thresholds would reject it
+    assert gopher_quality.reason(khmer, fc["gopher_quality"], "km") is None
+    assert fineweb.reason(khmer, fc["fineweb"], "km") is None
