@@ -245,3 +245,25 @@ def test_script_shingles_choose_characters_per_document():
     assert max(jaccard(sets[i], sets[i + 1]) for i in range(9)) < 0.3  # different paragraphs stay apart
     full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in en[0])  # ＡＢＣ１２３
     assert np.array_equal(shingle_sets(pa.array([full_width]), cfg)[0], shingle_sets(pa.array([en[0]]), cfg)[0])
+
+
+def test_chinese_and_japanese_near_duplicates_found_across_blocks(ray_local):
+    """The Ray path: edited Chinese and Japanese copies (3% of characters deleted, or full-width
+    digits and letters) are tagged near_duplicate of their originals whatever block they are in;
+    the other paragraphs are kept."""
+    zh = _xquad("zh")[:12]
+    ja = (TEST_DATA / "lang" / "wmt22.ja-en.src.ja.txt").read_text("utf-8").splitlines()
+    ja_docs = ["".join(ja[i : i + 10]) for i in range(0, 40, 10)]
+    rng = random.Random(7)
+    rows = [{"id": f"a{i:02d}", "source": "s", "kind": "web", "text": t} for i, t in enumerate(zh + ja_docs)]
+    copies = {}
+    for i, t in enumerate(zh[:4] + ja_docs[:2]):
+        edited = "".join(c for c in t if rng.random() >= 0.03)
+        copies[f"b{i:02d}"] = rows[i if i < 4 else 12 + i - 4]["id"]
+        rows.append({"id": f"b{i:02d}", "source": "s", "kind": "web", "text": edited})
+    wide = "".join(chr(ord(c) + 0xFEE0) if "0" <= c <= "9" or "A" <= c <= "z" else c for c in zh[5])
+    rows.append({"id": "c00", "source": "s", "kind": "web", "text": wide})
+    copies["c00"] = "a05"
+    random.Random(1).shuffle(rows)
+    got = _run(rows, 4, BROADCAST)
+    assert {i: v[2] for i, v in got.items() if v[1] == "near_duplicate"} == copies
