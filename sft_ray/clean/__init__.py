@@ -8,8 +8,8 @@ looks at rows no earlier stage rejected, and never drops rows. The web-page filt
 FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config/clean.py for why);
 language ID and PII redaction apply to all kinds; bitext filters (clean/bitext.py) to translation
 pairs. The web-page filters judge each document in its language (the `lang` language ID filled):
-its words (clean/segment.py) and its thresholds and stop words (clean/languages.py). PII runs last so that every filter judged the text as written and dedup hashes the
-redacted text. HTML extraction happens in the read task (ingest/web.py, clean/extract.py).
+its words (clean/segment.py) and its thresholds and stop words (clean/languages.py). PII runs
+last so that every filter judged the text as written and dedup hashes the redacted text. HTML extraction happens in the read task (ingest/web.py, clean/extract.py).
 """
 
 from __future__ import annotations

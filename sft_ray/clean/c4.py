@@ -9,7 +9,10 @@ bracket. Also from the TFDS reference code (`c4_utils.py`) as ported to DataTrov
 1000 characters, strip Wikipedia citation marks ([1], [edit], [citation needed]) and drop lines
 with cookie / terms-of-use notices. Page-level rules only look at lines that survived the earlier
 line rules, as in DataTrove. The bad-words list is not applied (it needs a download). Sentences are
-counted with `words.count_sentences` (regex) instead of nltk punkt.
+counted with `words.count_sentences` (spaCy's sentencizer rules) instead of nltk punkt. Other
+languages (`lang`): words per line are whitespace words, or segmented words for scripts without
+spaces (clean/segment.py), sentences end at their scripts' marks too (。！？, danda, ...:
+`END_PUNCTUATION_INTL`), and the thresholds are the language's (clean/languages.py).
 """
 
 from __future__ import annotations
