@@ -7,8 +7,9 @@ snake_case reason (so the manifest counts `by_stage.clean.<reason>`). Tag, then 
 looks at rows no earlier stage rejected, and never drops rows. The web-page filters (Gopher, C4,
 FineWeb) apply to the source kinds in their `kinds` list (default `[web]`; see config/clean.py for why);
 language ID and PII redaction apply to all kinds; bitext filters (clean/bitext.py) to translation
-pairs. PII runs last so that every filter judged the text as written and dedup hashes the
-redacted text. HTML extraction happens in the read task (ingest/web.py, clean/extract.py).
+pairs. The web-page filters judge each document in its language (the `lang` language ID filled):
+its words (clean/segment.py) and its thresholds and stop words (clean/languages.py). PII runs
+last so that every filter judged the text as written and dedup hashes the redacted text. HTML extraction happens in the read task (ingest/web.py, clean/extract.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from sft_ray import schema
-from sft_ray.clean import bitext, c4, fineweb, gopher_quality, gopher_repetition, langid, pii
+from sft_ray.clean import bitext, c4, fineweb, gopher_quality, gopher_repetition, langid, languages, pii
 from sft_ray.clean.normalize import STAGE, normalize_batch
 from sft_ray.config import CleanConfig, FilterConfig
 from sft_ray.tags import live_mask, set_columns, tag
@@ -31,10 +32,10 @@ def clean_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     table = normalize_batch(table, cfg)
     table = langid_batch(table, cfg)
     table = bitext.bitext_batch(table, cfg.bitext)
-    table = _text_filter(table, cfg.gopher_quality, gopher_quality.reason)
-    table = _text_filter(table, cfg.gopher_repetition, gopher_repetition.reason)
+    table = _text_filter(table, cfg, "gopher_quality", gopher_quality.reason)
+    table = _text_filter(table, cfg, "gopher_repetition", gopher_repetition.reason)
     table = c4_batch(table, cfg)
-    table = _text_filter(table, cfg.fineweb, fineweb.reason)
+    table = _text_filter(table, cfg, "fineweb", fineweb.reason)
     return pii.redact_batch(table, cfg.pii)
 
 
@@ -47,19 +48,28 @@ def _applicable(table: pa.Table, fcfg: FilterConfig) -> list[bool]:
     return [ok and k in fcfg.kinds for ok, k in zip(live, kinds)]
 
 
-def _text_filter(table: pa.Table, fcfg: FilterConfig, reason: Callable[[str, object], str | None]) -> pa.Table:
+def _langs(table: pa.Table, cfg: CleanConfig) -> tuple[list[str | None], dict]:
+    """Each row's `lang` and the filters' settings per language (clean/languages.py)."""
+    langs = table[schema.LANG].to_pylist() if schema.LANG in table.column_names else [None] * table.num_rows
+    return langs, languages.per_language(cfg, langs)
+
+
+def _text_filter(table: pa.Table, cfg: CleanConfig, name: str, reason: Callable[[str, object, str | None], str | None]) -> pa.Table:
+    """One web-page filter, each document judged with its language's words and settings."""
     texts = table[schema.TEXT].to_pylist()
-    todo = _applicable(table, fcfg)
-    return tag(table, STAGE, [reason(t, fcfg) if ok and t else None for ok, t in zip(todo, texts)])
+    todo = _applicable(table, getattr(cfg, name))
+    langs, by_lang = _langs(table, cfg)
+    return tag(table, STAGE, [reason(t, by_lang[g][name], g) if ok and t else None for ok, t, g in zip(todo, texts, langs)])
 
 
 def c4_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
     """C4 decides per document and, like C4 and DataTrove, keeps only the lines it kept."""
     texts = table[schema.TEXT].to_pylist()
     todo = _applicable(table, cfg.c4)
+    langs, by_lang = _langs(table, cfg)
     reasons, new_texts = [], []
-    for ok, t in zip(todo, texts):
-        r, kept = c4.filter_lines(t, cfg.c4) if ok and t else (None, t)
+    for ok, t, g in zip(todo, texts, langs):
+        r, kept = c4.filter_lines(t, by_lang[g]["c4"], g) if ok and t else (None, t)
         reasons.append(r)
         new_texts.append(kept if r is None and cfg.c4.remove_lines else t)
     return tag(set_columns(table, {schema.TEXT: new_texts}), STAGE, reasons)

@@ -15,9 +15,11 @@ preparation leans on, Tiedemann 2020). Rules, in order; the first that fails nam
   3.9x the Chinese source in raw characters (2.6x Japanese), so raw ratios reject good pairs;
   weighted, the medians are 1.4 and 1.2, and the pairs still rejected include two misaligned
   zh-en ref B lines.
-- `bitext_token_ratio`: the same on whitespace tokens (`max_token_ratio` 3.0, OpusFilter
-  `LengthRatioFilter` unit word; Moses `clean-corpus-n.perl` uses `-ratio 9` on tokenised text).
-  Skipped when a side's language is written without spaces (NO_SPACE_LANGS: zh, ja, th, ...).
+- `bitext_token_ratio`: the same on words (`max_token_ratio` 3.0, OpusFilter `LengthRatioFilter`
+  unit word; Moses `clean-corpus-n.perl` uses `-ratio 9` on tokenised text): whitespace tokens, or
+  for a side written without spaces (NO_SPACE_LANGS: zh, ja, th, ...) its segmented words with a
+  letter or digit (clean/segment.py: rjieba, MeCab, pythainlp), so zh-en and ja-en pairs are checked
+  too (measured in benchmarks/results/languages.md).
 - `bitext_copy`: the target is the source left untranslated: equal letters after casefolding
   (Bicleaner `no_identical`), or character-bigram Jaccard >= `copy_similarity` (0.9; real en-de and
   en-fr pairs stay under 0.9, 99% under 0.51). Unlike Bicleaner, a source with fewer than
@@ -43,6 +45,7 @@ from collections import Counter
 import pyarrow as pa
 
 from sft_ray import schema
+from sft_ray.clean import segment
 from sft_ray.config import BitextConfig
 from sft_ray.tags import live_mask, tag
 
@@ -73,9 +76,8 @@ def reason(src: str | None, tgt: str | None, src_lang: str | None, tgt_lang: str
     if max(n_src, n_tgt) >= cfg.ratio_min_chars:
         if _ratio(n_src, n_tgt) > cfg.max_char_ratio:
             return "bitext_length_ratio"
-        if _spaced(src, src_lang) and _spaced(tgt, tgt_lang):
-            if _ratio(len(src.split()), len(tgt.split())) > cfg.max_token_ratio:
-                return "bitext_token_ratio"
+        if _ratio(token_count(src, src_lang), token_count(tgt, tgt_lang)) > cfg.max_token_ratio:
+            return "bitext_token_ratio"
     if is_copy(src, tgt, cfg.copy_similarity):
         return "bitext_copy"
     if number_mismatch(src, tgt) > cfg.max_number_mismatch:
@@ -83,6 +85,17 @@ def reason(src: str | None, tgt: str | None, src_lang: str | None, tgt_lang: str
     if cfg.check_placeholders and set(PLACEHOLDER.findall(src)) != set(PLACEHOLDER.findall(tgt)):
         return "bitext_placeholder_mismatch"
     return None
+
+
+def token_count(text: str, lang: str | None) -> int:
+    """Whitespace tokens, or for a side written without spaces (by language, else by script) its
+    segmented words that hold a letter or digit (clean/segment.py; script alone: Chinese, or
+    Japanese when kana are present)."""
+    if _spaced(text, lang):
+        return len(text.split())
+    if not lang or segment.tokenizer_name(lang) == "english":
+        lang = "ja" if _KANA.search(text) else "zh"
+    return sum(1 for w in segment.words(text, lang) if any(c.isalnum() for c in w))
 
 
 def weighted_length(text: str) -> int:

@@ -8,7 +8,8 @@ bullet, <= 30% of lines ending in an ellipsis, >= 80% of words containing an alp
 >= 2 different stop words of {the, be, to, of, and, that, have, with} (case-sensitive, as in
 DataTrove). The order of checks and the reason names follow DataTrove
 `src/datatrove/pipeline/filters/gopher_quality_filter.py`, so the first failing check names the
-reason (prefixed `gopher_`). Words are DataTrove's (spaCy's English tokens, `words.split_words`);
+reason (prefixed `gopher_`). Words are DataTrove's (spaCy's English tokens, `words.split_words`),
+or the document language's (clean/segment.py, with its stop words: clean/languages.py);
 a "symbol" word is made only of DataTrove's punctuation characters.
 """
 
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sft_ray.clean.words import PUNCTUATION, split_words
+from sft_ray.clean.segment import words as split_words
+from sft_ray.clean.words import PUNCTUATION
 from sft_ray.config import GopherQualityConfig
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
@@ -33,8 +35,10 @@ def word_class(word: str) -> int:
     return 1 if any(ch not in PUNCTUATION for ch in word) else 0
 
 
-def reason(text: str, cfg: GopherQualityConfig) -> str | None:
-    words = split_words(text)
+def reason(text: str, cfg: GopherQualityConfig, lang: str | None = None) -> str | None:
+    """The first failing check, or None; `lang` picks the words (clean/segment.py) and `cfg` is that
+    language's settings (clean/languages.py)."""
+    words = split_words(text, lang)
     n_words = len(words)
     classes = list(map(word_class, words))
     non_symbol_words = [w for w, c in zip(words, classes) if c]
@@ -59,6 +63,7 @@ def reason(text: str, cfg: GopherQualityConfig) -> str | None:
         return "gopher_too_many_end_ellipsis"
     if classes.count(2) / n_words < cfg.max_non_alpha_words_ratio:
         return "gopher_below_alpha_threshold"
-    if len(STOP_WORDS.intersection(words)) < cfg.min_stop_words:  # different stop words, not occurrences
+    stop = STOP_WORDS if cfg.stop_words is None else frozenset(cfg.stop_words)
+    if cfg.min_stop_words and len(stop.intersection(words)) < cfg.min_stop_words:  # different stop words, not occurrences
         return "gopher_enough_stop_words"
     return None

@@ -6,7 +6,8 @@ covers <= 20%, 18%, 16% of characters; characters inside duplicated 5..10-grams 
 12%, 11%, 10%. Counting follows DataTrove `src/datatrove/pipeline/filters/gopher_repetition_filter.py`
 (paragraphs split on blank lines, lines on newlines, n-grams over words, a duplicated n-gram
 skips ahead n words), including its reason names, prefixed `gopher_repetition_`. Words are
-DataTrove's (spaCy's English tokens, `words.split_words`).
+DataTrove's (spaCy's English tokens, `words.split_words`) or the document language's
+(clean/segment.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 
-from sft_ray.clean.words import split_words
+from sft_ray.clean.segment import NO_SPACE, base_lang
+from sft_ray.clean.segment import words as split_words
 from sft_ray.config import GopherRepetitionConfig
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
@@ -36,15 +38,17 @@ def find_duplicates(elements: list[str]) -> tuple[int, int]:
     return dup_elements, dup_chars
 
 
-def top_ngram_chars(words: Sequence[str], n: int) -> int:
+def top_ngram_chars(words: Sequence[str], n: int, sep: int = 1) -> int:
     """Characters covered by the most frequent n-gram (the first seen among ties, as DataTrove's
     `Counter.most_common`): its length joined by spaces times its count. Counting word tuples is
-    the same as counting space-joined strings (words hold no spaces) and several times faster."""
+    the same as counting space-joined strings (words hold no spaces) and several times faster.
+    `sep=0` for scripts written without spaces: their n-grams cover no joining spaces in the text
+    (with them, a Japanese 4-gram of 1.7-character words would count 3 spaces for 7 characters)."""
     counts = Counter(zip(*(words[k:] for k in range(n))))
     if not counts:
         return 0
     gram, count = counts.most_common(1)[0]
-    return (sum(map(len, gram)) + n - 1) * count
+    return (sum(map(len, gram)) + sep * (n - 1)) * count
 
 
 def repeated_positions(words: Sequence[str], n: int) -> list[int]:
@@ -84,7 +88,7 @@ def duplicated_ngram_chars(words: Sequence[str], n: int, candidates: list[int] |
             i += 1
 
 
-def reason(text: str, cfg: GopherRepetitionConfig) -> str | None:
+def reason(text: str, cfg: GopherRepetitionConfig, lang: str | None = None) -> str | None:
     n_chars = len(text)
     if n_chars == 0:
         return None
@@ -100,9 +104,10 @@ def reason(text: str, cfg: GopherRepetitionConfig) -> str | None:
         return "gopher_repetition_dup_line_frac"
     if dup_line_chars / n_chars > cfg.dup_line_char_frac:
         return "gopher_repetition_dup_line_char_frac"
-    words = split_words(text)
+    words = split_words(text, lang)
+    sep = 0 if base_lang(lang) in NO_SPACE else 1
     for n, frac in sorted(cfg.top_n_grams.items()):
-        if top_ngram_chars(words, n) / n_chars > frac:
+        if top_ngram_chars(words, n, sep) / n_chars > frac:
             return f"gopher_repetition_top_{n}_gram"
     dup_ns = sorted(cfg.dup_n_grams.items())
     candidates = repeated_positions(words, dup_ns[0][0]) if dup_ns else []

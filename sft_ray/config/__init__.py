@@ -33,6 +33,7 @@ from sft_ray.config.clean import (
     GopherQualityConfig,
     GopherRepetitionConfig,
     LangIdConfig,
+    LanguageConfig,
     PiiConfig,
     PiiType,
 )
@@ -77,7 +78,7 @@ __all__ = [
     "ALL_KINDS", "DEFAULT_TEACHER_TASKS", "UNPLACEABLE_VLLM", "WEB_KINDS",
     "BenchmarkSetConfig", "BitextConfig", "C4Config", "CleanConfig", "ConfigError", "DecontaminateConfig",
     "DedupConfig", "ExactDedupConfig", "ExtractConfig", "FilterConfig", "FineWebQualityConfig", "FormatConfig",
-    "GopherQualityConfig", "GopherRepetitionConfig", "LabelConfig", "LabelerConfig", "LangIdConfig", "LoraConfig",
+    "GopherQualityConfig", "GopherRepetitionConfig", "LabelConfig", "LabelerConfig", "LangIdConfig", "LanguageConfig", "LoraConfig",
     "NearDedupConfig", "PiiConfig", "PiiType", "PlacementConfig", "QualityLabelerConfig", "RunConfig", "SeedConfig",
     "SemanticDedupConfig", "SentimentLabelerConfig", "SftDedupConfig", "SourceConfig", "SourceFormat", "SourceKind",
     "StagingConfig", "StrictModel", "TeacherConfig", "TeacherTaskConfig", "TopicLabelerConfig", "TrainConfig",

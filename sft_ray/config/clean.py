@@ -7,9 +7,9 @@ see sft_ray/clean/__init__.py for the order of the chain.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sft_ray.config.base import ALL_KINDS, SourceKind, StrictModel
 
@@ -40,7 +40,8 @@ class GopherQualityConfig(FilterConfig):
     max_bullet_lines_ratio: float = Field(default=0.9, ge=0, le=1, description="Share of lines starting with a bullet above -> `gopher_too_many_bullets`.")
     max_ellipsis_lines_ratio: float = Field(default=0.3, ge=0, le=1, description="Share of lines ending in an ellipsis above -> `gopher_too_many_end_ellipsis`.")
     max_non_alpha_words_ratio: float = Field(default=0.8, ge=0, le=1, description="Share of words with a letter below -> `gopher_below_alpha_threshold`.")
-    min_stop_words: int = Field(default=2, ge=0, description="Fewer different English stop words (the, be, to, of, and, that, have, with) -> `gopher_enough_stop_words`.")
+    min_stop_words: int = Field(default=2, ge=0, description="Fewer different stop words (English: the, be, to, of, and, that, have, with; other languages: clean/languages.py) -> `gopher_enough_stop_words`.")
+    stop_words: list[str] | None = Field(default=None, description="Stop words to count (null: the document language's list, clean/languages.py).")
 
 
 class GopherRepetitionConfig(FilterConfig):
@@ -118,7 +119,7 @@ class ExtractConfig(StrictModel):
     )
 
 
-PiiType = Literal["email", "phone", "ip", "credit_card", "iban", "ssn"]
+PiiType = Literal["email", "phone", "ip", "credit_card", "iban", "ssn", "cn_mobile", "cn_id"]
 
 
 class PiiConfig(FilterConfig):
@@ -127,7 +128,7 @@ class PiiConfig(FilterConfig):
     enabled: bool = Field(default=True, description="Redact PII in text columns.")
     kinds: list[SourceKind] = Field(default_factory=lambda: list(ALL_KINDS), description="Source kinds it applies to (all by default).")
     types: list[PiiType] = Field(
-        default_factory=lambda: ["email", "phone", "ip", "credit_card", "iban", "ssn"],
+        default_factory=lambda: ["email", "phone", "ip", "credit_card", "iban", "ssn", "cn_mobile", "cn_id"],
         description="PII types to redact.",
     )
 
@@ -146,6 +147,20 @@ class BitextConfig(StrictModel):
         default=0.5, ge=0, le=1, description="Share of numbers not found on the other side above -> `bitext_number_mismatch`."
     )
     check_placeholders: bool = Field(default=True, description="`#PRS_ORG#`-style placeholders must match on both sides, else `bitext_placeholder_mismatch`.")
+
+
+class LanguageConfig(StrictModel):
+    """Per-language settings (`clean.languages.<code>`), applied over the built-in table of
+    clean/languages.py for records whose `lang` is that code: any field of the four web-page filters."""
+
+    stop_words: list[str] | None = Field(default=None, description="Gopher stop words for this language (replaces the built-in list).")
+    gopher_quality: dict[str, Any] = Field(default_factory=dict, description="Overrides of `clean.gopher_quality` fields.")
+    gopher_repetition: dict[str, Any] = Field(default_factory=dict, description="Overrides of `clean.gopher_repetition` fields.")
+    c4: dict[str, Any] = Field(default_factory=dict, description="Overrides of `clean.c4` fields.")
+    fineweb: dict[str, Any] = Field(default_factory=dict, description="Overrides of `clean.fineweb` fields.")
+
+
+LANGUAGE_FILTERS = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
 
 
 class CleanConfig(StrictModel):
@@ -171,3 +186,22 @@ class CleanConfig(StrictModel):
     extract: ExtractConfig = Field(default_factory=ExtractConfig, description="HTML main-content extraction (web sources).")
     pii: PiiConfig = Field(default_factory=PiiConfig, description="PII redaction.")
     bitext: BitextConfig = Field(default_factory=BitextConfig, description="Translation-pair filters.")
+    languages: dict[str, LanguageConfig] = Field(
+        default_factory=dict,
+        description="Per-language overrides of the web-page filters, keyed by language code (`zh`, `de`, ...); "
+        "merged over the built-in defaults of clean/languages.py.",
+    )
+
+    @model_validator(mode="after")
+    def _check_languages(self) -> "CleanConfig":
+        """Every override names a real field with a valid value (checked at load, not mid-build)."""
+        for code, lc in self.languages.items():
+            for name in LANGUAGE_FILTERS:
+                over = getattr(lc, name)
+                if over:
+                    base = getattr(self, name)
+                    try:
+                        type(base).model_validate({**base.model_dump(), **over})
+                    except Exception as e:
+                        raise ValueError(f"clean.languages.{code}.{name}: {e}") from e
+        return self

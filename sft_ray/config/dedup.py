@@ -17,6 +17,9 @@ class ExactDedupConfig(StrictModel):
 
     enabled: bool = Field(default=True, description="Global exact dedup on normalised text (docs) or (source, target) (pairs).")
     lowercase: bool = Field(default=False, description="Lowercase before hashing (catches case-only duplicates).")
+    nfkc: bool = Field(
+        default=True, description="NFKC-normalise before hashing: full-width ＡＢＣ１２３, half-width kana, ligatures and other compatibility forms equal their plain forms."
+    )
     pair_key: Literal["pair", "source"] = Field(
         default="pair", description="Translation pairs are duplicates when the whole (source, target) pair matches, or already when the source side does."
     )
@@ -31,7 +34,17 @@ class NearDedupConfig(StrictModel):
         description="Source kinds it applies to (translation pairs and QA, whose questions share passages: exact dedup only, by default).",
     )
     ngram_size: int = Field(default=5, ge=1, description="Shingle size in words (or characters when char_ngrams).")
-    char_ngrams: bool = Field(default=False, description="Character shingles instead of words (languages written without spaces).")
+    char_ngrams: bool = Field(default=False, description="Character shingles instead of words for every document (see script_shingles for a per-document choice).")
+    script_shingles: bool = Field(
+        default=True,
+        description="Per document: character n-grams of `char_ngram_size` when at least `script_share` of its letters are "
+        "Han, kana, Thai, Lao, Khmer, Myanmar or Tibetan (scripts written without spaces), word n-grams otherwise.",
+    )
+    # Measured on 40 XQuAD zh paragraphs with 3% of characters deleted: character 2-gram Jaccard >= 0.84
+    # (3-grams 0.73, 5-grams 0.56: below verify_jaccard), while neighbouring unrelated paragraphs stay <= 0.11.
+    char_ngram_size: int = Field(default=2, ge=1, description="Shingle size in characters for documents in scripts without spaces (a Chinese word is 1.7 characters on average).")
+    script_share: float = Field(default=0.3, gt=0, le=1, description="Share of a document's letters in scripts without spaces that makes it shingle by characters.")
+    nfkc: bool = Field(default=True, description="NFKC-normalise before shingling (full-width forms, ligatures and compatibility characters fold to their plain forms).")
     num_bands: int = Field(default=14, ge=1, description="LSH bands b.")
     rows_per_band: int = Field(default=8, ge=1, description="Rows per band r; b*r hash functions. 14x8 ~ threshold 0.72.")
     verify_jaccard: float | None = Field(

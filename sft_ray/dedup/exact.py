@@ -11,6 +11,7 @@ file order either. Duplicates are tagged `exact_duplicate` with `duplicate_of` =
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 
 import numpy as np
 import pyarrow as pa
@@ -26,10 +27,12 @@ REASON = "exact_duplicate"
 
 
 def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, lowercase: bool, pair_key: str = "pair",
-                question: str | None = None, answer: str | None = None) -> bytes:
+                question: str | None = None, answer: str | None = None, nfkc: bool = False) -> bytes:
     """128-bit blake2b of what makes two records the same: the text for documents, the
     (source, target) pair for translations, or only the source side when `pair_key="source"`
-    (one target per source sentence, as bitext cleaners do). Prefixes keep the spaces apart."""
+    (one target per source sentence, as bitext cleaners do). Prefixes keep the spaces apart. With
+    `nfkc`, compatibility forms fold first (Unicode UAX #15: full-width "ＡＢＣ１２３" = "ABC123", the
+    form East Asian input methods often type); ASCII text is left as it is (NFKC cannot change it)."""
     if kind == "translation" and pair_key == "source":
         payload = "src\x00" + (src or "")
     elif kind == "translation":
@@ -38,17 +41,19 @@ def content_key(kind: str, text: str | None, src: str | None, tgt: str | None, l
         payload = "qa\x00" + (text or "") + "\x00" + (question or "") + "\x00" + (answer or "")
     else:
         payload = "doc\x00" + (text or "")
+    if nfkc and not payload.isascii():
+        payload = unicodedata.normalize("NFKC", payload)
     if lowercase:
         payload = payload.lower()
     return hashlib.blake2b(payload.encode("utf-8"), digest_size=16).digest()
 
 
-def key_rows(table: pa.Table, lowercase: bool, pair_key: str = "pair") -> pa.Table:
+def key_rows(table: pa.Table, lowercase: bool, pair_key: str = "pair", nfkc: bool = False) -> pa.Table:
     """(content key, id, meta, row id) of the live rows: all that the shuffle moves. Rejected rows
     are not keyed and stay untouched (nothing is dropped: tag, then select)."""
     t = table.filter(live_mask(table))
     cols = [t[c].to_pylist() for c in (schema.KIND, schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT, schema.QUESTION, schema.ANSWER)]
-    keys = [content_key(k, x, s, g, lowercase, pair_key, q, a) for k, x, s, g, q, a in zip(*cols)]
+    keys = [content_key(k, x, s, g, lowercase, pair_key, q, a, nfkc) for k, x, s, g, q, a in zip(*cols)]
     return pa.table({schema.DEDUP_KEY: pa.array(keys, pa.binary(16)), schema.ID: t[schema.ID], schema.META: t[schema.META], ROW: t[ROW]})
 
 
@@ -92,7 +97,7 @@ def _unique_ids(ids: np.ndarray, first: np.ndarray) -> np.ndarray:
 def exact_removals(ds: ray.data.Dataset, cfg: DedupConfig, num_partitions: int) -> ray.data.Dataset:
     """The removal list of exact dedup: keys hash-shuffled (Ray Data puts every row of a key in one
     partition), duplicates marked per partition. `ds` must carry row ids (removals.ROW)."""
-    keyed = ds.map_batches(key_rows, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key})
+    keyed = ds.map_batches(key_rows, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key, "nfkc": cfg.exact.nfkc})
     return keyed.repartition(num_partitions, keys=[schema.DEDUP_KEY]).map_batches(mark_partition, batch_format="pyarrow", batch_size=None)
 
 

@@ -100,10 +100,13 @@ def normalize(texts: pa.Array | pa.ChunkedArray, cfg: NearDedupConfig) -> pa.Arr
     t = pc.fill_null(texts, "")
     if isinstance(t, pa.ChunkedArray):
         t = t.combine_chunks()
+    ascii_only = pc.all(pc.string_is_ascii(t)).as_py() is not False
+    if cfg.nfkc and not ascii_only:  # NFKC cannot change ASCII
+        t = pc.utf8_normalize(t, "NFKC")
     if cfg.strip_diacritics:
         t = pc.replace_substring_regex(pc.utf8_normalize(t, "NFKD"), r"\p{Mn}+", "")
     if cfg.lowercase:
-        t = pc.ascii_lower(t) if pc.all(pc.string_is_ascii(t)).as_py() is not False else pc.utf8_lower(t)
+        t = pc.ascii_lower(t) if ascii_only else pc.utf8_lower(t)
     if cfg.strip_digits:
         t = pc.replace_substring_regex(t, r"\p{Nd}", "0")
     return t
@@ -153,9 +156,9 @@ def _separators(data: np.ndarray, strip_punctuation: bool) -> np.ndarray:
     return sep
 
 
-def _tokens(data: np.ndarray, offsets: np.ndarray, cfg: NearDedupConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tokens(data: np.ndarray, offsets: np.ndarray, cfg: NearDedupConfig, chars: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start byte, end byte, is-space flag) of every token, in order. Words: maximal runs of
-    non-separator bytes inside a document. Characters (`char_ngrams`): the non-separator code points,
+    non-separator bytes inside a document. Characters (`chars`): the non-separator code points,
     plus one space token between two consecutive words of a document."""
     n = len(data)
     if n == 0:
@@ -167,7 +170,7 @@ def _tokens(data: np.ndarray, offsets: np.ndarray, cfg: NearDedupConfig) -> tupl
     prev_word = np.concatenate(([False], word[:-1])) & ~edge[:-1]
     next_word = np.append(word[1:], False) & ~edge[1:]
     ws, we = np.flatnonzero(word & ~prev_word), np.flatnonzero(word & ~next_word) + 1
-    if not cfg.char_ngrams:
+    if not chars:
         return ws, we, np.zeros(len(ws), bool)
     cps = np.append(np.flatnonzero((data & 0xC0) != 0x80), n)  # code point starts, then the end
     chars = np.flatnonzero(word[cps[:-1]])
@@ -259,14 +262,68 @@ def _shingle_hashes(tok: np.ndarray, tok_offsets: np.ndarray, n: int) -> tuple[n
     return _mix64(val + length.astype(U64) * U64(_LEN_SALT)), sh_offsets
 
 
-def shingles(texts: pa.Array | pa.ChunkedArray, cfg: NearDedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit shingle hashes of each text: (hashes, offsets) with document i's shingles at
-    hashes[offsets[i]:offsets[i+1]] (duplicates kept; np.unique them for a set)."""
-    data, offsets = _string_buffers(normalize(texts, cfg))
-    starts, ends, space = _tokens(data, offsets, cfg)
+def _shingles_of(data: np.ndarray, offsets: np.ndarray, cfg: NearDedupConfig, chars: bool, n: int) -> tuple[np.ndarray, np.ndarray]:
+    starts, ends, space = _tokens(data, offsets, cfg, chars)
     tok = _token_hashes(data, starts, ends, space)
     tok_offsets = np.searchsorted(starts, offsets).astype(np.int64)
-    return _shingle_hashes(tok, tok_offsets, cfg.ngram_size)
+    return _shingle_hashes(tok, tok_offsets, n)
+
+
+# Scripts written without spaces between words (Unicode blocks): Thai, Lao, Tibetan, Myanmar, Khmer,
+# CJK radicals .. CJK unified ideographs (kana, CJK symbols, extension A included), CJK compatibility
+# ideographs, half-width kana, and the supplementary ideographs (extensions B-H).
+_NO_SPACE_BLOCKS = np.array(
+    [(0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x2E80, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x3134F)]
+)
+
+
+def script_docs(data: np.ndarray, offsets: np.ndarray, share: float) -> np.ndarray:
+    """Per document: True when at least `share` of its non-space code points are in a script written
+    without spaces (`_NO_SPACE_BLOCKS`): those documents shingle by characters. Vectorised over the
+    3- and 4-byte UTF-8 sequences (every such script lies above U+0800)."""
+    ndocs = len(offsets) - 1
+    lead = np.flatnonzero(data >= 0xE0)
+    if len(lead) == 0 or ndocs == 0:
+        return np.zeros(ndocs, bool)
+    last = len(data) - 1
+    b0 = data[lead].astype(np.uint32)
+    b1, b2, b3 = (data[np.minimum(lead + k, last)].astype(np.uint32) & 0x3F for k in (1, 2, 3))
+    cp = np.where(b0 < 0xF0, ((b0 & 0x0F) << 12) | (b1 << 6) | b2, ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3)
+    hit = np.zeros(len(cp), bool)
+    for lo, hi in _NO_SPACE_BLOCKS:
+        hit |= (cp >= lo) & (cp <= hi)
+    doc = np.searchsorted(offsets, lead[hit], side="right") - 1
+    n_script = np.bincount(doc, minlength=ndocs)[:ndocs]
+    starts = np.flatnonzero(((data & 0xC0) != 0x80) & ~_ascii_separators(data, False))
+    n_chars = np.bincount(np.searchsorted(offsets, starts, side="right") - 1, minlength=ndocs)[:ndocs]
+    return n_script >= share * np.maximum(n_chars, 1)
+
+
+def shingles(texts: pa.Array | pa.ChunkedArray, cfg: NearDedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit shingle hashes of each text: (hashes, offsets) with document i's shingles at
+    hashes[offsets[i]:offsets[i+1]] (duplicates kept; np.unique them for a set).
+
+    Word n-grams of `ngram_size`, or with `char_ngrams` character n-grams of `ngram_size` for every
+    text. Otherwise, with `script_shingles`, each document written mostly in a script without spaces
+    (Chinese, Japanese, Thai, ...: `script_docs`) gets character n-grams of `char_ngram_size`: its
+    whitespace "words" are whole sentences, so one edited character would change every word n-gram
+    it touches (text-dedup and DataTrove both use character shingles for such text)."""
+    data, offsets = _string_buffers(normalize(texts, cfg))
+    if cfg.char_ngrams:
+        return _shingles_of(data, offsets, cfg, True, cfg.ngram_size)
+    by_char = script_docs(data, offsets, cfg.script_share) if cfg.script_shingles else np.zeros(len(offsets) - 1, bool)
+    if not by_char.any():
+        return _shingles_of(data, offsets, cfg, False, cfg.ngram_size)
+    hc, oc = _shingles_of(data, offsets, cfg, True, cfg.char_ngram_size)
+    if by_char.all():
+        return hc, oc
+    hw, ow = _shingles_of(data, offsets, cfg, False, cfg.ngram_size)
+    # Per document, its word or its character shingles, in document order (one gather).
+    counts = np.where(by_char, np.diff(oc), np.diff(ow))
+    src_start = np.where(by_char, oc[:-1] + len(hw), ow[:-1])
+    out_offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    idx = np.repeat(src_start - out_offsets[:-1], counts) + np.arange(out_offsets[-1])
+    return np.concatenate((hw, hc))[idx], out_offsets
 
 
 def shingle_sets(texts: pa.Array | pa.ChunkedArray, cfg: NearDedupConfig) -> list[np.ndarray]:

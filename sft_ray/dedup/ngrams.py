@@ -1,7 +1,8 @@
 """Word n-gram hashes for decontamination (contamination.py, validation_join.py), and which records take part.
 
-Words are runs of letters/digits, lowercased; Chinese and Japanese characters are one word each,
-since those scripts have no spaces (an n-gram of characters is what overlap means there). An
+Words are runs of letters/digits, lowercased; Chinese, Japanese, Thai, Lao, Khmer and Myanmar
+characters are one word each, since those scripts have no spaces (an n-gram of characters is what
+overlap means there). An
 evaluation item counts with its `ngram`-grams (13, GPT-3, Brown et al. 2020, appendix C); an item
 shorter than that counts with its whole length, down to `min_ngram` words, and shorter ones are
 ignored (a 5-word question is too common to be evidence; GPT-3 did the same).
@@ -20,7 +21,7 @@ from sft_ray import schema
 from sft_ray.config import DecontaminateConfig
 from sft_ray.tags import live_mask
 
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = r"\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 _P = np.uint64(0x100000001B3)  # FNV-64 prime as the polynomial base of the rolling n-gram hash
 TEXT_COLUMNS = [schema.TEXT, schema.TITLE, schema.SRC_TEXT, schema.TGT_TEXT, schema.QUESTION, schema.ANSWER]

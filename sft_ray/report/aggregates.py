@@ -5,7 +5,8 @@ counts); only those reach the driver, never the records (as counts.py does).
 
 Lengths use fixed log-spaced (1-2-5) bins so that blocks add up and runs compare. "Words" are
 whitespace-separated words: a cheap, tokenizer-free proxy for tokens (subword tokenizers give
-roughly 1.3 tokens per English word; scripts without spaces, e.g. Chinese, count as few words).
+roughly 1.3 tokens per English word); texts whose language is written without spaces (Chinese,
+Japanese, Thai, ...) count their segmented words instead (clean/segment.py, `word_counts`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 import ray
 
 from sft_ray import schema
+from sft_ray.clean import segment
 from sft_ray.tags import live_mask
 
 
@@ -33,6 +35,22 @@ CHAR_EDGES = log_edges(1_000_000)
 WORD_EDGES = log_edges(100_000)
 # The text columns whose lengths are profiled: documents' text, and each side of translation pairs.
 TEXT_COLUMNS = (schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT)
+LANG_OF = {schema.TEXT: schema.LANG, schema.SRC_TEXT: schema.SRC_LANG, schema.TGT_TEXT: schema.TGT_LANG}
+
+
+def word_counts(text: pa.Array, langs: list[str | None] | None) -> pa.Array:
+    """Whitespace words per text (one Arrow kernel), except texts in a language written without
+    spaces (zh, ja, th, ...), which count their segmented words (clean/segment.py)."""
+    words = pc.count_substring_regex(text, r"\S+")
+    if not langs:
+        return words
+    todo = [i for i, g in enumerate(langs) if segment.base_lang(g) in segment.NO_SPACE]
+    if not todo:
+        return words
+    vals = words.to_numpy(zero_copy_only=False).copy()
+    texts = text.take(pa.array(todo)).to_pylist()
+    vals[todo] = [sum(1 for w in segment.words(t, langs[i]) if any(c.isalnum() for c in w)) for i, t in zip(todo, texts)]
+    return pa.array(vals, words.type)
 LABEL_COLUMNS = (schema.LABEL, *schema.LABELERS)  # gold, then the labelers' predictions (when present)
 # Labelers predicting the kind of label a source's gold is (quality's good/bad is no gold class).
 AGREE_COLUMNS = (schema.TOPIC, schema.SENTIMENT)
@@ -67,7 +85,8 @@ def profile_block(table: pa.Table) -> pa.Table:
         if len(text) == 0:
             continue
         chars = pc.utf8_length(text)
-        words = pc.count_substring_regex(text, r"\S+")
+        lang_col = LANG_OF[col]
+        words = word_counts(text, kept[lang_col].filter(valid).to_pylist() if lang_col in kept.column_names else None)
         for what, vals, edges in (("chars", chars, CHAR_EDGES), ("words", words, WORD_EDGES)):
             for b, n in Counter(bin_index(vals, edges)).items():
                 rows.append({"what": what, "column": col, "key": str(b), "n": n})
@@ -124,7 +143,7 @@ def combine(rows: list[dict]) -> dict:
                 "counts": [h["counts"].get(i, 0) for i in range(len(edges))],
                 "records": h["count"], "mean": round(h["sum"] / h["count"], 2) if h["count"] else 0.0,
             }
-    lengths["words"]["unit"] = "whitespace-separated words (a tokenizer-free proxy for tokens)"
+    lengths["words"]["unit"] = "whitespace-separated words, segmented words for zh/ja/th (a tokenizer-free proxy for tokens)"
     return {
         "lengths": lengths,
         "languages": {s: dict(c.most_common()) for s, c in sorted(langs.items())},

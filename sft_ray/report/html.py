@@ -66,14 +66,14 @@ def _funnel(f: dict) -> str:
 
 def _lengths(d: dict) -> str:
     out = ""
-    for what, label in (("chars", "characters"), ("words", "whitespace words (a proxy for tokens)")):
+    for what, label in (("chars", "characters"), ("words", "words (a proxy for tokens)")):
         h = d["lengths"][what]
         if not h["columns"]:
             continue
         series = {col: v["counts"] for col, v in h["columns"].items()}
         out += plots.histogram(h["edges"], series, f"Length of kept texts in {label}", f"{label} (log-spaced bins)")
         out += _table(["column", "records", f"mean {what}"], [[c, v["records"], v["mean"]] for c, v in h["columns"].items()])
-    out += "<p class=note>Words are whitespace-separated: no tokenizer is run; scripts without spaces count low.</p>"
+    out += "<p class=note>Words are whitespace-separated, and segmented (rjieba, MeCab, pythainlp) for Chinese, Japanese and Thai: no subword tokenizer is run.</p>"
     tok = ((d.get("sft") or {}).get("tokens") or {})
     h = tok.get("hist")
     if h and h["columns"]:

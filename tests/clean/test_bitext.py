@@ -187,3 +187,16 @@ def test_real_multi30k_captions_pass():
     en = _lines(DEMO_DATA / "multi30k_train_3k.en.gz", 1000)
     de = _lines(DEMO_DATA / "multi30k_train_3k.de.gz", 1000)
     assert _rejects(en, de, "en", "de") == []
+
+
+def test_token_ratio_counts_segmented_words_for_sides_without_spaces():
+    from sft_ray.clean.bitext import token_count
+
+    zh = "我们今天去北京大学参观，天气很好。"
+    assert token_count(zh, "zh") == 8 and token_count(zh, None) == 8  # 我们/今天/去/北京大学/参观/天气/很/好
+    assert token_count("Wir besuchen heute die Universität.", "de") == 5
+    long_en = ("We visited Peking University today and the weather was very good, so we also walked around the lake "
+               "for hours and then had dinner with some old friends from school near the west gate.")
+    words_only = CFG.model_copy(update={"max_char_ratio": 100.0})  # the character ratio would catch it first
+    assert reason(zh, long_en, "zh", "en", words_only) == "bitext_token_ratio"  # 33 words against 8
+    assert reason(zh, "We visited Peking University today; the weather was fine.", "zh", "en", CFG) is None

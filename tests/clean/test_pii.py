@@ -133,3 +133,24 @@ def test_redact_batch_fills_pii_and_leaves_rejected_and_other_kinds_alone():
 def test_redact_batch_disabled_is_identity():
     table = schema.records_from_rows([{"id": "1", "source": "s", "kind": "news", "text": "a@example.com"}])
     assert redact_batch(table, PiiConfig(enabled=False)).equals(table)
+
+
+def test_chinese_mobiles_ids_cards_and_international_numbers_in_chinese_text():
+    def cn_id(body: str) -> str:
+        c = (12 - sum(int(a) * pow(2, 17 - i, 11) for i, a in enumerate(body)) % 11) % 11
+        return body + ("X" if c == 10 else str(c))
+
+    good_id = cn_id("11010519491231002")
+    bad_id = good_id[:-1] + ("0" if good_id[-1] != "0" else "1")
+    cases = [
+        ("我的手机13812345678，请联系。", "我的手机<PHONE>，请联系。"),
+        ("电话：+86 138-1234-5678。", "电话：<PHONE>。"),
+        (f"身份证号{good_id}已登记。", "身份证号<CN_ID>已登记。"),
+        (f"身份证号{bad_id}。", f"身份证号{bad_id}。"),  # wrong MOD 11-2 check character
+        ("身份证号110105194902301234。", "身份证号110105194902301234。"),  # 30 February
+        ("银行卡号6222021234567890128转账。", "银行卡号<CREDIT_CARD>转账。"),  # UnionPay, Luhn
+        ("请拨打+44 20 7946 0958咨询；1943年成立。", "请拨打<PHONE>咨询；1943年成立。"),
+        ("2019年有13亿人口，1629-1631年的瘟疫。", "2019年有13亿人口，1629-1631年的瘟疫。"),
+        ("订单号213812345678901。", "订单号213812345678901。"),
+    ]
+    assert [redact(t)[0] for t, _ in cases] == [want for _, want in cases]

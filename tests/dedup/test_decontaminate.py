@@ -187,3 +187,9 @@ def test_example_kinds_are_format_tasks_and_teacher_tasks():
     assert example_kinds(RunConfig.model_validate(base)) == {"news", "translation", "qa", "sentiment", "sft"}
     cfg = RunConfig.model_validate({**base, "format": {"tasks": {"news": ["headline"], "text": []}}, "teacher": {"enabled": True}})
     assert example_kinds(cfg) == {"news", "web", "text"}  # the default teacher tasks: qa (web, text), summary (web)
+
+
+def test_thai_characters_are_words():
+    from sft_ray.dedup.ngrams import word_count
+
+    assert word_count("สวัสดีครับ วันนี้") == 16 and word_count("北京 hello") == 3

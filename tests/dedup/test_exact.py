@@ -71,3 +71,12 @@ def test_source_side_key_keeps_one_translation_per_source_sentence(ray_local):
     got, _ = _run(_corpus(), 4, DedupConfig(num_partitions=2, exact={"pair_key": "source"}))
     assert got["p-0"] == (None, None)
     assert got["p-1"] == ("exact_duplicate", "p-0") and got["p-2"] == ("exact_duplicate", "p-0")  # "Servus." too
+
+
+def test_content_key_folds_full_width_forms_with_nfkc():
+    from sft_ray.dedup.exact import content_key
+
+    plain, wide = "iPhone 15 价格 ABC-123。", "ｉＰｈｏｎｅ　１５ 价格 ＡＢＣ－１２３。"
+    assert content_key("web", plain, None, None, False, nfkc=True) == content_key("web", wide, None, None, False, nfkc=True)
+    assert content_key("web", plain, None, None, False) != content_key("web", wide, None, None, False)
+    assert DedupConfig().exact.nfkc

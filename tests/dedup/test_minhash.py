@@ -47,7 +47,7 @@ def _ref_words(text: str) -> list[str]:
     def sep(c):
         return c.isspace() or unicodedata.category(c)[0] in "ZPS"
 
-    return "".join(" " if sep(c) else c for c in text.lower()).split()
+    return "".join(" " if sep(c) else c for c in unicodedata.normalize("NFKC", text).lower()).split()
 
 
 def _ref_shingles(text: str, n: int = 5, chars: bool = False) -> set:
@@ -77,7 +77,7 @@ def _edit(text: str, rate: float, rng: random.Random) -> str:
 @pytest.mark.parametrize("chars,n", [(False, 5), (True, 5), (False, 1)])
 def test_shingle_sets_equal_plain_python_on_real_text(chars, n):
     texts = _ag_news()[:300] + _xquad("de") + _xquad("zh") + ["", "  !!  ", "one two", "Emoji 😀 — “quoted” naïve…\ttab"]
-    cfg = NearDedupConfig(char_ngrams=chars, ngram_size=n)
+    cfg = NearDedupConfig(char_ngrams=chars, ngram_size=n, script_shingles=False)  # one tokenizer for all (per-script: below)
     got = shingle_sets(pa.array(texts), cfg)
     assert [len(s) for s in got] == [len(_ref_shingles(t, n, chars)) for t in texts]
     assert all(normalized_text(t, cfg) == " ".join(_ref_words(t)) for t in texts[:50])
@@ -225,3 +225,45 @@ def test_all_shuffle_path_gives_the_same_tags(reference, blocks):
 def test_disabled_is_identity(ray_local):
     ds = ray.data.from_arrow(schema.records_from_rows([{"id": "a", "source": "s", "kind": "news", "text": "x"}]))
     assert near_dedup(ds, DedupConfig(near={"enabled": False})) is ds
+
+
+def test_script_shingles_choose_characters_per_document():
+    """Chinese paragraphs shingle by character 2-grams, English and German ones by word 5-grams, in one
+    batch, each exactly as when shingled alone; 3% of characters deleted keeps Chinese Jaccard >= 0.8."""
+    zh, de, en = _xquad("zh")[:10], _xquad("de")[:10], _ag_news()[:10]
+    texts = [t for trio in zip(zh, de, en) for t in trio]
+    cfg = NearDedupConfig()
+    mixed = shingle_sets(pa.array(texts), cfg)
+    alone = [shingle_sets(pa.array([t]), cfg)[0] for t in texts]
+    assert all(np.array_equal(a, b) for a, b in zip(mixed, alone))
+    assert [len(s) for s in mixed[0::3]] == [len(_ref_shingles(t, 2, chars=True)) for t in zh]
+    assert [len(s) for s in mixed[1::3]] == [len(_ref_shingles(t, 5)) for t in de]
+    rng = random.Random(3)
+    edited = ["".join(c for c in t if rng.random() >= 0.03) for t in zh]
+    sets = shingle_sets(pa.array(zh + edited), cfg)
+    assert min(jaccard(sets[i], sets[i + 10]) for i in range(10)) >= 0.8
+    assert max(jaccard(sets[i], sets[i + 1]) for i in range(9)) < 0.3  # different paragraphs stay apart
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in en[0])  # ＡＢＣ１２３
+    assert np.array_equal(shingle_sets(pa.array([full_width]), cfg)[0], shingle_sets(pa.array([en[0]]), cfg)[0])
+
+
+def test_chinese_and_japanese_near_duplicates_found_across_blocks(ray_local):
+    """The Ray path: edited Chinese and Japanese copies (3% of characters deleted, or full-width
+    digits and letters) are tagged near_duplicate of their originals whatever block they are in;
+    the other paragraphs are kept."""
+    zh = _xquad("zh")[:12]
+    ja = (TEST_DATA / "lang" / "wmt22.ja-en.src.ja.txt").read_text("utf-8").splitlines()
+    ja_docs = ["".join(ja[i : i + 10]) for i in range(0, 40, 10)]
+    rng = random.Random(7)
+    rows = [{"id": f"a{i:02d}", "source": "s", "kind": "web", "text": t} for i, t in enumerate(zh + ja_docs)]
+    copies = {}
+    for i, t in enumerate(zh[:4] + ja_docs[:2]):
+        edited = "".join(c for c in t if rng.random() >= 0.03)
+        copies[f"b{i:02d}"] = rows[i if i < 4 else 12 + i - 4]["id"]
+        rows.append({"id": f"b{i:02d}", "source": "s", "kind": "web", "text": edited})
+    wide = "".join(chr(ord(c) + 0xFEE0) if "0" <= c <= "9" or "A" <= c <= "z" else c for c in zh[5])
+    rows.append({"id": "c00", "source": "s", "kind": "web", "text": wide})
+    copies["c00"] = "a05"
+    random.Random(1).shuffle(rows)
+    got = _run(rows, 4, BROADCAST)
+    assert {i: v[2] for i, v in got.items() if v[1] == "near_duplicate"} == copies
