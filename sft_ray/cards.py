@@ -1,7 +1,10 @@
-"""Hugging Face cards: `README.md` in a build's output (a dataset card) so the data explains itself
-on the Hub or on disk: YAML metadata (the `configs` that `datasets.load_dataset` reads, licences,
+"""Hugging Face cards: `README.md` in a build's output (a dataset card) and in `train/model` (a
+model card), so data and model explain themselves on the Hub or on disk. The dataset card: YAML metadata (the `configs` that `datasets.load_dataset` reads, licences,
 languages), then sources with their licences and counts, the SFT examples per task, how to load
 them, and what built them (run id, config hash). Format: https://huggingface.co/docs/hub/datasets-cards.
+The model card (https://huggingface.co/docs/hub/model-cards): base model, the data's card,
+validation loss and task metrics before and after fine-tuning, the training setup and the data's
+licences, and how to load and prompt it.
 
 A split with no rows is left out of `configs`: `datasets` cannot load an empty split.
 """
@@ -66,4 +69,51 @@ def dataset_card(cfg: RunConfig, manifest: dict) -> str:
               f'ds = load_dataset("parquet", data_files={{"train": "{out}/sft/train/*.parquet", '
               f'"validation": "{out}/sft/validation/*.parquet"}})',
               "# or, from a folder holding this README: load_dataset(FOLDER)", "```", ""]
+    return "\n".join(lines)
+
+
+def _metrics_rows(ev: dict) -> list[str]:
+    base, tuned = ev.get("base") or {}, ev.get("finetuned") or {}
+    rows = []
+    for key in ("loss", "perplexity"):
+        if key in base or key in tuned:
+            rows.append(f"| validation {key} | {_num(base.get(key))} | {_num(tuned.get(key))} |")
+    for task in sorted(set(base.get("tasks") or {}) | set(tuned.get("tasks") or {})):
+        if task == "samples":
+            continue
+        b, t = (base.get("tasks") or {}).get(task) or {}, (tuned.get("tasks") or {}).get(task) or {}
+        for metric in sorted(set(b) | set(t)):
+            if metric not in ("n", "skipped"):
+                rows.append(f"| {task} {metric} | {_num(b.get(metric))} | {_num(t.get(metric))} |")
+    return rows
+
+
+def _num(x) -> str:
+    return f"{x:.4g}" if isinstance(x, (int, float)) else "-"
+
+
+def model_card(cfg: RunConfig, ev: dict, steps: int, markers: bool) -> str:
+    """README.md of `<output>/train/model`."""
+    tc = cfg.train
+    stated = {s.license for s in cfg.sources if s.license}
+    meta = {"library_name": "transformers", "base_model": tc.model if "/" in tc.model and "://" not in tc.model else None,
+            "license": "other", "tags": ["sft", "sft_ray", "chat"], "pipeline_tag": "text-generation"}
+    lines = ["---", yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, sort_keys=False).strip(), "---", "",
+             f"# {tc.model}, fine-tuned by sft_ray", "",
+             f"`{tc.model}` fine-tuned for {steps} optimizer steps ({'LoRA, merged' if tc.lora.enabled else 'full'}; "
+             f"{tc.num_workers} workers x batch {tc.batch_size} x grad_accum {tc.grad_accum}, lr {tc.lr:g}, max_seq_len "
+             f"{tc.max_seq_len}) on the SFT data described in `../../README.md` (its sources, counts and licences), "
+             f"built by sft_ray {__version__}. Loss on assistant tokens only ({tc.loss_on}).", "",
+             "## Evaluation (validation split of the SFT data)", "", "| metric | base | fine-tuned |", "|---|---:|---:|"]
+    lines += _metrics_rows(ev) or ["| (no validation data) | - | - |"]
+    lines += ["", "## Licences", "", "The model was trained on data with these terms; the base model's own licence applies too:", ""]
+    lines += [f"- **{name}**: {lic}" for name, lic in licences(cfg).items()]
+    if len(stated) < len(cfg.sources):
+        lines += ["", "A source without a stated licence: check its terms before you use or share this model."]
+    lines += ["", "## Use", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+              'tok = AutoTokenizer.from_pretrained("PATH/train/model")', 'model = AutoModelForCausalLM.from_pretrained("PATH/train/model")',
+              'ids = tok.apply_chat_template([{"role": "user", "content": "..."}], add_generation_prompt=True, return_tensors="pt")',
+              "print(tok.decode(model.generate(ids, max_new_tokens=64)[0][ids.shape[1]:], skip_special_tokens=True))", "```", "",
+              "The chat template " + ("marks assistant turns with `{% generation %}` (TRL `assistant_only_loss=True` works)."
+                                      if markers else "has no generation markers.") + " `sft-ray serve` serves this folder.", ""]
     return "\n".join(lines)

@@ -34,6 +34,7 @@ import ray.train
 import ray.train.torch
 import torch
 
+from sft_ray import cards
 from sft_ray.console import duration, setup_logging
 from sft_ray.config import RunConfig, config_dict
 from sft_ray.models import load_model, load_tokenizer, resolve_model
@@ -41,6 +42,7 @@ from sft_ray.storage import join, write_json, write_text
 from sft_ray.train import checkpoint, parallel
 from sft_ray.train.checkpoint import ExampleCounts, Progress, RankPosition
 from sft_ray.train.evaluate import all_reduce_sum, evaluate, validation_batches
+from sft_ray.train.chat_template import has_markers, with_generation_markers
 from sft_ray.train.export import export_model
 from sft_ray.train.loss import IGNORE, token_loss_sum
 from sft_ray.train.task_eval import task_metrics
@@ -119,7 +121,8 @@ def train_loop_per_worker(config: dict) -> None:
     export = parallel.export_module(w.model, w.raw, tc, w.model_path, w.rank)  # every rank: gathers under FSDP
     if w.rank == 0:
         _write_outputs(plan, progress, cfg.storage_options)
-        export_model(export, w.tokenizer, join(plan.train_dir, "model"), cfg.storage_options)
+        card = cards.model_card(cfg, progress.eval, progress.step, has_markers(with_generation_markers(w.tokenizer)))
+        export_model(export, w.tokenizer, join(plan.train_dir, "model"), cfg.storage_options, card=card)
         log.info("model exported to %s", join(plan.train_dir, "model"))
         trackers.close()
 
