@@ -29,6 +29,12 @@ def test_the_demo_builds_with_a_quiet_console(ray_local, tmp_path):
     assert (out / "_SUCCESS").is_file() and (out / "README.md").is_file()
     train = pq.read_table(out / "sft" / "train")
     assert {"classification", "translation"} <= set(train.column("task").to_pylist())
+    # The dataset card's `configs` let Hugging Face datasets load the folder as it is.
+    import datasets
+
+    ds = datasets.load_dataset(str(out))
+    assert ds["train"].num_rows == train.num_rows and ds["validation"].num_rows > 0
+    assert "non-commercial research" in (out / "README.md").read_text()
 
     text = [line for line in console if line.strip()]
     assert len(text) < 60, f"{len(text)} lines"
