@@ -45,9 +45,20 @@ class _QuietRay(logging.Filter):
         return not msg.startswith(_RAY_WARNINGS_DROPPED)
 
 
-def setup_logging(level: int = logging.INFO) -> None:
+def setup_logging(level: int = logging.INFO, worker: bool = False) -> None:
     """Idempotent; call it again after Ray and Ray Data have set up their loggers (they add their
-    own console handlers). Used by the driver (cli.main) and the training workers (train/loop.py)."""
+    own console handlers). Used by the driver (cli.main) and, with `worker`, the training workers
+    (train/loop.py), whose root logger already prints through Ray's handler: there sft_ray's lines
+    get their own handler and do not propagate, so each prints once."""
+    if worker:
+        if not any(getattr(h, "_sft_ray", False) for h in log.handlers):
+            h = logging.StreamHandler()
+            h.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+            h._sft_ray = True  # type: ignore[attr-defined]
+            log.addHandler(h)
+        log.setLevel(level)
+        log.propagate = False
+        return
     root = logging.getLogger()
     if not any(getattr(h, "_sft_ray", False) for h in root.handlers):
         h = logging.StreamHandler()
@@ -59,6 +70,10 @@ def setup_logging(level: int = logging.INFO) -> None:
     log.propagate = True
     for h in list(log.handlers):  # a handler on our own logger would print each line twice
         log.removeHandler(h)
+    # Printed by ray.init itself, before a second call here could filter Ray's new handlers.
+    token = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _QuietRay) for f in token.filters):
+        token.addFilter(_QuietRay())
     for name in ("", "ray", "ray.data", "ray.train", "ray.tune", "ray.serve"):
         for h in logging.getLogger(name).handlers:
             # Console handlers only: Ray's log files under its session folder keep every line.

@@ -32,7 +32,10 @@ def init_ray(address: str | None = None) -> None:
     for k, v in quiet.items():
         os.environ.setdefault(k, v)
     address = address or os.environ.get("RAY_ADDRESS")
-    runtime_env = {"env_vars": quiet}
+    # Ray Data executions inside workers (the training data's SplitCoordinator) print their
+    # "execution finished" and "Progress bars disabled" lines where the driver's console filter
+    # (console.py) cannot reach: errors only there; the driver's own Ray Data lines are filtered.
+    runtime_env = {"env_vars": {**quiet, "RAY_DATA_LOG_LEVEL": "ERROR"}}
     if address:
         # The job's runtime env (cluster/runtime_env.yaml) already applies; passing another one
         # here would conflict with it and Ray refuses to merge the two.
@@ -50,7 +53,12 @@ def init_ray(address: str | None = None) -> None:
             # Ray Data's shuffle map tasks run in their own runtime env, so map -> shuffle -> map keeps
             # two worker pools; past the default soft limit idle workers die after 1 s and re-spawn
             # (measured: 2 shuffles 50-60 s with the default, 1.3-2.9 s with this; benchmarks/near_dedup.py).
-            _system_config={"num_workers_soft_limit": 4 * num_cpus + 4, "idle_worker_killing_time_threshold_ms": 600_000},
+            # The raylet warns ("N PYTHON worker processes ... Nx the maximum expected startup
+            # concurrency") once more workers start than the machine's physical cores; a build's
+            # actor pools plus the training workers exceed that on a laptop by design: count the
+            # logical CPUs we advertise instead.
+            _system_config={"num_workers_soft_limit": 4 * num_cpus + 4, "idle_worker_killing_time_threshold_ms": 600_000,
+                            "worker_maximum_startup_concurrency": num_cpus},
         )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False

@@ -186,7 +186,7 @@ def _setup(cfg: RunConfig, plan: TrainPlan) -> Worker:
 def _setup_logging(rank: int) -> None:
     """Rank 0's progress reaches the driver's console (Ray forwards worker output), each line once
     (console.py); the other ranks say only warnings."""
-    setup_logging(logging.INFO if rank == 0 else logging.WARNING)
+    setup_logging(logging.INFO if rank == 0 else logging.WARNING, worker=True)
 
 
 # ------------------------------------------------------------------------------------------ data
