@@ -92,10 +92,11 @@ def summary(cfg: RunConfig, verb: str) -> str:
         d = cfg.dedup
         dedup = ", ".join(n for n, on in (("exact", d.exact.enabled), ("near", d.near.enabled), ("semantic", d.semantic.enabled),
                                            ("decontaminate", d.decontaminate.enabled), ("sft", d.sft.enabled)) if on) if d.enabled else "off"
+        kinds = {s.kind for s in cfg.sources}
         labelers = [n for n in ("topic", "sentiment", "quality") if getattr(cfg.label, n).enabled] if cfg.label.enabled else []
         lines += [f"  clean {'on' if cfg.clean.enabled else 'off'}  dedup {dedup or 'off'}  label {', '.join(labelers) or 'off'}  "
                   f"teacher {cfg.teacher.model if cfg.teacher.enabled else 'off'}  "
-                  f"format {', '.join(sorted({t for ts in cfg.format.tasks.values() for t in ts})) if cfg.format.enabled else 'off'}"]
+                  f"format {', '.join(sorted({t for k, ts in cfg.format.tasks.items() if k in kinds for t in ts})) if cfg.format.enabled else 'off'}"]
     if verb in ("finetune", "run"):
         t = cfg.train
         steps = f"{t.max_steps} steps" if t.max_steps else f"{t.epochs} epoch(s)"
