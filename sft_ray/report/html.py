@@ -30,7 +30,7 @@ STYLE = (
     "table.browse{font-size:.85em}table.browse th{cursor:pointer;background:#eee;position:sticky;top:0}"
     "table.browse td.t{max-width:30em;white-space:pre-wrap}th[aria-sort=ascending]::after{content:' \\25B2'}"
     "th[aria-sort=descending]::after{content:' \\25BC'}.scores{display:flex;flex-wrap:wrap}.scores img.plot{max-width:49%}"
-    "details{margin:.3em 0}"
+    "details{margin:.3em 0}div.wide{overflow-x:auto;max-height:40em;overflow-y:auto}"
 )
 
 
@@ -310,8 +310,8 @@ def _samples(d: dict) -> str:
             '<p><input id=sample-q type=search placeholder="search" aria-label="search the samples"> '
             f'<select id=sample-state aria-label="state"><option value="">all states</option>{options}</select> '
             '<span id=sample-count></span> shown</p>'
-            '<table class=browse id=sample-table data-search=sample-q data-state=sample-state data-count=sample-count>'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+            '<div class=wide><table class=browse id=sample-table data-search=sample-q data-state=sample-state data-count=sample-count>'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _state(x: dict) -> str:

@@ -83,6 +83,7 @@ def histogram(edges: list[int], series: dict[str, list[int]], title: str, xlabel
         ax.bar([xi - 0.4 + width * (k + 0.5) for xi in x], counts[lo:hi], width=width, label=name)
     if log_y:
         ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)
     else:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     labels = [_bin_label(edges, i) for i in x]
@@ -105,8 +106,11 @@ def score_hist(edges: list[float], series: dict[str, list[int]], thresholds: lis
         total = sum(counts)
         if total:
             ax.stairs([c / total for c in counts], edges, fill=True, alpha=0.5, color=colors.get(name), label=f"{name} ({total:,})")
-    for value, label in thresholds:
-        ax.axvline(value, color="black", linestyle="--", linewidth=1.2, label=label)
+    for value, label in thresholds:  # a threshold far off the values' range is named, not drawn (it would squash the bars)
+        if edges[0] <= value <= edges[-1]:
+            ax.axvline(value, color="black", linestyle="--", linewidth=1.2, label=label)
+        else:
+            ax.plot([], [], " ", label=f"{label}: off scale")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of sample")
     ax.set_title(title, fontsize=10)
