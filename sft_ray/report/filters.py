@@ -68,7 +68,8 @@ def _histograms(passed: list[float], rejected: list[float], marks: list[float]) 
     """Shared bins over the values' p0.5..p99.5 range and the thresholds (outliers go to the end bins)."""
     vals = np.asarray(passed + rejected, dtype=float)
     lo, hi = np.percentile(vals, [0.5, 99.5]) if len(vals) else (0.0, 1.0)
-    near = [m for m in marks if lo - (hi - lo) <= m <= hi + (hi - lo) + 1]  # a far-off cap (100k words) does not squash the bins
+    span = max(5 * (hi - lo), 0.5 * abs(hi))  # a far-off cap (100k words) does not squash the bins; a near threshold is shown
+    near = [m for m in marks if lo - span <= m <= hi + span]
     lo, hi = min([lo, *near]), max([hi, *near])
     if hi <= lo:
         hi = lo + 1.0

@@ -28,7 +28,7 @@ STYLE = (
     ".msg{margin:.3em 0;padding:6px;border-left:4px solid #ccc;background:#fafafa;white-space:pre-wrap}"
     ".role{font-weight:bold;font-size:.85em;color:#555}.note{color:#666;font-size:.9em}nav a{margin-right:1em}"
     "table.browse{font-size:.85em}table.browse th{cursor:pointer;background:#eee;position:sticky;top:0}"
-    "table.browse td.t{max-width:30em;white-space:pre-wrap}th[aria-sort=ascending]::after{content:' \\25B2'}"
+    "table.browse td.t{min-width:24em;white-space:normal;font-size:.9em}th[aria-sort=ascending]::after{content:' \\25B2'}"
     "th[aria-sort=descending]::after{content:' \\25BC'}.scores{display:flex;flex-wrap:wrap}.scores img.plot{max-width:49%}"
     "details{margin:.3em 0}div.wide{overflow-x:auto;max-height:40em;overflow-y:auto}"
 )
@@ -281,8 +281,8 @@ def _rejects(d: dict) -> str:
 
 SAMPLE_SCORES = ("non_symbol_words", "alpha_words_ratio", "dup_line_frac", "line_punct_ratio")
 _BROWSE_COLUMNS = [("id", "id", False), ("source", "source", False), ("kind", "kind", False), ("state", "state", False),
-                   ("lang", "lang", False), ("lang_score", "lang score", True), ("label", "label", False), ("chars", "chars", True),
-                   ("words", "words", True), *[(s, s, True) for s in SAMPLE_SCORES], ("text", "text", False)]
+                   ("text", "text", False), ("lang", "lang", False), ("lang_score", "lang score", True), ("label", "label", False),
+                   ("chars", "chars", True), ("words", "words", True), *[(s, s, True) for s in SAMPLE_SCORES]]
 
 
 def _samples(d: dict) -> str:

@@ -55,10 +55,11 @@ def sample_block(table: pa.Table, live: pa.ChunkedArray) -> list[dict]:
     rank = ranks(table[schema.ID])
     kept = live.to_numpy(zero_copy_only=False)
     stage = pc.fill_null(table[schema.REJECT_STAGE], "").to_numpy(zero_copy_only=False)
-    reason = pc.fill_null(table[schema.REJECT_REASON], "").to_numpy(zero_copy_only=False)
     picks = [("sample", s, _bottom(rank, m, PER_BLOCK)) for s, m in zip(STRATA, (kept, ~kept & (stage == "clean"), ~kept & (stage != "clean")))]
-    for st, rs in sorted({(a, b) for a, b in zip(stage[~kept], reason[~kept])}):
-        picks.append(("reject", f"{st}\0{rs}", _bottom(rank, ~kept & (stage == st) & (reason == rs), REJECTS_PER_REASON)))
+    key = np.asarray(pc.binary_join_element_wise(pc.fill_null(table[schema.REJECT_STAGE], ""), pc.fill_null(table[schema.REJECT_REASON], ""),
+                                                 "\0").to_numpy(zero_copy_only=False), dtype=object)
+    for k in np.unique(key[~kept]).tolist():  # a few (stage, reason) pairs per block
+        picks.append(("reject", k, _bottom(rank, ~kept & (key == k), REJECTS_PER_REASON)))
     rows: list[dict] = []
     for what, key, idx in picks:
         if len(idx) == 0:
