@@ -491,9 +491,12 @@ def test_new_report_sections_render_in_headless_chromium(web_report, tmp_path):
         assert [ln for ln in run.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln] == []
         table = run.stdout[run.stdout.index('id="sample-table"'):]
         body = table[table.index("<tbody>"):table.index("</tbody>")]
-        rows = re.findall(r'<tr data-state="([^"]*)"(?: style="([^"]*)")?>.*?<td class="n" data-v="([^"]*)">[^<]*</td><td class="n" data-v',
-                          body)
-        return [(html.unescape(state), float(chars), "none" not in style) for state, style, chars in rows]
+        rows = []
+        for tr in body.split("<tr ")[1:]:
+            state, style = re.match(r'data-state="([^"]*)"(?: style="([^"]*)")?>', tr).groups()
+            chars = re.search(r'<td class="n" data-v="([^"]*)">[^<]*</td><td class="n" data-v', tr).group(1)  # chars, then words
+            rows.append((html.unescape(state), float(chars), "none" not in (style or "")))
+        return rows
 
     cols = [k for k, _, _ in __import__("sft_ray.report.html", fromlist=["_BROWSE_COLUMNS"])._BROWSE_COLUMNS]
     assert cols[cols.index("chars") + 1] == "words"  # the regex reads the chars cell: the one before words
