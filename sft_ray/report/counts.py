@@ -157,7 +157,8 @@ def _sft_extra(table: pa.Table, reasons: list, tokenizer_path: str | None, count
         msgs = table["messages"].take(pa.array(idx, pa.int64())).to_pylist()
         for i, ms in zip(idx.tolist(), msgs):
             p, r = _prompt_response(ms, tokenizer_path)
-            rows.append({"task": tasks[i], "split": splits[i], "n": int(rank[i]), "prompt": p, "response": r})
+            rows.append({"task": tasks[i], "split": splits[i], "n": int(rank[i]), "prompt": p, "response": r,
+                         "tokens": _num_tokens(ms, tokenizer_path)})  # the whole example, as the model sees it
     return rows
 
 
@@ -202,7 +203,8 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
             label_balance[r["task"]][r["split"]][r["label"]] += r["n"]
             continue
         if r["prompt"] is not None:
-            lengths.append((r["n"], {"task": r["task"], "split": r["split"], "prompt": r["prompt"], "response": r["response"]}))
+            lengths.append((r["n"], {"task": r["task"], "split": r["split"], "prompt": r["prompt"], "response": r["response"],
+                                     "example": r["tokens"]}))
             if len(lengths) > 4 * LENGTH_SAMPLE:  # bounded: only the smallest ranks can stay
                 lengths = sorted(lengths, key=lambda x: x[0])[:LENGTH_SAMPLE]
             continue
@@ -240,15 +242,16 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
 
 
 def prompt_response(sample: list[dict], unit: str) -> dict:
-    """Prompt and response lengths of the sampled kept examples: percentiles and TOKEN_EDGES
-    histograms, overall and per task (report/sample.py's percentiles)."""
+    """Prompt, response and whole-example lengths (the example with its chat template, as the tokens
+    histogram counts it) of the sampled kept examples: percentiles and TOKEN_EDGES histograms,
+    overall and per task (report/sample.py's percentiles)."""
     from sft_ray.report.sample import percentiles
 
     def summary(xs: list[dict]) -> dict:
         return {side: {**percentiles([x[side] for x in xs]),
                        "counts": [Counter(bin_index(pa.array([x[side] for x in xs], pa.int64()), TOKEN_EDGES)).get(i, 0)
                                   for i in range(len(TOKEN_EDGES))] if xs else []}
-                for side in ("prompt", "response")}
+                for side in ("prompt", "response", "example")}
 
     tasks = sorted({x["task"] for x in sample})
     return {"unit": unit, "sampled": len(sample), "per_block": LENGTH_SAMPLE_PER_BLOCK, "size": LENGTH_SAMPLE, "edges": TOKEN_EDGES,

@@ -139,7 +139,7 @@ def _lengths(d: dict, sft: dict | None = None) -> str:
         out += _table(["split", "examples", "mean tokens"], [[sp, v["records"], v["mean"]] for sp, v in h["columns"].items()])
     pr = (sft or {}).get("prompt_response") or {}
     if pr.get("sampled"):
-        series = {side: v["counts"] for side, v in pr["all"].items() if v.get("counts")}
+        series = {side: v["counts"] for side, v in pr["all"].items() if v.get("counts") and side != "example"}
         out += plots.histogram(pr["edges"], series, f"Prompt vs response length of SFT examples ({pr['sampled']:,} sampled)",
                                f"{pr['unit']} (log-spaced bins)")
     return out

@@ -393,6 +393,7 @@ def test_sft_label_balance_and_prompt_response_lengths(ray_local):
     pr = summary["prompt_response"]
     assert pr["sampled"] == 10 and pr["all"]["response"]["p50"] == 1 and pr["by_task"]["qa"]["response"]["p1"] == 3
     assert pr["all"]["prompt"]["p1"] == pytest.approx(2 + 5 + 0.09, abs=0.01)  # "be brief" + 5 words, interpolated
+    assert pr["by_task"]["qa"]["example"]["p50"] == 2 + 14 + 3  # whitespace words of every message (no tokenizer)
     assert summary["removed_by_source"] == {"s": {"duplicate_example": 1}}
 
 
