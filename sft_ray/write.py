@@ -25,7 +25,7 @@ import ray
 
 from sft_ray import schema
 from sft_ray import storage
-from sft_ray.report.aggregates import combine as combine_profile
+from sft_ray.report.aggregates import Profile
 from sft_ray.report.aggregates import profile_block
 from sft_ray.report.clusters import members_block
 from sft_ray.report.counts import count_groups, record_groups
@@ -112,15 +112,18 @@ def _members(batch: pa.Table) -> pa.Table:
 def write_records(records: ray.data.Dataset, out: str, storage_options: dict) -> Written:
     """The one pass: curated/ and rejects/ written, figures gathered (small rows to the driver)."""
     figures = records.map_batches(_write_block, batch_format="pyarrow", fn_kwargs={"out": out, "storage_options": storage_options}).materialize()
-    rows: dict[str, list] = {"counts": [], "profile": [], _UNREADABLE: []}
+    rows: dict[str, list] = {"counts": [], _UNREADABLE: []}
+    profile = Profile()  # summed block by block: its samples stay bounded (report/sample.py)
     for batch in figures.iter_batches(batch_format="pyarrow", batch_size=None):  # small pieces; members stay distributed
         for piece, ipc in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()):
-            if piece in rows:
+            if piece == "profile":
+                profile.add(_table(ipc).to_pylist())
+            elif piece in rows:
                 rows[piece] += _table(ipc).to_pylist()
     unreadable = sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows[_UNREADABLE]),
                         key=lambda r: (r["source"], r["file"]))
     members = figures.map_batches(_members, batch_format="pyarrow")
-    return Written(count_groups(rows["counts"]), unreadable, combine_profile(rows["profile"]), members)
+    return Written(count_groups(rows["counts"]), unreadable, profile.result(), members)
 
 
 def read_written(out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> ray.data.Dataset:

@@ -19,6 +19,9 @@ import ray
 
 from sft_ray import schema
 from sft_ray.clean import segment
+from sft_ray.report import sample
+from sft_ray.report.sample import sample_block
+from sft_ray.report.scores import STATS
 from sft_ray.tags import live_mask
 
 
@@ -57,7 +60,7 @@ AGREE_COLUMNS = (schema.TOPIC, schema.SENTIMENT)
 
 _ROW_SCHEMA = pa.schema(
     [("what", pa.string()), ("column", pa.string()), ("source", pa.string()), ("key", pa.string()),
-     ("key2", pa.string()), ("n", pa.int64())]
+     ("key2", pa.string()), ("n", pa.int64()), ("json", pa.string())]
 )
 
 
@@ -72,10 +75,12 @@ def profile_block(table: pa.Table) -> pa.Table:
     """Per block of records: rows (what, column, source, key, key2, n) for kept records only.
 
     what = chars | words (key = bin index, key2 = None; plus key = "sum" for totals), lang,
-    label:<column> (key = label), agree:<column> (key = gold label, key2 = predicted label).
+    label:<column> (key = label), agree:<column> (key = gold label, key2 = predicted label);
+    sample | reject: a bounded sample of records of every state (report/sample.py; json = the record).
     """
-    kept = table.filter(live_mask(table))
-    rows: list[dict] = []
+    live = live_mask(table)
+    rows: list[dict] = sample_block(table, live)
+    kept = table.filter(live)
     for col in TEXT_COLUMNS:
         if col not in kept.column_names:
             continue
@@ -113,43 +118,83 @@ def profile_block(table: pa.Table) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_ROW_SCHEMA)
 
 
+class Profile:
+    """Sums the per-block rows into the report's `data` section as they arrive, holding only
+    bounded state (counters and each stratum's bottom-k sample; write.py feeds it block by block)."""
+
+    def __init__(self):
+        self.hist: dict = {what: {} for what in ("chars", "words")}
+        self.langs: dict = defaultdict(Counter)
+        self.labels: dict = defaultdict(lambda: defaultdict(Counter))
+        self.agree: dict = defaultdict(lambda: defaultdict(Counter))
+        self.seed_rows: dict = defaultdict(Counter)
+        self.sampled: list[dict] = []
+
+    def add(self, rows: list[dict]) -> "Profile":
+        for r in rows:
+            if r["what"] in self.hist:
+                h = self.hist[r["what"]].setdefault(r["column"], {"counts": Counter(), "sum": 0, "count": 0})
+                if r["key"] in ("sum", "count"):
+                    h[r["key"]] += r["n"]
+                else:
+                    h["counts"][int(r["key"])] += r["n"]
+            elif r["what"] == "lang":
+                self.langs[r["source"]][r["key"]] += r["n"]
+            elif r["what"] == "label":
+                self.labels[r["column"]][r["source"]][r["key"]] += r["n"]
+            elif r["what"] == "agree":
+                self.agree[r["column"]][r["source"]][(r["key"], r["key2"])] += r["n"]
+            elif r["what"] == "agree_seed":
+                self.seed_rows[r["column"]][r["source"]] += r["n"]
+            elif r["what"] in ("sample", "reject"):
+                self.sampled.append(r)
+        self.sampled = sample.prune(self.sampled)
+        return self
+
+    def result(self) -> dict:
+        lengths = {}
+        for what, edges in (("chars", CHAR_EDGES), ("words", WORD_EDGES)):
+            lengths[what] = {"edges": edges, "columns": {}}
+            for col, h in sorted(self.hist[what].items()):
+                lengths[what]["columns"][col] = {
+                    "counts": [h["counts"].get(i, 0) for i in range(len(edges))],
+                    "records": h["count"], "mean": round(h["sum"] / h["count"], 2) if h["count"] else 0.0,
+                }
+        lengths["words"]["unit"] = "whitespace-separated words, segmented words for zh/ja/th (a tokenizer-free proxy for tokens)"
+        samples, rejects = sample.merge(self.sampled)
+        return {
+            "lengths": lengths,
+            "languages": {s: dict(c.most_common()) for s, c in sorted(self.langs.items())},
+            "labels": {col: {s: dict(sorted(c.items())) for s, c in sorted(by.items())} for col, by in sorted(self.labels.items())},
+            "gold_vs_predicted": _gold_vs_predicted(self.agree, self.seed_rows),
+            "sample": {"per_block": sample.PER_BLOCK, "size": sample.SAMPLE_SIZE, "text_chars": sample.TEXT_CHARS,
+                       "records": samples},
+            "percentiles": sample_percentiles(samples["kept"]),
+            "rejects_sample": rejects,
+        }
+
+
 def combine(rows: list[dict]) -> dict:
     """Sum the per-block rows into the report's `data` section (plain numbers, JSON-ready)."""
-    hist: dict = {what: {} for what in ("chars", "words")}
-    langs: dict = defaultdict(Counter)
-    labels: dict = defaultdict(lambda: defaultdict(Counter))
-    agree: dict = defaultdict(lambda: defaultdict(Counter))
-    seed_rows: dict = defaultdict(Counter)
-    for r in rows:
-        if r["what"] in hist:
-            h = hist[r["what"]].setdefault(r["column"], {"counts": Counter(), "sum": 0, "count": 0})
-            if r["key"] in ("sum", "count"):
-                h[r["key"]] += r["n"]
-            else:
-                h["counts"][int(r["key"])] += r["n"]
-        elif r["what"] == "lang":
-            langs[r["source"]][r["key"]] += r["n"]
-        elif r["what"] == "label":
-            labels[r["column"]][r["source"]][r["key"]] += r["n"]
-        elif r["what"] == "agree":
-            agree[r["column"]][r["source"]][(r["key"], r["key2"])] += r["n"]
-        elif r["what"] == "agree_seed":
-            seed_rows[r["column"]][r["source"]] += r["n"]
-    lengths = {}
-    for what, edges in (("chars", CHAR_EDGES), ("words", WORD_EDGES)):
-        lengths[what] = {"edges": edges, "columns": {}}
-        for col, h in sorted(hist[what].items()):
-            lengths[what]["columns"][col] = {
-                "counts": [h["counts"].get(i, 0) for i in range(len(edges))],
-                "records": h["count"], "mean": round(h["sum"] / h["count"], 2) if h["count"] else 0.0,
-            }
-    lengths["words"]["unit"] = "whitespace-separated words, segmented words for zh/ja/th (a tokenizer-free proxy for tokens)"
-    return {
-        "lengths": lengths,
-        "languages": {s: dict(c.most_common()) for s, c in sorted(langs.items())},
-        "labels": {col: {s: dict(sorted(c.items())) for s, c in sorted(by.items())} for col, by in sorted(labels.items())},
-        "gold_vs_predicted": _gold_vs_predicted(agree, seed_rows),
-    }
+    return Profile().add(rows).result()
+
+
+def sample_percentiles(kept: list[dict]) -> dict:
+    """p1 ... p99 of the kept records' lengths and filter statistics, overall and per source (from
+    the uniform sample of kept records: report/sample.py)."""
+    stats = ["chars", "words", "lang_score", *[s for group in STATS.values() for s, _, _ in group if s not in ("chars", "lang_score")]]
+
+    def values(recs: list[dict], stat: str) -> list[float]:
+        if stat in ("chars", "words", "lang_score"):
+            return [r[stat] for r in recs if r.get(stat) is not None]
+        return [r["scores"][stat] for r in recs if stat in r.get("scores", {})]
+
+    by_source: dict[str, list[dict]] = defaultdict(list)
+    for r in kept:
+        by_source[r.get(schema.SOURCE) or ""].append(r)
+    overall = {s: sample.percentiles(values(kept, s)) for s in stats}
+    return {"records": len(kept), "all": {s: v for s, v in overall.items() if v["n"]},
+            "by_source": {src: {s: sample.percentiles(values(recs, s)) for s in ("chars", "words")} for src, recs in sorted(by_source.items())}}
 
 
 def _gold_vs_predicted(agree: dict, seed_rows: dict) -> dict:

@@ -22,7 +22,8 @@ from sft_ray.report.aggregates import log_edges
 
 DEDUP_STAGE = "dedup"
 NOT_A_CLUSTER = ("contaminated",)  # duplicate_of names an evaluation set there, not a survivor
-SIZE_EDGES = log_edges(1_000_000)
+# Cluster sizes: one bin per size up to 10 (most clusters are pairs and triples), log-spaced above.
+SIZE_EDGES = list(range(10)) + [e for e in log_edges(1_000_000) if e >= 10]
 TEXT_CHARS = 300  # example texts are cut to this many characters
 
 _MEMBER_SCHEMA = pa.schema([("group", pa.string()), ("reason", pa.string()), ("n", pa.int64())])

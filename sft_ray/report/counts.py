@@ -52,6 +52,7 @@ def count_groups(rows: list[dict]) -> dict:
     """record_counts' totals from the per-block rows of `record_groups` (here or in write.py's one pass)."""
     by_source: dict = defaultdict(lambda: {"input": 0, "kept": 0, "rejected": 0})
     by_stage: dict = defaultdict(Counter)
+    by_source_stage: dict = defaultdict(lambda: defaultdict(Counter))
     labels: dict = defaultdict(Counter)
     pii_by_type: Counter = Counter()
     pii_by_source: dict = defaultdict(Counter)
@@ -73,6 +74,7 @@ def count_groups(rows: list[dict]) -> dict:
         else:
             src["rejected"] += r["n"]
             by_stage[r["stage"]][r["reason"]] += r["n"]
+            by_source_stage[r["source"]][r["stage"]][r["reason"]] += r["n"]
     total_in = sum(s["input"] for s in by_source.values())
     kept = sum(s["kept"] for s in by_source.values())
     return {
@@ -81,6 +83,7 @@ def count_groups(rows: list[dict]) -> dict:
         "rejected": total_in - kept,
         "by_source": {k: dict(v) for k, v in sorted(by_source.items())},
         "by_stage": {k: dict(sorted(v.items())) for k, v in sorted(by_stage.items())},
+        "by_source_stage": {s: {k: dict(sorted(v.items())) for k, v in sorted(st.items())} for s, st in sorted(by_source_stage.items())},
         "labels": {k: dict(sorted(v.items())) for k, v in sorted(labels.items())},
         "contaminated_by": dict(sorted(contaminated_by.items())),
         "pii_redacted": {"by_type": dict(sorted(pii_by_type.items())), "by_source": {k: dict(sorted(v.items())) for k, v in sorted(pii_by_source.items())}},
@@ -89,7 +92,14 @@ def count_groups(rows: list[dict]) -> dict:
 
 _SFT_GROUP_SCHEMA = pa.schema([("split", pa.string()), ("task", pa.string()), ("source", pa.string()), ("reason", pa.string()),
                                ("n", pa.int64()), ("tokens", pa.int64()), ("sample_id", pa.string()), ("sample", pa.string()),
-                               ("bin", pa.int64())])
+                               ("bin", pa.int64()), ("label", pa.string()), ("prompt", pa.int64()), ("response", pa.int64())])
+# Tasks whose assistant answer is a label (format/templates.py): their answers are the SFT set's label balance.
+LABEL_TASKS = ("classification", "sentiment")
+LABEL_CHARS = 60  # a longer answer is cut (a label is a word or two)
+# Prompt and response lengths are measured on a bounded sample: the `LENGTH_SAMPLE_PER_BLOCK` kept
+# examples of smallest id hash per block, and the `LENGTH_SAMPLE` smallest overall (report/sample.py).
+LENGTH_SAMPLE_PER_BLOCK = 32
+LENGTH_SAMPLE = 2000
 # Token-length histogram bins of SFT examples (the report's "tokens" histogram): 0, 1, 2, 5, 10, 20, ...
 TOKEN_EDGES = log_edges(100_000)
 
@@ -108,6 +118,48 @@ def _num_tokens(messages: list[dict], tokenizer_path: str | None) -> int:
         return sum(len(m["content"].split()) for m in messages)
     ids = _tokenizer(tokenizer_path).apply_chat_template(messages, tokenize=True)
     return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+def _text_tokens(text: str, tokenizer_path: str | None) -> int:
+    """Tokens of a plain text (no chat template); whitespace words without a tokenizer."""
+    if tokenizer_path is None:
+        return len(text.split())
+    return len(_tokenizer(tokenizer_path)(text, add_special_tokens=False)["input_ids"])
+
+
+def _prompt_response(messages: list[dict], tokenizer_path: str | None) -> tuple[int, int]:
+    """(prompt, response) lengths: the assistant turns are the response, every other turn the prompt."""
+    prompt = "\n".join(m["content"] for m in messages if m["role"] != "assistant")
+    response = "\n".join(m["content"] for m in messages if m["role"] == "assistant")
+    return _text_tokens(prompt, tokenizer_path), _text_tokens(response, tokenizer_path)
+
+
+def _sft_extra(table: pa.Table, reasons: list, tokenizer_path: str | None, count_tokens: bool) -> list[dict]:
+    """Per block: label answers of LABEL_TASKS (kept examples, counted exactly) and prompt/response
+    lengths of a bounded sample of kept examples (rank = id hash; n carries the rank)."""
+    import numpy as np
+
+    from sft_ray.report.sample import ranks
+
+    rows: list[dict] = []
+    tasks, splits = table["task"].to_pylist(), table["split"].to_pylist()
+    live = np.array([r is None for r in reasons], dtype=bool)
+    lab = [i for i in np.flatnonzero(live).tolist() if tasks[i] in LABEL_TASKS]
+    if lab:
+        msgs = table["messages"].take(pa.array(lab, pa.int64())).to_pylist()
+        answers = [next((m["content"] for m in reversed(ms) if m["role"] == "assistant"), "")[:LABEL_CHARS] for ms in msgs]
+        c = Counter((tasks[i], splits[i], a) for i, a in zip(lab, answers))
+        rows += [{"task": t, "split": sp, "label": a, "n": n} for (t, sp, a), n in c.items()]
+    if count_tokens and live.any():
+        rank = ranks(table[schema.ID])
+        idx = np.flatnonzero(live)
+        idx = idx[np.argsort(rank[idx], kind="stable")[:LENGTH_SAMPLE_PER_BLOCK]]
+        msgs = table["messages"].take(pa.array(idx, pa.int64())).to_pylist()
+        for i, ms in zip(idx.tolist(), msgs):
+            p, r = _prompt_response(ms, tokenizer_path)
+            rows.append({"task": tasks[i], "split": splits[i], "n": int(rank[i]), "prompt": p, "response": r,
+                         "tokens": _num_tokens(ms, tokenizer_path)})  # the whole example, as the model sees it
+    return rows
 
 
 def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens: bool = False) -> pa.Table:
@@ -129,6 +181,7 @@ def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens
     rows += [{"task": t, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
     rows += [{"split": sp, "n": n, "bin": b} for sp, ls in lengths.items()
              for b, n in Counter(bin_index(pa.array(ls, pa.int64()), TOKEN_EDGES)).items()]
+    rows += _sft_extra(table, reasons, tokenizer_path, count_tokens)
     return pa.Table.from_pylist(rows, schema=_SFT_GROUP_SCHEMA)
 
 
@@ -142,7 +195,19 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
     tokens: dict = defaultdict(Counter)
     samples: dict[str, tuple[str, str]] = {}
     hist: dict = defaultdict(Counter)
+    label_balance: dict = defaultdict(lambda: defaultdict(Counter))
+    removed_by_source: dict = defaultdict(Counter)
+    lengths: list[tuple[int, dict]] = []
     for r in rows:
+        if r["label"] is not None:
+            label_balance[r["task"]][r["split"]][r["label"]] += r["n"]
+            continue
+        if r["prompt"] is not None:
+            lengths.append((r["n"], {"task": r["task"], "split": r["split"], "prompt": r["prompt"], "response": r["response"],
+                                     "example": r["tokens"]}))
+            if len(lengths) > 4 * LENGTH_SAMPLE:  # bounded: only the smallest ranks can stay
+                lengths = sorted(lengths, key=lambda x: x[0])[:LENGTH_SAMPLE]
+            continue
         if r["bin"] is not None:
             hist[r["split"]][r["bin"]] += r["n"]
             continue
@@ -154,6 +219,7 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
         if r["reason"] is not None:
             out["removed"][r["reason"]] += r["n"]
             out["by_task"][r["task"]][r["reason"]] += r["n"]
+            removed_by_source[r["source"]][r["reason"]] += r["n"]
             continue
         out[r["split"]] += r["n"]
         tokens[r["task"]][r["split"]] += r["tokens"]
@@ -167,6 +233,26 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
                              sp: {"counts": [h.get(i, 0) for i in range(len(TOKEN_EDGES))], "records": sum(h.values()),
                                   "mean": round(per_split[sp] / sum(h.values()), 2) if h else 0.0}
                              for sp, h in sorted(hist.items())}}}
+        out["prompt_response"] = prompt_response([x for _, x in sorted(lengths, key=lambda x: x[0])[:LENGTH_SAMPLE]], unit)
     out["by_task"] = {k: dict(v) for k, v in sorted(out["by_task"].items())}
     out["by_source"] = {k: dict(v) for k, v in sorted(out["by_source"].items())}
+    out["removed_by_source"] = {k: dict(sorted(v.items())) for k, v in sorted(removed_by_source.items())}
+    out["label_balance"] = {t: {sp: dict(c.most_common()) for sp, c in sorted(by.items())} for t, by in sorted(label_balance.items())}
     return out, [{"task": t, "id": i, "messages": json.loads(m)} for t, (i, m) in sorted(samples.items())]
+
+
+def prompt_response(sample: list[dict], unit: str) -> dict:
+    """Prompt, response and whole-example lengths (the example with its chat template, as the tokens
+    histogram counts it) of the sampled kept examples: percentiles and TOKEN_EDGES histograms,
+    overall and per task (report/sample.py's percentiles)."""
+    from sft_ray.report.sample import percentiles
+
+    def summary(xs: list[dict]) -> dict:
+        return {side: {**percentiles([x[side] for x in xs]),
+                       "counts": [Counter(bin_index(pa.array([x[side] for x in xs], pa.int64()), TOKEN_EDGES)).get(i, 0)
+                                  for i in range(len(TOKEN_EDGES))] if xs else []}
+                for side in ("prompt", "response", "example")}
+
+    tasks = sorted({x["task"] for x in sample})
+    return {"unit": unit, "sampled": len(sample), "per_block": LENGTH_SAMPLE_PER_BLOCK, "size": LENGTH_SAMPLE, "edges": TOKEN_EDGES,
+            "all": summary(sample), "by_task": {t: summary([x for x in sample if x["task"] == t]) for t in tasks}}

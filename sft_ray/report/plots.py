@@ -70,8 +70,9 @@ def stacked_hbar(stacks: dict[str, dict[str, int]], title: str, xlabel: str = "r
     return img_tag(fig, title)
 
 
-def histogram(edges: list[int], series: dict[str, list[int]], title: str, xlabel: str) -> str:
-    """Counts on fixed log-spaced bins (`edges` left edges, last bin open), one step line per series."""
+def histogram(edges: list[int], series: dict[str, list[int]], title: str, xlabel: str, log_y: bool = False) -> str:
+    """Counts on fixed log-spaced bins (`edges` left edges, last bin open), grouped bars per series;
+    `log_y` for counts spanning orders of magnitude (cluster sizes: most clusters are pairs)."""
     used = [i for i in range(len(edges)) if any(s[i] for s in series.values())]
     lo, hi = (used[0], used[-1] + 1) if used else (0, 1)
     fig = _fig(height=2.8)
@@ -80,7 +81,11 @@ def histogram(edges: list[int], series: dict[str, list[int]], title: str, xlabel
     width = 0.8 / max(1, len(series))
     for k, (name, counts) in enumerate(series.items()):  # grouped bars: one colour per series
         ax.bar([xi - 0.4 + width * (k + 0.5) for xi in x], counts[lo:hi], width=width, label=name)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if log_y:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     labels = [_bin_label(edges, i) for i in x]
     ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
     ax.set_xlabel(xlabel)
@@ -88,6 +93,28 @@ def histogram(edges: list[int], series: dict[str, list[int]], title: str, xlabel
     ax.set_title(title)
     if len(series) > 1:
         ax.legend(fontsize=8)
+    return img_tag(fig, title)
+
+
+def score_hist(edges: list[float], series: dict[str, list[int]], thresholds: list[tuple[float, str]], title: str, xlabel: str) -> str:
+    """Distributions of a statistic on shared linear bins, as shares of each series (the series are
+    separate samples), with each threshold drawn as a dashed vertical line and named in the legend."""
+    fig = _fig(height=2.4, width=6.0)
+    ax = fig.add_subplot()
+    colors = {"passed": COLOR, "rejected": "#c44"}
+    for name, counts in series.items():
+        total = sum(counts)
+        if total:
+            ax.stairs([c / total for c in counts], edges, fill=True, alpha=0.5, color=colors.get(name), label=f"{name} ({total:,})")
+    for value, label in thresholds:  # a threshold far off the values' range is named, not drawn (it would squash the bars)
+        if edges[0] <= value <= edges[-1]:
+            ax.axvline(value, color="black", linestyle="--", linewidth=1.2, label=label)
+        else:
+            ax.plot([], [], " ", label=f"{label}: off scale")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of sample")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
     return img_tag(fig, title)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -251,3 +252,262 @@ def test_sft_token_histogram_counts_kept_examples_per_split(ray_local):
 
     html = _lengths({"sft": summary, "lengths": {"chars": {"edges": CHAR_EDGES, "columns": {}}, "words": {"edges": WORD_EDGES, "columns": {}}}})
     assert "Tokens per SFT example: whitespace words" in html
+
+
+# ---- The data engineer's report: samples, filter scores, per-source funnel, SFT balance, browsing ----
+
+NEW_SECTIONS = ["sources", "percentiles", "filters", "rejects", "samples"]
+_SENTENCES = ["The council approved the new budget for the city library on Monday.",
+              "Residents said that the plan would have a large effect on the schools.",
+              "Officials expect the work to be finished before the end of the year.",
+              "The report was published with details of the costs and the timetable.",
+              "Several groups asked to be consulted before any final decision is made.",
+              "A spokesperson confirmed that the project is funded by a national grant."]
+
+
+def _page(i: int, n: int) -> str:
+    """A web page of `n` sentences, three to a line (passes Gopher quality and repetition, C4 and FineWeb)."""
+    tag = lambda k: "".join(chr(97 + int(d)) for d in f"{i:03d}{k:03d}")  # noqa: E731 - unique words made of letters
+    s = [f"{_SENTENCES[(i + k) % len(_SENTENCES)][:-1]} in zone {tag(k)}." for k in range(n)]
+    return "\n".join(" ".join(s[k:k + 3]) for k in range(0, n, 3))
+
+
+def _web_records() -> list[pa.Table]:
+    """Web pages of two sources in three blocks: kept, and rejected by clean filters (as the clean stage
+    tags them: stage clean, the filter's reason), by length, by dedup; one contaminated."""
+    blocks = []
+    for b in range(3):
+        rows = []
+        for i in range(b * 20, b * 20 + 20):
+            src = "crawl-a" if i % 2 else "crawl-b"
+            kw = {"source": src, "kind": "web", "lang": "en", "lang_score": 0.9 + (i % 10) / 100}
+            if i % 10 == 3:
+                rows.append(_doc(i, " ".join(["word"] * 12), reject_stage="clean", reject_reason="gopher_short_doc", **kw))
+            elif i % 10 == 5:
+                rows.append(_doc(i, "\n".join(["Buy now and save."] * 30), reject_stage="clean", reject_reason="gopher_repetition_dup_para_frac", **kw))
+            elif i % 10 == 7:
+                rows.append(_doc(i, "menu\nhome\nabout us\ncontact", reject_stage="clean", reject_reason="too_short", **kw))
+            elif i % 10 == 9:
+                rows.append(_doc(i, _page(i - 1, 12), reject_stage="dedup", reject_reason="near_duplicate", duplicate_of=f"s-{i - 1}", **kw))
+            elif i == 44:
+                rows.append(_doc(i, _page(i, 12), reject_stage="dedup", reject_reason="contaminated", duplicate_of="bench:y", **kw))
+            else:
+                rows.append(_doc(i, _page(i, 9 + i % 7), **kw))
+        blocks.append(schema.records_from_rows(rows))
+    return blocks
+
+
+def test_filter_statistics_agree_with_the_filters():
+    """report/scores.py recomputes what the clean filters compare: on texts each filter passes or
+    rejects, the statistic crosses the default threshold exactly when the filter gives that reason."""
+    from sft_ray.clean import fineweb, gopher_quality, gopher_repetition
+    from sft_ray.config import CleanConfig
+    from sft_ray.report.scores import doc_scores, link_of
+
+    cfg = CleanConfig()
+    page, short, repeated = _page(1, 30), " ".join(["word"] * 12), "\n".join(["Buy now and save."] * 30)
+    for text in (page, short, repeated):
+        s = doc_scores(text)
+        assert "_error" not in s
+        assert (gopher_quality.reason(text, cfg.gopher_quality) == "gopher_short_doc") == (s["non_symbol_words"] < cfg.gopher_quality.min_doc_words)
+        assert (gopher_repetition.reason(text, cfg.gopher_repetition) == "gopher_repetition_dup_para_frac") == (
+            s["dup_para_frac"] > cfg.gopher_repetition.dup_para_frac)
+    assert gopher_quality.reason(page, cfg.gopher_quality) is None and fineweb.reason(page, cfg.fineweb) is None
+    s = doc_scores(page)
+    assert s["char_dup_ratio"] == 0 and doc_scores(repeated)["char_dup_ratio"] > cfg.fineweb.char_duplicates_ratio
+    assert fineweb.reason(repeated, cfg.fineweb) == "fineweb_short_line_ratio"  # its first failing check
+    assert doc_scores(repeated)["short_line_ratio"] > cfg.fineweb.short_line_thr >= s["short_line_ratio"]
+    assert s["line_punct_ratio"] == 1.0 and s["stop_words"] >= 2 and s["sentences"] == 30
+    assert [link_of(r) for r in ("gopher_repetition_top_2_gram", "gopher_short_doc", "c4_curly_bracket", "too_long", "no_main_content")] == [
+        "gopher_repetition", "gopher_quality", "c4", "length", None]
+
+
+def test_sample_is_a_bounded_deterministic_bottom_k(monkeypatch):
+    """Each block sends at most PER_BLOCK records per stratum; the merged sample is the global bottom-k
+    by id hash (the same as sampling all records at once), and the same on every run."""
+    from sft_ray.report import sample
+
+    monkeypatch.setattr(sample, "PER_BLOCK", 4)
+    monkeypatch.setattr(sample, "SAMPLE_SIZE", 6)
+    blocks = _web_records()
+    rows = [r for b in blocks for r in profile_block(b).to_pylist()]
+    per_block = [[r for r in profile_block(b).to_pylist() if r["what"] == "sample" and r["key"] == "kept"] for b in blocks]
+    assert all(len(p) == 4 for p in per_block)
+    d = combine(rows)
+    assert d == combine(rows[::-1])  # order of blocks does not matter
+    kept = d["sample"]["records"]["kept"]
+    all_kept = pa.concat_tables(blocks).filter(pa.compute.is_null(pa.concat_tables(blocks)[schema.REJECT_REASON]))
+    ids = np.asarray(all_kept[schema.ID].to_pylist())
+    assert [r["id"] for r in kept] == ids[np.argsort(sample.ranks(all_kept[schema.ID]), kind="stable")[:6]].tolist()
+    rejects = d["rejects_sample"]
+    assert set(rejects["clean"]) == {"gopher_short_doc", "gopher_repetition_dup_para_frac", "too_short"}
+    assert all(len(v) == 3 for v in rejects["clean"].values()) and len(rejects["dedup"]["contaminated"]) == 1
+    assert d["percentiles"]["all"]["chars"]["n"] == 6 and d["percentiles"]["all"]["chars"]["p1"] <= d["percentiles"]["all"]["chars"]["p99"]
+
+
+def test_filter_scores_split_records_by_the_link_that_judged_them():
+    """A gopher_short_doc reject is `rejected` for Gopher quality; a too_short one reached no Gopher
+    filter; a Gopher repetition reject passed Gopher quality (an earlier link); kept records passed all."""
+    from sft_ray.config import CleanConfig
+    from sft_ray.report.filters import filter_scores
+
+    d = combine([r for b in _web_records() for r in profile_block(b).to_pylist()])
+    fs = filter_scores(d["sample"], CleanConfig().model_dump(mode="json"))
+    assert fs["errors"] == []
+    gq, gr = fs["filters"]["gopher_quality"], fs["filters"]["gopher_repetition"]
+    n_kept, n_later = len(d["sample"]["records"]["kept"]), len(d["sample"]["records"]["later"])
+    assert gq["rejected"] == 6 and gq["passed"] == n_kept + n_later + 6  # + the six repetition rejects
+    assert gr["rejected"] == 6 and gr["passed"] == n_kept + n_later
+    words = gq["stats"]["non_symbol_words"]
+    assert [t["value"] for t in words["thresholds"]] == [50, 100_000] and sum(words["rejected_counts"]) == 6
+    assert words["rejected_percentiles"]["p99"] < 50 <= words["passed_percentiles"]["p1"]
+    assert fs["filters"]["langid"]["stats"]["lang_score"]["thresholds"][0]["value"] == 0.65
+    off = filter_scores(d["sample"], CleanConfig(gopher_quality={"enabled": False}).model_dump(mode="json"))
+    assert "gopher_quality" not in off["filters"]
+
+
+def test_funnel_per_source_splits_out_decontamination_and_sft_steps():
+    from sft_ray.report.counts import count_groups, record_groups
+
+    counts = count_groups([r for b in _web_records() for r in record_groups(b).to_pylist()])
+    f = funnel(counts, {"generated": 10, "removed": {"task_mix": 1, "duplicate_example": 2}})
+    assert [s["stage"] for s in f["records"]] == ["input", "clean", "dedup", "decontaminate"]
+    assert f["records"][-1]["remaining"] == counts["kept"] == 60 - 24 - 1
+    for src, steps in f["by_source"].items():
+        assert steps[0]["remaining"] == counts["by_source"][src]["input"] and steps[-1]["remaining"] == counts["by_source"][src]["kept"]
+    assert [(s["stage"], s["removed"]) for s in f["sft"]] == [("generated", 0), ("format", 1), ("sft_dedup", 2)]
+
+
+def test_sft_label_balance_and_prompt_response_lengths(ray_local):
+    from sft_ray.report.counts import sft_counts
+
+    def ex(i, task, answer, reason=None):
+        return {"id": f"e{i}", "task": task, "source": "s", "split": "train" if i % 3 else "validation", "reject_reason": reason,
+                "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": " ".join(["w"] * (5 + i))},
+                             {"role": "assistant", "content": answer}]}
+
+    rows = [ex(i, "classification", ["Sports", "World"][i % 2]) for i in range(9)] + [ex(9, "qa", "an answer here"),
+                                                                                      ex(10, "classification", "Sports", "duplicate_example")]
+    summary, _ = sft_counts(ray.data.from_items(rows), (None, "whitespace words"))
+    assert summary["label_balance"] == {"classification": {"train": {"Sports": 3, "World": 3}, "validation": {"Sports": 2, "World": 1}}}
+    pr = summary["prompt_response"]
+    assert pr["sampled"] == 10 and pr["all"]["response"]["p50"] == 1 and pr["by_task"]["qa"]["response"]["p1"] == 3
+    assert pr["all"]["prompt"]["p1"] == pytest.approx(2 + 5 + 0.09, abs=0.01)  # "be brief" + 5 words, interpolated
+    assert pr["by_task"]["qa"]["example"]["p50"] == 2 + 14 + 3  # whitespace words of every message (no tokenizer)
+    assert summary["removed_by_source"] == {"s": {"duplicate_example": 1}}
+
+
+@pytest.fixture(scope="module")
+def web_report(ray_local, tmp_path_factory):
+    """A report of web pages: every new section has content (clean filters apply to `web`)."""
+    import ray
+
+    from sft_ray.report.counts import sft_counts
+
+    ds = ray.data.from_arrow(_web_records()).materialize()
+    out = str(tmp_path_factory.mktemp("web"))
+    rows = [{"id": f"e{i}", "task": "classification" if i % 2 else "headline", "source": "crawl-a", "split": "train" if i % 4 else "validation",
+             "reject_reason": None, "messages": [{"role": "user", "content": _page(i, 1 + i % 5)},
+                                                 {"role": "assistant", "content": ["Local", "Politics"][i % 2 and (i // 2) % 2]}]}
+            for i in range(24)]
+    sft, samples = sft_counts(ray.data.from_arrow(pa.Table.from_pylist(rows)), (None, "whitespace words"))  # one block: fewer tasks
+    full = write_report(out, {"output": out, "counts": record_counts(ds), "label": {}, "sft": sft, "unreadable_files": [], "warnings": [],
+                              "samples": samples, "config": {"clean": {**_clean_dict(), "min_chars": 30}}, **report_data(ds, num_partitions=2)})
+    return out, full
+
+
+def _clean_dict() -> dict:
+    from sft_ray.config import CleanConfig
+
+    return CleanConfig().model_dump(mode="json")
+
+
+def test_report_thresholds_come_from_the_build_config(web_report):
+    _, full = web_report
+    length = full["filter_scores"]["filters"]["length"]["stats"]["chars"]["thresholds"]
+    assert length[0] == {"field": "min_chars", "side": "min", "value": 30}
+    saved = json.loads(open(f"{web_report[0]}/report/report.json").read())
+    assert set(saved["filter_scores"]["filters"]) >= {"length", "langid", "gopher_quality", "gopher_repetition", "c4", "fineweb"}
+    assert saved["sft"]["label_balance"]["classification"]["train"] and saved["data"]["sample"]["records"]["kept"]
+
+
+def _chromium(tmp_path):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "chromium not found: install Debian's chromium (./dev setup does it as root: apt-get install chromium)"
+    return [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}"]
+
+
+def _section_pages(page: str, out_dir) -> dict[str, str]:
+    """One page per section: the report's head, that section alone and the script (a screenshot of
+    each section, whatever its place in the long page)."""
+    head, rest = page.split("<nav>", 1)
+    script = page[page.index("<script id=browse-js>"):page.index("</script>") + len("</script>")]
+    pages = {}
+    for sid in re.findall(r'<section id="([^"]+)">', page):
+        start = page.index(f'<section id="{sid}">')
+        body = page[start:page.index("</section>", start) + len("</section>")]
+        path = out_dir / f"section-{sid}.html"
+        path.write_text(f"{head}{body}\n{script}\n</body></html>\n", encoding="utf-8")
+        pages[sid] = str(path)
+    return pages
+
+
+@pytest.mark.slow
+def test_new_report_sections_render_in_headless_chromium(web_report, tmp_path):
+    """Every section of the web report renders on its own: a screenshot with text and plots, no console
+    message; the new sections have content; the sample table sorts and filters in the browser."""
+    from PIL import Image
+
+    flags = _chromium(tmp_path)
+    out, _ = web_report
+    page = open(f"{out}/report/report.html", encoding="utf-8").read()
+    chk = _Checker()
+    chk.feed(page)
+    assert chk.errors == [] and chk.stack == []
+    pages = _section_pages(page, tmp_path)
+    assert set(NEW_SECTIONS) <= set(pages)
+    seen = {}
+    for sid, path in pages.items():
+        shot = tmp_path / f"{sid}.png"
+        run = subprocess.run([*flags, "--window-size=1000,900", f"--screenshot={shot}", f"file://{path}"], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and shot.exists(), (sid, run.stderr[-2000:])
+        console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+        assert console == [], (sid, console)
+        img = np.asarray(Image.open(shot).convert("L"))
+        # text and plots, not a blank page; the new sections well filled (a section saying "none" is not)
+        assert img.std() > 10 and (img < 128).mean() > (0.01 if sid in NEW_SECTIONS else 0.002), sid
+        seen[sid] = img.tobytes()
+    assert len(set(seen.values())) == len(seen)  # each screenshot shows its own section
+    sec = {sid: open(p, encoding="utf-8").read() for sid, p in pages.items()}
+    assert sec["filters"].count("<img ") >= 10 and "gopher_quality: non_symbol_words" in sec["filters"]
+    assert sec["rejects"].count("class=msg") >= 7 and "gopher_repetition_dup_para_frac" in sec["rejects"]
+    assert "crawl-a" in sec["sources"] and "crawl-b" in sec["sources"] and sec["sources"].count("<img ") == 1
+    assert "p99" in sec["percentiles"] and "prompt" in sec["percentiles"]
+    assert "Label balance of the SFT set" in sec["sft"] and "Prompt vs response" in sec["lengths"] and "Tokens per SFT example" in sec["lengths"]
+
+    # The sample table in the browser: sorted by chars (descending), filtered by a search and a state.
+    def dom(fragment: str) -> list[tuple[str, float, bool]]:
+        run = subprocess.run([*flags, "--dump-dom", f"file://{out}/report/report.html#{fragment}"], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert [ln for ln in run.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln] == []
+        table = run.stdout[run.stdout.index('id="sample-table"'):]
+        body = table[table.index("<tbody>"):table.index("</tbody>")]
+        rows = []
+        for tr in body.split("<tr ")[1:]:
+            state, style = re.match(r'data-state="([^"]*)"(?: style="([^"]*)")?>', tr).groups()
+            chars = re.search(r'<td class="n" data-v="([^"]*)">[^<]*</td><td class="n" data-v', tr).group(1)  # chars, then words
+            rows.append((html.unescape(state), float(chars), "none" not in (style or "")))
+        return rows
+
+    cols = [k for k, _, _ in __import__("sft_ray.report.html", fromlist=["_BROWSE_COLUMNS"])._BROWSE_COLUMNS]
+    assert cols[cols.index("chars") + 1] == "words"  # the regex reads the chars cell: the one before words
+    rows = dom("samples?sort=chars&desc=1")
+    assert len(rows) == sum(len(v) for v in web_report[1]["data"]["sample"]["records"].values())
+    chars = [c for _, c, _ in rows]
+    assert chars == sorted(chars, reverse=True) and all(shown for *_, shown in rows)
+    rows = dom("samples?sort=chars&state=clean: too_short")
+    shown = [(s, c) for s, c, ok in rows if ok]
+    assert shown and all(s == "clean: too_short" for s, _ in shown) and len(shown) < len(rows)
+    assert [c for _, c, _ in rows] == sorted(c for _, c, _ in rows)
+    rows = dom("samples?q=buy now")
+    assert {s for s, _, ok in rows if ok} == {"clean: gopher_repetition_dup_para_frac"}
