@@ -198,7 +198,7 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     storage.write_text(storage.join(out, "README.md"), cards.dataset_card(cfg, manifest), storage_options)  # the dataset card
     # The clusters' example texts come from the written files (write.py: tagged_view), not the records.
     extra = {"data": written.profile, "dedup_clusters": clusters_from(written.members, tagged_view(out, storage_options), 5, 2, dedup_cfg.num_partitions)}
-    write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings")},
+    write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings", "config")},
                        "samples": samples, **extra}, storage_options)
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
     if not (cfg.resumable and cfg.staging.keep_work):  # keep_work: staged units and dedup steps kept for incremental rebuilds
