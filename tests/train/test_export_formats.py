@@ -4,7 +4,6 @@ folders, GGUF (f16 / Q8_0) read back with gguf.GGUFReader and transformers' GGUF
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -118,4 +117,6 @@ def test_gguf_export_reads_back_and_loads(tiny, tmp_path, qtype, tol):
     gtok = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
     text = "Hello <|im_start|>user\n12345 world!"
     assert gtok(text)["input_ids"] == tok(text)["input_ids"]
-    assert os.path.getsize(path) < (0.6 if qtype == "f16" else 0.4) * 4 * sum(p.numel() for p in model.parameters())
+    # Weights only (the tokenizer's 49k tokens and merges are ~3 MB of metadata): 2 bytes a value, Q8_0 34 per 32.
+    fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
+    assert sum(int(t.n_bytes) for t in r.tensors) < (0.51 if qtype == "f16" else 0.28) * fp32_bytes
