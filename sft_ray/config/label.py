@@ -19,8 +19,9 @@ from sft_ray.config.base import SourceKind, StrictModel
 from sft_ray.schema import LABELERS
 
 DEFAULT_CPU_ENGINE = "onnx-int8"
-"""`label.engine: auto` on CPU actors. AG News, 1 thread per process, engines interleaved in one run
-(benchmarks/labeler_engines.py, README "Deploying small"): see the table there for docs/s and accuracy."""
+"""`label.engine: auto` on CPU actors: 2,000 held-out AG News rows, 1 thread, engines interleaved in one
+run (benchmarks/labeler_engines.py; README "Deploying small"): 1.33x torch's docs per CPU-second, topic
+accuracy 86.35% vs 86.45%, 99.05% of labels equal; ONNX fp32 was 0.89x, so it is not the default."""
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "demo" / "data"
 """Where the default seed sets ship (sft_ray/demo/data/)."""
