@@ -91,6 +91,16 @@ class TrainConfig(StrictModel):
     max_new_tokens: int = Field(default=48, ge=1, description="Most tokens generated per answer for task metrics.")
     tensorboard: bool = Field(default=False, description="Also write metrics as TensorBoard events to <output>/train/tensorboard (needs the tensorboard package).")
     mlflow_tracking_uri: str | None = Field(default=None, description="Also log params and metrics to this MLflow tracking URI (needs mlflow).")
+    export_dtypes: list[Literal["fp32", "bf16", "f16"]] = Field(
+        default_factory=list,
+        description="Extra copies of the exported model in these dtypes, each a from_pretrained folder "
+        "<train>/model-<dtype> (bf16/f16: half the bytes); the fp32 <train>/model is always written.",
+    )
+    export_gguf: list[Literal["f16", "q8_0"]] = Field(
+        default_factory=list,
+        description="Also write <train>/model.<type>.gguf for llama.cpp (Llama-architecture models; "
+        "sft_ray/train/gguf_export.py): f16, or q8_0 (8-bit blocks, ~1/4 of fp32).",
+    )
     tiny: dict[str, int] = Field(
         default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                                  "num_attention_heads": 4, "num_key_value_heads": 2},

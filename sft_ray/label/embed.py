@@ -42,8 +42,49 @@ def model_dir(name: str = MINILM) -> str:
     return resolve_model(name)
 
 
-class Embedder:
-    """Loads tokenizer + encoder once; `encode` turns texts into unit-length float32 vectors."""
+ENGINES = ("torch", "onnx", "onnx-int8")
+"""Inference engines of the encoder: PyTorch, or ONNX Runtime on an export of the same weights (fp32,
+or int8 dynamic quantization); see sft_ray/label/onnx_embed.py."""
+
+
+class BaseEmbedder:
+    """Tokenize (length-sorted batches, truncation noted), run the encoder, pool: the contract every
+    engine keeps. A subclass sets `tokenizer`, `max_tokens`, `dim`, `return_tensors` and implements
+    `_pooled(enc, layers)` -> (batch, dim * len(layers)) float32, each layer's block L2-normalised."""
+
+    tokenizer = None
+    max_tokens: int = 256
+    dim: int = 0
+    return_tensors: str = "pt"
+    engine: str = "torch"
+
+    def _pooled(self, enc, layers: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, texts: list[str], batch_size: int = 64, *, layers: tuple[int, ...] = (-1,), return_truncated: bool = False):
+        """(n, dim * len(layers)) float32, each layer's block L2-normalised; with return_truncated also a
+        bool array: text cut to max_tokens. Layer -1 is the last (the sentence-transformers embedding)."""
+        n, layers = len(texts), tuple(layers)
+        out = np.zeros((n, self.dim * len(layers)), dtype=np.float32)
+        truncated = np.zeros(n, dtype=bool)
+        max_chars = self.max_tokens * _CHARS_PER_TOKEN_CAP
+        # Longest first, as sentence-transformers does: batches of similar length waste less on padding.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            batch = [texts[i][:max_chars] for i in idx]
+            enc = self.tokenizer(batch, truncation=True, max_length=self.max_tokens, padding=True, return_tensors=self.return_tensors)
+            if enc.encodings is not None:  # fast tokenizer: it knows what it cut
+                cut = [len(e.overflowing) > 0 for e in enc.encodings]
+            else:
+                cut = (np.asarray(enc["attention_mask"]).sum(1) >= self.max_tokens).tolist()
+            truncated[idx] = np.array(cut) | np.array([len(texts[i]) > max_chars for i in idx])
+            out[idx] = self._pooled(enc, layers)
+        return (out, truncated) if return_truncated else out
+
+
+class Embedder(BaseEmbedder):
+    """Loads tokenizer + encoder once (PyTorch); `encode` turns texts into unit-length float32 vectors."""
 
     def __init__(self, model: str = MINILM, max_tokens: int = 256, *, num_threads: int | None = None, device: str | None = None):
         import torch
@@ -62,32 +103,28 @@ class Embedder:
         self.max_tokens = max_tokens
         self.dim = int(self.model.config.hidden_size)
 
-    def encode(self, texts: list[str], batch_size: int = 64, *, layers: tuple[int, ...] = (-1,), return_truncated: bool = False):
-        """(n, dim * len(layers)) float32, each layer's block L2-normalised; with return_truncated also a
-        bool array: text cut to max_tokens. Layer -1 is the last (the sentence-transformers embedding)."""
+    def _pooled(self, enc, layers: tuple[int, ...]) -> np.ndarray:
         import torch
 
-        n, layers = len(texts), tuple(layers)
-        out = np.zeros((n, self.dim * len(layers)), dtype=np.float32)
-        truncated = np.zeros(n, dtype=bool)
-        max_chars = self.max_tokens * _CHARS_PER_TOKEN_CAP
-        # Longest first, as sentence-transformers does: batches of similar length waste less on padding.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            batch = [texts[i][:max_chars] for i in idx]
-            enc = self.tokenizer(batch, truncation=True, max_length=self.max_tokens, padding=True, return_tensors="pt")
-            if enc.encodings is not None:  # fast tokenizer: it knows what it cut
-                cut = [len(e.overflowing) > 0 for e in enc.encodings]
-            else:
-                cut = (enc["attention_mask"].sum(1) >= self.max_tokens).tolist()
-            truncated[idx] = np.array(cut) | np.array([len(texts[i]) > max_chars for i in idx])
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            with torch.inference_mode():
-                hidden = self.model(**enc, output_hidden_states=layers != (-1,))
-                states = [hidden.last_hidden_state] if layers == (-1,) else [hidden.hidden_states[i] for i in layers]
-                mask = enc["attention_mask"].unsqueeze(-1).to(states[0].dtype)
-                pooled = [(h * mask).sum(1) / mask.sum(1).clamp(min=1e-9) for h in states]
-                pooled = torch.cat([torch.nn.functional.normalize(p, p=2, dim=1) for p in pooled], dim=1)
-            out[idx] = pooled.float().cpu().numpy()
-        return (out, truncated) if return_truncated else out
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        with torch.inference_mode():
+            hidden = self.model(**enc, output_hidden_states=layers != (-1,))
+            states = [hidden.last_hidden_state] if layers == (-1,) else [hidden.hidden_states[i] for i in layers]
+            mask = enc["attention_mask"].unsqueeze(-1).to(states[0].dtype)
+            pooled = [(h * mask).sum(1) / mask.sum(1).clamp(min=1e-9) for h in states]
+            pooled = torch.cat([torch.nn.functional.normalize(p, p=2, dim=1) for p in pooled], dim=1)
+        return pooled.float().cpu().numpy()
+
+
+def make_embedder(model: str = MINILM, max_tokens: int = 256, *, engine: str = "torch", num_threads: int | None = None,
+                  device: str | None = None) -> BaseEmbedder:
+    """The encoder on `engine` (ENGINES): torch on `device`, or ONNX Runtime on CPU (sft_ray/label/onnx_embed.py)."""
+    if engine == "torch":
+        return Embedder(model, max_tokens, num_threads=num_threads, device=device)
+    if engine not in ENGINES:
+        raise ValueError(f"label.engine={engine!r}: expected one of {ENGINES}")
+    if device not in (None, "cpu"):
+        raise ValueError(f"label.engine={engine} runs on CPU (onnxruntime's CPU build); use engine torch on {device}")
+    from sft_ray.label.onnx_embed import OnnxEmbedder
+
+    return OnnxEmbedder(model, max_tokens, num_threads=num_threads, quantized=engine == "onnx-int8")

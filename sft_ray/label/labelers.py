@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from sft_ray import schema
 from sft_ray.label.classifier import LinearHead
-from sft_ray.label.embed import MINILM, Embedder
+from sft_ray.label.embed import MINILM, BaseEmbedder, make_embedder
 from sft_ray.label.seed import text_key
 from sft_ray.tags import live_mask, set_columns
 
@@ -74,7 +74,8 @@ class Labeler:
     """
 
     def __init__(self, heads: dict[str, HeadSpec | tuple[LinearHead, Sequence[str]]], *, model: str = MINILM, max_tokens: int = 256,
-                 embed_batch_size: int = 64, num_cpus: float = 1.0, num_gpus: float = 0.0, embedder: Embedder | None = None):
+                 embed_batch_size: int = 64, num_cpus: float = 1.0, num_gpus: float = 0.0, engine: str = "torch",
+                 embedder: BaseEmbedder | None = None):
         specs = {name: HeadSpec(*spec) for name, spec in heads.items()}
         for name, spec in specs.items():
             if spec.score_label is not None:
@@ -83,8 +84,8 @@ class Labeler:
         self.score_labels = {name: spec.score_label for name, spec in specs.items()}
         self.embed_batch_size = embed_batch_size
         # `embedder`: reuse a model already loaded in this process (the driver, tests); actors load their own.
-        self.embedder = embedder or Embedder(model, max_tokens, num_threads=max(1, int(num_cpus)),
-                                             device="cuda" if num_gpus > 0 else "cpu")
+        self.embedder = embedder or make_embedder(model, max_tokens, engine=engine, num_threads=max(1, int(num_cpus)),
+                                                  device="cuda" if num_gpus > 0 else "cpu")
         # One forward pass serves every head: pool the union of their layers, give each its blocks.
         self.layers = tuple(dict.fromkeys(layer for head, _ in self.heads.values() for layer in head.layers))
         dim = self.embedder.dim

@@ -16,7 +16,7 @@ import ray
 
 from sft_ray.config import LabelConfig
 from sft_ray.label.classifier import LinearHead, fit_head
-from sft_ray.label.embed import Embedder
+from sft_ray.label.embed import BaseEmbedder, make_embedder
 from sft_ray.label.lang import fill_lang_batch
 from sft_ray.label.labelers import HeadSpec, Labeler
 from sft_ray.label.seed import load_seed, text_key
@@ -26,7 +26,7 @@ from sft_ray.pools import model_pool
 log = logging.getLogger("sft_ray")
 
 
-def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str] | None = None) -> dict[str, LinearHead]:
+def fit_heads(cfg: LabelConfig, embedder: BaseEmbedder | None = None, kinds: set[str] | None = None) -> dict[str, LinearHead]:
     """One fitted head per enabled labeler; `head.info` says on what and how well (for the manifest).
 
     `kinds`: the source kinds of the run; a labeler for none of them is not fitted (seconds saved).
@@ -36,7 +36,9 @@ def fit_heads(cfg: LabelConfig, embedder: Embedder | None = None, kinds: set[str
     heads: dict[str, LinearHead] = {}
     if not todo:
         return heads
-    embedder = embedder or Embedder(cfg.model, cfg.max_tokens, device="cuda" if cfg.num_gpus > 0 else None)
+    # The engine the actors run: a head fitted on int8 embeddings is applied to int8 embeddings.
+    embedder = embedder or make_embedder(cfg.model, cfg.max_tokens, engine=cfg.resolved_engine,
+                                         device="cuda" if cfg.num_gpus > 0 else None)
     for name, lcfg in todo.items():
         t0 = time.time()
         seed = load_seed(lcfg.seed, where=f"label.{name}.seed")
@@ -73,7 +75,7 @@ def label_dataset(ds: ray.data.Dataset, cfg: LabelConfig, heads: dict[str, Linea
         Labeler,
         fn_constructor_args=(specs,),
         fn_constructor_kwargs={"model": cfg.model, "max_tokens": cfg.max_tokens, "embed_batch_size": cfg.embed_batch_size,
-                               "num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
+                               "num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus, "engine": cfg.resolved_engine},
         batch_format="pyarrow",
         batch_size=cfg.batch_size,
         udf_modifying_row_count=False,

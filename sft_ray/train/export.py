@@ -63,3 +63,74 @@ def export_model(model, tokenizer, url: str, storage_options: dict[str, Any] | N
         for name in names:
             fs.put_file(os.path.join(tmp, name), path.rstrip("/") + "/" + name)
     return url
+
+
+# ------------------------------------------------------------------------ smaller / other exports
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "f16": "float16"}
+"""`train.export_dtypes` names -> torch dtypes: each non-fp32 one is written as `<train>/model-<name>`."""
+
+
+def export_dtypes(model, tokenizer, train_dir: str, dtypes: list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
+    """`model` cast to each of `dtypes` (fp32 is `<train>/model` itself, written by `export_model`) as
+    its own HF folder `<train>/model-<dtype>`; half the size, loads with `from_pretrained` in that dtype.
+    Each cast starts from the fp32 weights (bf16 -> f16 would round twice). Returns the URLs written."""
+    import copy
+
+    import torch
+
+    from sft_ray.storage import join
+
+    model = getattr(model, "module", model)
+    urls = []
+    for name in dict.fromkeys(dtypes):
+        if name == "fp32":
+            continue
+        cast = copy.deepcopy(model).to(getattr(torch, DTYPES[name]))
+        urls.append(export_model(cast, tokenizer, join(train_dir, f"model-{name}"), storage_options))
+        del cast
+    return urls
+
+
+def checkpoint_to_hf(checkpoint: str, out: str, *, dtype: str = "fp32", storage_options: dict[str, Any] | None = None) -> str:
+    """Turn a training checkpoint (`<output>/train/checkpoints/step_NNNNNN`: torch state dicts plus
+    state.json with the resolved config, sft_ray/train/checkpoint.py) into a folder `from_pretrained`
+    opens: the base model of the run's config loaded with the checkpoint's weights (LoRA: adapters
+    merged), in `dtype`, with the tokenizer. Returns `out`."""
+    import json
+
+    import torch
+
+    from sft_ray.config.train import TrainConfig
+    from sft_ray.models import load_model, load_tokenizer, resolve_model
+    from sft_ray.train.parallel import add_lora
+
+    if dtype not in DTYPES:
+        raise ValueError(f"export dtype {dtype!r}: expected one of {sorted(DTYPES)}")
+    with tempfile.TemporaryDirectory(prefix="sft_ray_ckpt_") as tmp:
+        if is_local(checkpoint):
+            src = checkpoint.removeprefix("file://")
+        else:
+            fs, path = get_fs(checkpoint, storage_options)
+            for name in ("state.json", "model.pt"):
+                fs.get_file(path.rstrip("/") + "/" + name, os.path.join(tmp, name))
+            src = tmp
+        for name in ("state.json", "model.pt"):
+            if not os.path.isfile(os.path.join(src, name)):
+                raise FileNotFoundError(f"{checkpoint} is not a training checkpoint: it has no {name}")
+        with open(os.path.join(src, "state.json")) as f:
+            config = json.load(f).get("config") or {}
+        if "train" not in config:
+            raise ValueError(f"{checkpoint}/state.json has no train config to rebuild the model from")
+        tc = TrainConfig.model_validate(config["train"])
+        state = torch.load(os.path.join(src, "model.pt"), weights_only=True)
+    path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed, storage_options=storage_options)
+    model = load_model(path, trust_remote_code=tc.trust_remote_code)
+    if tc.lora.enabled:
+        model = add_lora(model, tc.lora)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or (not tc.lora.enabled and [k for k in missing if "lm_head" not in k]):
+        raise RuntimeError(f"{checkpoint}: state dict does not fit {tc.model}; missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if tc.lora.enabled:
+        model = model.merge_and_unload()
+    model = model.to(getattr(torch, DTYPES[dtype]))
+    return export_model(model, load_tokenizer(path, tc.trust_remote_code), out, storage_options)

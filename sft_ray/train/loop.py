@@ -43,7 +43,7 @@ from sft_ray.train import checkpoint, parallel
 from sft_ray.train.checkpoint import ExampleCounts, Progress, RankPosition
 from sft_ray.train.evaluate import all_reduce_sum, evaluate, validation_batches
 from sft_ray.train.chat_template import has_markers, with_generation_markers
-from sft_ray.train.export import export_model
+from sft_ray.train.export import export_dtypes, export_model
 from sft_ray.train.loss import IGNORE, token_loss_sum
 from sft_ray.train.task_eval import task_metrics
 from sft_ray.train.tokenize import PadCollate, TorchCollate
@@ -123,6 +123,12 @@ def train_loop_per_worker(config: dict) -> None:
         _write_outputs(plan, progress, cfg.storage_options)
         card = cards.model_card(cfg, progress.eval, progress.step, has_markers(with_generation_markers(w.tokenizer)))
         export_model(export, w.tokenizer, join(plan.train_dir, "model"), cfg.storage_options, card=card)
+        export_dtypes(export, w.tokenizer, plan.train_dir, tc.export_dtypes, cfg.storage_options)
+        if tc.export_gguf:
+            from sft_ray.train.gguf_export import export_gguf
+
+            for qtype in tc.export_gguf:
+                export_gguf(export, w.tokenizer, join(plan.train_dir, f"model.{qtype}.gguf"), qtype, cfg.storage_options)
         log.info("model exported to %s", join(plan.train_dir, "model"))
         trackers.close()
 
