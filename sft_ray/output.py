@@ -217,7 +217,10 @@ def claim(out: str, storage_options: dict) -> None:
 
 
 def _built_before(out: str, names: list[str], storage_options: dict) -> bool:
-    """An output of an sft_ray from before the marker: its manifest says it is a build's."""
+    """An output of an sft_ray from before the marker: its manifest says it is a build's, or (an
+    interrupted build) its `_work/` holds the staging fingerprint."""
+    if "_work" in names and storage.exists(storage.join(out, "_work", "fingerprint.json"), storage_options):
+        return True
     if "manifest.json" not in names:
         return False
     try:
