@@ -4,6 +4,7 @@
     sft-ray finetune [--config PATH] [--set key=value ...]   SFT dataset -> model
     sft-ray run      [--config PATH] [--set key=value ...]   both, in one Ray job
     sft-ray report   OUTPUT                                  print a finished run's summary
+    sft-ray export   CHECKPOINT OUT [--dtype bf16]           a checkpoint as a from_pretrained folder
     sft-ray validate-config PATH [--set key=value ...] [--explain]
     sft-ray --version
     sft-ray serve    [RUN_OR_MODEL] [--config serve.yaml] [--set key=value ...]   OpenAI-compatible chat API
@@ -62,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--explain", action="store_true", help="print every key with its description, default and value")
+    s = sub.add_parser("export", help="turn a training checkpoint into a folder from_pretrained opens",
+                       description="Load a checkpoint (<output>/train/checkpoints/step_NNNNNN) into its run's base model "
+                       "(LoRA adapters merged) and save it, with the tokenizer, as a Hugging Face folder.",
+                       epilog="examples:\n  sft-ray export runs/demo/train/checkpoints/step_000010 runs/demo/step10-hf\n"
+                       "  sft-ray export s3://bucket/run/train/checkpoints/step_000050 /tmp/m --dtype bf16",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("checkpoint", help="checkpoint folder (local path or fsspec URL)")
+    s.add_argument("out", help="folder to write (local path or fsspec URL)")
+    s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "f16"], help="weights' dtype in the export")
     s = sub.add_parser("report", help="print the summary of a finished build")
     s.add_argument("output", help="run output path or URL")
     s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible chat API (Ray Serve)")
@@ -169,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             from sft_ray import storage
 
             print(json.dumps(storage.read_json(storage.join(args.output, "manifest.json")), indent=2))
+            return 0
+        if args.verb == "export":
+            from sft_ray.train.export import checkpoint_to_hf
+
+            print(f"exported {checkpoint_to_hf(args.checkpoint, args.out, dtype=args.dtype)}")
             return 0
         if args.verb == "serve":
             serve_verb(args)

@@ -75,6 +75,10 @@ def test_checkpoint_becomes_a_from_pretrained_folder(tiny, tmp_path, lora):
     assert (_logits(loaded, tok) - expect).abs().max() < 0.05
     with pytest.raises(FileNotFoundError, match="not a training checkpoint"):
         checkpoint_to_hf(str(tmp_path), str(tmp_path / "x"))
+    from sft_ray.cli import main  # the same through `sft-ray export`
+
+    assert main(["export", str(ckpt), str(tmp_path / "hf16"), "--dtype", "f16"]) == 0
+    assert next(AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf16")).parameters()).dtype == torch.float16
 
 
 def test_permute_matches_llama_cpp_rotary_layout():
