@@ -1,0 +1,83 @@
+"""Label Studio formats (sft_ray/label/studio.py, label/human.py): the labeling config, task
+selection, JSON and JSON-MIN exports read as human labels, and the human.jsonl file. With
+label-studio-sdk installed, the config and the tasks' predictions are also checked by the SDK's own
+LabelInterface."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sft_ray.label.human import HUMAN_LABELS, append_human_labels, extend_seed, read_human_labels
+from sft_ray.label.seed import SeedSet
+from sft_ray.label.studio import choose_rows, labeling_config, parse_export
+
+CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
+DATA = {"text": "Cup final tonight", "record_id": "news-7", "source": "news", "labeler": "topic", "selected_by": "uncertainty",
+        "model_label": "World", "model_score": 0.31}
+
+
+def _ann(choice, when, cancelled=False, control="topic"):
+    return {"id": 1, "completed_by": {"id": 3, "email": "a@example.org"}, "was_cancelled": cancelled, "created_at": when, "updated_at": when,
+            "result": [{"id": "x", "from_name": control, "to_name": "text", "type": "choices", "value": {"choices": [choice]}}]}
+
+
+def test_choose_rows_least_confident_then_random_audit():
+    scores = np.array([0.9, 0.3, 0.5, 0.31, 0.99, 0.7])
+    picked = choose_rows([f"r{i}" for i in range(6)], scores, 2, 2, seed=0)
+    assert picked[:2] == [(1, "uncertainty"), (3, "uncertainty")]
+    audit = [i for i, why in picked if why == "audit"]
+    assert len(audit) == 2 and not set(audit) & {1, 3}
+    assert picked == choose_rows([f"r{i}" for i in range(6)], scores, 2, 2, seed=0)  # deterministic
+
+
+def test_json_export_newest_uncancelled_annotation_wins():
+    export = [{"id": 11, "data": DATA, "annotations": [_ann("Business", "2026-12-05T08:00:00Z"), _ann("Sports", "2026-12-05T09:00:00Z"),
+                                                       _ann("World", "2026-12-05T10:00:00Z", cancelled=True)]},
+              {"id": 12, "data": {**DATA, "record_id": "news-8"}, "annotations": []}]
+    rows, unlabelled = parse_export(export, "topic", CLASSES)
+    assert unlabelled == 1 and len(rows) == 1
+    assert rows[0] | {} == {"id": "news-7", "labeler": "topic", "label": "Sports", "text": "Cup final tonight", "source": "news",
+                            "annotator": "a@example.org", "annotated_at": "2026-12-05T09:00:00Z", "studio_task": 11}
+
+
+def test_json_min_export():
+    rows, unlabelled = parse_export([{**DATA, "id": 5, "topic": "Sci/Tech", "annotator": "b@example.org"}], "topic", CLASSES)
+    assert unlabelled == 0 and rows[0]["label"] == "Sci/Tech" and rows[0]["annotator"] == "b@example.org"
+
+
+def test_bad_exports_are_errors_not_drops():
+    with pytest.raises(ValueError, match="not one of"):
+        parse_export([{"id": 1, "data": DATA, "annotations": [_ann("Politics", "t")]}], "topic", CLASSES)
+    with pytest.raises(ValueError, match="record_id"):
+        parse_export([{"id": 1, "data": {"text": "x"}, "annotations": []}], "topic", CLASSES)
+    with pytest.raises(ValueError, match="JSON list"):
+        parse_export({"tasks": []}, "topic", CLASSES)
+
+
+def test_human_file_latest_wins_and_extends_the_seed(tmp_path):
+    row = {"id": "a", "labeler": "topic", "label": "World", "text": "t1"}
+    append_human_labels(str(tmp_path), [row, {**row, "id": "b", "text": "t2"}])
+    _, held = append_human_labels(str(tmp_path), [{**row, "label": "Sports"}])
+    human = read_human_labels(str(tmp_path))
+    assert held == 2 and human.by_labeler == {"topic": {"b": "World", "a": "Sports"}}
+    seed = SeedSet(texts=["s"], labels=np.array([0]), label_names=CLASSES, positions=["seed.csv:1"])
+    grown = extend_seed(seed, human.seed_rows("topic"), "label.topic")
+    assert grown.texts == ["s", "t2", "t1"] and grown.labels.tolist() == [0, 0, 1] and grown.positions[1] == f"{HUMAN_LABELS}:1"
+    with pytest.raises(ValueError, match="not classes"):
+        extend_seed(seed, [("x", "Politics")], "label.topic")
+    (tmp_path / HUMAN_LABELS).write_text(json.dumps({"id": "a"}) + "\n")
+    with pytest.raises(ValueError, match="human.jsonl:1"):
+        read_human_labels(str(tmp_path))
+
+
+def test_label_studio_sdk_accepts_config_and_predictions():
+    sdk = pytest.importorskip("label_studio_sdk.label_interface")
+    li = sdk.LabelInterface(labeling_config("topic", CLASSES))
+    assert li.get_control("topic") is not None
+    task = {"data": DATA, "predictions": [{"model_version": "sft_ray-topic", "score": 0.31, "result": [
+        {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["World"]}}]}]}
+    assert li.validate_task(task)
+    assert li.validate_prediction(task["predictions"][0])
