@@ -29,15 +29,15 @@ def test_model_labels_become_targets_and_human_labels_come_back(ray_local, tmp_p
     rows = list(csv.reader((DEMO_DATA / "ag_news_test_part.csv").open(encoding="utf-8")))
     hidden = rows[3000:3100]  # labels hidden: the "unlabelled news source"
     with (tmp_path / "news.csv").open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([[title, text] for _, title, text in hidden])
-    gold = {text: AG_LABELS[c] for c, _, text in hidden}
+        csv.writer(f).writerows([[f"h{i}", title, text] for i, (_, title, text) in enumerate(hidden)])
+    gold = {f"news-h{i}": AG_LABELS[c] for i, (c, _, _) in enumerate(hidden)}  # record id -> the hidden label
     out = tmp_path / "out"
     cfg = {
         "output": str(out),
         "sources": [
             {"name": "ag", "kind": "news", "format": "csv", "path": str(DEMO_DATA / "ag_news_test_part.csv"),
              "fields": {"label": 0, "title": 1, "text": 2}, "label_names": AG_LABELS, "limit": 30},
-            {"name": "news", "kind": "news", "format": "csv", "path": str(tmp_path / "news.csv"), "fields": {"title": 0, "text": 1}},
+            {"name": "news", "kind": "news", "format": "csv", "path": str(tmp_path / "news.csv"), "fields": {"id": 0, "title": 1, "text": 2}},
         ],
         "dedup": {"num_partitions": 2},
         "format": {"count_tokens": False, "validation_fraction": 0.1},
@@ -66,7 +66,7 @@ def test_model_labels_become_targets_and_human_labels_come_back(ray_local, tmp_p
     export = [{"id": i + 1, "data": t["data"], "predictions": t["predictions"], "annotations": [
         {"id": 100 + i, "completed_by": 1, "was_cancelled": False, "created_at": "2026-12-05T08:00:00Z", "result": [
             {"id": "r1", "from_name": "topic", "to_name": "text", "type": "choices", "origin": "manual",
-             "value": {"choices": [gold[curated[t["data"]["record_id"]]["text"]]]}}]}]} for i, t in enumerate(tasks)]
+             "value": {"choices": [gold[t["data"]["record_id"]]]}}]}]} for i, t in enumerate(tasks)]
     (tmp_path / "export.json").write_text(json.dumps(export))
     assert cli.main(["label", "import", str(out), str(tmp_path / "export.json")]) == 0
     human = [json.loads(line) for line in (out / "labels" / "human.jsonl").read_text().splitlines()]
