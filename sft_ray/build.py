@@ -39,6 +39,7 @@ from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
 from sft_ray.format import format_batch, label_options
+from sft_ray.format.labels import label_source_counts
 from sft_ray.format.split import assign_split
 from sft_ray.ingest import describe_inputs, list_inputs
 from sft_ray.label.human import read_human_labels
@@ -174,6 +175,7 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         sft = sft_dedup(sft, sft_cfg, dedup_cfg.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
+        sft_summary["label_sources"] = label_source_counts(sft)  # {task: {gold|human|model|teacher: n}} (format/labels.py)
         for split in ("train", "validation"):
             _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", storage_options, schema.SFT_OUTPUT_SCHEMA)
         _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", storage_options, schema.REJECT_SCHEMA)

@@ -55,4 +55,7 @@ def test_one_build_of_every_use_case(ray_local, tmp_path):
     assert by[("chatterbot", "dialogue", "gold")] > 0
     assert all(r["label_confidence"] is None for r in rows if r["label_source"] == "gold")
     assert all(r["label_confidence"] >= 0.5 for r in rows if r["label_source"] == "model")
+    kept = Counter((r["task"], r["label_source"]) for r in rows)
+    assert m["sft"]["label_sources"]["classification"]["model"] == kept[("classification", "model")]
+    assert m["sft"]["label_sources"]["sentiment"] == {k[1]: n for k, n in kept.items() if k[0] == "sentiment"}
     assert m["label"]["topic"]["rows"] == 200 and m["label"]["sentiment"]["rows"] == 200

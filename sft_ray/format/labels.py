@@ -43,3 +43,26 @@ def label_target(rec: dict, task: str, human: dict[str, dict[str, str]], thresho
     if threshold is None or not label or score is None or score < threshold or (options and label not in options):
         return None
     return label, schema.MODEL, float(score)
+
+
+def label_source_counts_batch(table):
+    """Ray Data UDF: (task, label_source, n) of a batch's kept examples (no reject reason)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kept = table.filter(pc.is_null(table[schema.REJECT_REASON])) if schema.REJECT_REASON in table.column_names else table
+    if kept.num_rows == 0:
+        return pa.table({"task": pa.array([], pa.string()), schema.LABEL_SOURCE: pa.array([], pa.string()), "n": pa.array([], pa.int64())})
+    g = kept.select(["task", schema.LABEL_SOURCE]).group_by(["task", schema.LABEL_SOURCE]).aggregate([([], "count_all")])
+    return pa.table({"task": g["task"], schema.LABEL_SOURCE: g[schema.LABEL_SOURCE], "n": g["count_all"].cast(pa.int64())})
+
+
+def label_source_counts(sft) -> dict[str, dict[str, int]]:
+    """{task: {label_source: kept examples}} of a (materialized) SFT dataset, for the manifest's
+    `sft.label_sources`: how much of the training data the labelers, people and the teacher wrote."""
+    out: dict[str, dict[str, int]] = {}
+    for r in sft.map_batches(label_source_counts_batch, batch_format="pyarrow").take_all():
+        by = out.setdefault(r["task"], {})
+        key = r[schema.LABEL_SOURCE] or "unknown"
+        by[key] = by.get(key, 0) + int(r["n"])
+    return {t: dict(sorted(v.items())) for t, v in sorted(out.items())}
