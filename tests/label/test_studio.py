@@ -73,11 +73,19 @@ def test_human_file_latest_wins_and_extends_the_seed(tmp_path):
         read_human_labels(str(tmp_path))
 
 
-def test_label_studio_sdk_accepts_config_and_predictions():
+def test_label_studio_sdk_accepts_config_tasks_predictions_and_reads_back_its_annotations():
     sdk = pytest.importorskip("label_studio_sdk.label_interface")
     li = sdk.LabelInterface(labeling_config("topic", CLASSES))
-    assert li.get_control("topic") is not None
-    task = {"data": DATA, "predictions": [{"model_version": "sft_ray-topic", "score": 0.31, "result": [
-        {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["World"]}}]}]}
-    assert li.validate_task(task)
-    assert li.validate_prediction(task["predictions"][0])
+    li.validate()  # the config parses, names are unique, toName points at the Text tag
+    assert li.get_control("topic") is not None and set(li.get_control("topic").labels) == set(CLASSES)
+    assert li.validate_task({"data": DATA})  # every $variable of the config is in the task data
+    prediction = {"model_version": "sft_ray-topic", "score": 0.31, "result": [
+        {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": ["World"]}}]}
+    assert li.validate_prediction(prediction, return_errors=True) == []
+    bad = {**prediction, "result": [{**prediction["result"][0], "value": {"choices": ["Politics"]}}]}
+    assert li.validate_prediction(bad, return_errors=True)  # the SDK does check the choice
+    # An annotation as the SDK generates it for this config, in a JSON export, reads back as a human label.
+    ann = li.generate_sample_annotation()
+    assert ann and li.validate_annotation(ann)
+    rows, unlabelled = parse_export([{"id": 1, "data": DATA, "annotations": [ann]}], "topic", CLASSES)
+    assert unlabelled == 0 and rows[0]["label"] in CLASSES and rows[0]["id"] == DATA["record_id"]
