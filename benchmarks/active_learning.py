@@ -5,7 +5,9 @@ The gold AG News labels play the annotator. Per repetition (a different random s
 held-out test rows, a pool of the other 2,800 (labels hidden), a random initial seed of `--initial`
 labelled rows; then `--budget` (200) more labels chosen by each strategy, the head refitted on
 seed + new labels exactly as the build does (sft_ray/label/classifier.py fit_head, calibrated,
-MiniLM last-layer features as label.topic), and its accuracy on the test rows measured:
+MiniLM last-layer features as label.topic), and its accuracy on the test rows measured; also the
+classification targets the pool would get (the new human labels, plus the refitted head's labels at
+>= --min-confidence for the other rows, as format/labels.py does): how many, and what share right:
 
     random              --budget rows drawn at random from the pool
     least confidence    the lowest top probability, one batch: what `sft-ray label export` picks
@@ -89,32 +91,46 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--folds", type=int, default=5, help="calibration folds of each fit (as label.topic.seed)")
+    ap.add_argument("--min-confidence", type=float, default=0.5, help="format.min_label_confidence.classification (default 0.5)")
     ap.add_argument("--out", default=str(RESULTS / "active_learning"))
     args = ap.parse_args()
     texts, y = load()
     x = embeddings(texts, Path(tempfile.gettempdir()) / "sft_ray_bench")
     strategies = ["random", "least confidence", "smallest margin", "margin, 4 rounds"]
     acc: dict[str, list[float]] = {"seed only": [], **{s: [] for s in strategies}}
+    # The SFT data of the pool after the round: human labels on the chosen rows, the refitted head's
+    # label at >= --min-confidence on the others (format/labels.py): how many targets, how many right.
+    tgt_n: dict[str, list[int]] = {k: [] for k in acc}
+    tgt_ok: dict[str, list[float]] = {k: [] for k in acc}
     for rep in range(args.reps):
         rng = np.random.default_rng(rep)
         order = rng.permutation(len(y))
         test, rest = order[:1000], order[1000:]
         labelled, pool = rest[: args.initial].tolist(), rest[args.initial:]
-        acc["seed only"].append(float((fit(x, y, labelled, args.folds).predict_proba(x[test]).argmax(1) == y[test]).mean()))
-        for s in strategies:
-            chosen = pick(s, x, y, labelled, pool, args.budget, np.random.default_rng(1000 + rep), args.folds)
-            acc[s].append(float((fit(x, y, chosen, args.folds).predict_proba(x[test]).argmax(1) == y[test]).mean()))
+        for s in ["seed only", *strategies]:
+            chosen = labelled if s == "seed only" else pick(s, x, y, labelled, pool, args.budget, np.random.default_rng(1000 + rep), args.folds)
+            head = fit(x, y, chosen, args.folds)
+            acc[s].append(float((head.predict_proba(x[test]).argmax(1) == y[test]).mean()))
+            human = np.setdiff1d(chosen, labelled)
+            others = np.setdiff1d(pool, human)
+            p = head.predict_proba(x[others])
+            sure = p.max(1) >= args.min_confidence
+            right = int((p.argmax(1)[sure] == y[others][sure]).sum()) + len(human)
+            tgt_n[s].append(int(sure.sum()) + len(human))
+            tgt_ok[s].append(right / tgt_n[s][-1])
         print(f"rep {rep}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in acc.items()), file=sys.stderr)
     base = np.mean(acc["random"])
     rows = [[k, args.initial + (0 if k == "seed only" else args.budget), float(np.mean(v)), float(np.std(v)),
-             float(np.mean(v) - base) if k != "seed only" else "", float(min(v)), float(max(v))] for k, v in acc.items()]
+             float(np.mean(v) - base) if k != "seed only" else "", float(min(v)), float(max(v)),
+             int(np.mean(tgt_n[k])), float(np.mean(tgt_ok[k]))] for k, v in acc.items()]
     md = (f"AG News (sft_ray/demo/data/ag_news_test_part.csv), MiniLM + calibrated logistic head (label.topic), "
-          f"{args.initial} random seed rows + {args.budget} labels by each strategy, accuracy on 1,000 held-out rows, "
-          f"{args.reps} repetitions (mean, std, min, max):\n\n"
-          + table(["labels chosen by", "labelled rows", "accuracy", "std", "vs random", "min", "max"], rows))
+          f"{args.initial} random seed rows + {args.budget} labels by each strategy; head accuracy on 1,000 held-out rows, "
+          f"and the pool's classification targets (human labels + the refitted head's labels at >= {args.min_confidence}): "
+          f"how many and the share right; {args.reps} repetitions (mean, std, min, max of accuracy):\n\n"
+          + table(["labels chosen by", "labelled rows", "accuracy", "std", "vs random", "min", "max", "pool targets", "targets right"], rows))
     print(md)
     Path(args.out + ".md").write_text(md + "\n\ncommand: python benchmarks/active_learning.py " + " ".join(sys.argv[1:]) + "\n")
-    Path(args.out + ".json").write_text(json.dumps({"args": vars(args), "accuracy": acc}, indent=1))
+    Path(args.out + ".json").write_text(json.dumps({"args": vars(args), "accuracy": acc, "pool_targets": tgt_n, "targets_right": tgt_ok}, indent=1))
 
 
 if __name__ == "__main__":
