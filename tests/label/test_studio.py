@@ -89,3 +89,17 @@ def test_label_studio_sdk_accepts_config_tasks_predictions_and_reads_back_its_an
     assert ann and li.validate_annotation(ann)
     rows, unlabelled = parse_export([{"id": 1, "data": DATA, "annotations": [ann]}], "topic", CLASSES)
     assert unlabelled == 0 and rows[0]["label"] in CLASSES and rows[0]["id"] == DATA["record_id"]
+
+
+def test_real_label_studio_exports_read_back():
+    """Exports written by a Label Studio 1.23.2 server (tests/data/label_studio/README.md)."""
+    from tests.conftest import REPO
+
+    gold = {"news-h1075": "World", "news-h1074": "Business", "news-h1219": "Sci/Tech", "news-h1289": "World"}
+    for name in ("export_json.json", "export_json_min.json"):
+        items = json.loads((REPO / "tests" / "data" / "label_studio" / name).read_text(encoding="utf-8"))
+        rows, unlabelled = parse_export(items, "topic", CLASSES, where=name)
+        assert unlabelled == 0 and {r["id"]: r["label"] for r in rows} == gold, name
+        assert all(r["annotator"] == "1" and r["annotated_at"] for r in rows)
+    full = json.loads((REPO / "tests" / "data" / "label_studio" / "export_json.json").read_text(encoding="utf-8"))
+    assert full[0]["predictions"] and full[0]["data"]["selected_by"] == "uncertainty"  # the server kept the pre-filled prediction
