@@ -42,7 +42,7 @@ from sft_ray.format import format_batch, label_options
 from sft_ray.format.labels import label_source_counts
 from sft_ray.format.split import assign_split
 from sft_ray.ingest import describe_inputs, list_inputs
-from sft_ray.label.human import read_human_labels
+from sft_ray.label.human import human_labels_input, read_human_labels
 from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
@@ -91,6 +91,9 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     if inputs is None:
         inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
     described = describe_inputs(inputs)
+    human_input = human_labels_input(out, storage_options)  # <output>/labels/human.jsonl is an input too (label/human.py)
+    if human_input:
+        described = [*described, human_input]
     if storage.exists(storage.join(out, storage.SUCCESS), storage_options):
         manifest = storage.read_json(storage.join(out, "manifest.json"), storage_options)
         changed = rebuild.changes(manifest, cfg, described)

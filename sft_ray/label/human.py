@@ -102,3 +102,16 @@ def extend_seed(seed, pairs: list[tuple[str, str]], where: str):
         labels=np.concatenate([seed.labels, np.array([seed.label_names.index(lab) for _, lab in pairs], dtype=np.int64)]),
         positions=seed.positions + [f"{HUMAN_LABELS}:{i + 1}" for i in range(len(pairs))],
     )
+
+
+def human_labels_input(output: str, storage_options: dict | None = None) -> dict | None:
+    """The human labels file as one more build input (ingest.describe_inputs shape), or None when
+    there is none: a new import then makes a finished build differ from its inputs (rebuild.py), so
+    the next build says so instead of skipping as already complete."""
+    import hashlib
+
+    url = storage.join(output, HUMAN_LABELS)
+    if not storage.exists(url, storage_options):
+        return None
+    text = storage.read_text(url, storage_options)
+    return {"source": HUMAN_LABELS, "files": [{"path": url, "bytes": len(text.encode()), "version": hashlib.sha1(text.encode()).hexdigest()[:16]}]}

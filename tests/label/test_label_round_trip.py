@@ -15,6 +15,7 @@ import pytest
 from sft_ray import cli
 from sft_ray.build import build_sft_data
 from sft_ray.config import RunConfig
+from sft_ray.output import OutputError
 from tests.conftest import DEMO_DATA
 
 AG_LABELS = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
@@ -72,6 +73,8 @@ def test_model_labels_become_targets_and_human_labels_come_back(ray_local, tmp_p
     human = [json.loads(line) for line in (out / "labels" / "human.jsonl").read_text().splitlines()]
     assert len(human) == 15 and {h["id"] for h in human} == {t["data"]["record_id"] for t in tasks}
 
+    with pytest.raises(OutputError, match="human.jsonl"):  # new human labels: the finished build is out of date, not skipped
+        build_sft_data(RunConfig.model_validate(cfg))
     m2 = build_sft_data(RunConfig.model_validate({**cfg, "overwrite": True})).manifest
     assert m2["label"]["topic"]["human_rows"] == 15 and m2["label"]["topic"]["rows"] == m["label"]["topic"]["rows"] + 15
     after = {r["source_id"]: r for r in _sft(out) if r["task"] == "classification"}
