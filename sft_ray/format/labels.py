@@ -1,6 +1,6 @@
 """Which label a record's classification or sentiment example is trained on, and where it came from.
 
-A labelled task's target is, in order of precedence (docs/ARCHITECTURE.md, "Labels"):
+A labelled task's target is, in order of precedence (docs/ARCHITECTURE.md, "Labels become data"):
 
     gold    the source's own `label` column                                     label_confidence null
     human   a person's label, <output>/labels/human.jsonl (label/studio.py)     label_confidence null
