@@ -39,8 +39,10 @@ from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
 from sft_ray.format import format_batch, label_options
+from sft_ray.format.labels import label_source_counts
 from sft_ray.format.split import assign_split
 from sft_ray.ingest import describe_inputs, list_inputs
+from sft_ray.label.human import human_labels_input, read_human_labels
 from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
@@ -89,6 +91,9 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     if inputs is None:
         inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
     described = describe_inputs(inputs)
+    human_input = human_labels_input(out, storage_options)  # <output>/labels/human.jsonl is an input too (label/human.py)
+    if human_input:
+        described = [*described, human_input]
     if storage.exists(storage.join(out, storage.SUCCESS), storage_options):
         manifest = storage.read_json(storage.join(out, "manifest.json"), storage_options)
         changed = rebuild.changes(manifest, cfg, described)
@@ -134,10 +139,14 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
     log.info("build: read, clean, dedup and decontamination done in %s", duration(timings["read_clean_dedup_s"]))
     label_info: dict = {}
+    human = read_human_labels(out, storage_options)  # <output>/labels/human.jsonl from `sft-ray label import`
+    model_options: dict[str, list[str]] = {}  # labeler -> its classes: the options of model-labelled examples
     if cfg.label.enabled:  # after dedup: nothing is embedded twice or for a record that is then removed
         t_label = time.time()
-        heads = fit_heads(cfg.label, kinds={src.kind for src in cfg.sources})  # no head for kinds the run lacks
+        # no head for kinds the run lacks; human labels (label/human.py) extend the seed sets
+        heads = fit_heads(cfg.label, kinds={src.kind for src in cfg.sources}, human=human)
         label_info = {name: head.info for name, head in heads.items()}
+        model_options = {name: list(head.label_names) for name, head in heads.items()}
         records = label_dataset(records, cfg.label, heads, selector=cfg.placement.models).materialize()
         timings["label_s"] = round(time.time() - t_label, 2)
         log.info("build: labelled in %s", duration(timings["label_s"]))
@@ -160,7 +169,8 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     if cfg.format.enabled:
         t2 = time.time()
         options = label_options(cfg.sources, counts["labels"])
-        sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options})
+        sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options,
+                                                                                  "model_options": model_options, "human": human.by_labeler})
         sft = sft.map_batches(with_tags, batch_format="pyarrow")
         if cfg.teacher.enabled:  # targets written by an LLM for records that have none (synthesize/)
             taught = teacher_examples(curated, cfg, out, storage_options).drop_columns([schema.TEACHER_SCORE])
@@ -168,6 +178,7 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         sft = sft_dedup(sft, sft_cfg, dedup_cfg.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
+        sft_summary["label_sources"] = label_source_counts(sft)  # {task: {gold|human|model|teacher: n}} (format/labels.py)
         for split in ("train", "validation"):
             _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", storage_options, schema.SFT_OUTPUT_SCHEMA)
         _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", storage_options, schema.REJECT_SCHEMA)

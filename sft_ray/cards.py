@@ -65,7 +65,9 @@ def dataset_card(cfg: RunConfig, manifest: dict) -> str:
     lines += ["", f"Splits: train {sft.get('train', 0):,}, validation {sft.get('validation', 0):,}; "
               "each example is in the split of the record it was made from (a record's `split` in `curated/`).", "",
               "Columns: `id`, `task`, `messages` (a list of `{role, content}`: system, user, assistant), `source`, "
-              "`source_id` (the curated record it came from).", "", "## Load", "", "```python", "from datasets import load_dataset", "",
+              "`source_id` (the curated record it came from), `label_source` (where the target came from: gold, human, "
+              "model, teacher, augmented) and `label_confidence` (the model's or teacher's probability of it; null for gold "
+              "and human).", *_label_sources(sft), "", "## Load", "", "```python", "from datasets import load_dataset", "",
               f'ds = load_dataset("parquet", data_files={{"train": "{out}/sft/train/*.parquet", '
               f'"validation": "{out}/sft/validation/*.parquet"}})',
               "# or, from a folder holding this README: load_dataset(FOLDER)", "```", ""]
@@ -117,3 +119,10 @@ def model_card(cfg: RunConfig, ev: dict, steps: int, markers: bool) -> str:
               "The chat template " + ("marks assistant turns with `{% generation %}` (TRL `assistant_only_loss=True` works)."
                                       if markers else "has no generation markers.") + " `sft-ray serve` serves this folder.", ""]
     return "\n".join(lines)
+
+
+def _label_sources(sft: dict) -> list[str]:
+    """One line: kept examples per task whose target is not the source's own (model, human, teacher)."""
+    parts = [f"{task}: " + ", ".join(f"{src} {n:,}" for src, n in by.items())
+             for task, by in sorted((sft.get("label_sources") or {}).items()) if set(by) - {"gold"}]
+    return ["", "Targets by label source: " + "; ".join(parts) + "."] if parts else []

@@ -5,6 +5,7 @@
     sft-ray run      [--config PATH] [--set key=value ...]   both, in one Ray job
     sft-ray report   OUTPUT                                  print a finished run's summary
     sft-ray export   CHECKPOINT OUT [--dtype bf16]           a checkpoint as a from_pretrained folder
+    sft-ray label export RUN | label import RUN FILE         human labels via Label Studio (label/studio.py)
     sft-ray validate-config PATH [--set key=value ...] [--explain]
     sft-ray --version
     sft-ray serve    [RUN_OR_MODEL] [--config serve.yaml] [--set key=value ...]   OpenAI-compatible chat API
@@ -74,6 +75,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "f16"], help="weights' dtype in the export")
     s = sub.add_parser("report", help="print the summary of a finished build")
     s.add_argument("output", help="run output path or URL")
+    s = sub.add_parser("label", help="human labels: Label Studio export / import (sft_ray/label/studio.py)",
+                       description="Send the rows the model is least sure of (plus a random audit slice) to Label Studio, "
+                       "and bring the people's labels back as <output>/labels/human.jsonl: the next build trains on them "
+                       "(gold > human > model) and adds them to the labeler's seed set.",
+                       epilog="examples:\n  sft-ray label export runs/news --uncertain 200 --audit 50\n"
+                       "  sft-ray label import runs/news project-1-at-2026-12-05.json\n"
+                       "  sft-ray build --config my.yaml --set overwrite=true     # rebuild with the human labels",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    lsub = s.add_subparsers(dest="label_verb", required=True)
+    le = lsub.add_parser("export", help="write <run>/labels/studio/tasks.json and config.xml")
+    le.add_argument("run", help="a finished build's output (label stage on)")
+    le.add_argument("--labeler", default="topic", choices=["topic", "sentiment"])
+    le.add_argument("--uncertain", type=int, default=200, help="least confident rows (default 200)")
+    le.add_argument("--audit", type=int, default=50, help="random rows from the rest (default 50)")
+    le.add_argument("--seed", type=int, default=0, help="seed of the audit sample")
+    li = lsub.add_parser("import", help="read a Label Studio JSON / JSON-MIN export into <run>/labels/human.jsonl")
+    li.add_argument("run")
+    li.add_argument("file", help="the export file")
+    li.add_argument("--labeler", default="topic", choices=["topic", "sentiment"])
     s = sub.add_parser("serve", help="serve a model over an OpenAI-compatible chat API (Ray Serve)")
     s.add_argument("model", nargs="?", help="fine-tune run folder, model folder, s3:// URL or model name")
     s.add_argument("--config", help="YAML ServeConfig (sft_ray/serve/config.py)")
@@ -115,6 +135,21 @@ def serve_verb(args) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         print("stopping: serve.shutdown()", flush=True)
         serve.shutdown()
+
+
+def label_verb(args) -> None:
+    from sft_ray.label import studio
+
+    if args.label_verb == "export":
+        info = studio.export_tasks(args.run, args.labeler, args.uncertain, args.audit, args.seed)
+        print(f"{info['uncertainty']} least-confident + {info['audit']} audit rows of {info['candidates']} model-labelled "
+              f"rows -> {info['tasks']}\nlabeling config -> {info['config']}\n"
+              "In Label Studio: create a project with this labeling config, import the tasks, label, then Export -> JSON "
+              f"and run: sft-ray label import {args.run} <export.json>")
+    else:
+        info = studio.import_export(args.run, args.file, args.labeler)
+        print(f"{info['imported']} human labels imported ({info['without_annotation']} tasks without an annotation), "
+              f"{info['held']} held in {info['file']}; rebuild (--set overwrite=true) to train on them")
 
 
 def print_build(result) -> None:
@@ -187,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.verb == "serve":
             serve_verb(args)
+            return 0
+        if args.verb == "label":
+            try:
+                label_verb(args)
+            except ValueError as e:  # a bad export file or a run without the labeler: one message, no traceback
+                print(f"sft-ray label {args.label_verb}: error: {e}", file=sys.stderr)
+                return EXIT_USAGE
             return 0
         cfg = load_config(args.config, args.overrides)
         if args.verb == "validate-config":

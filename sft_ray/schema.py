@@ -96,6 +96,15 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
+# Provenance of an SFT example's target (format/labels.py). `gold`: from the source (its label, title,
+# translation, answer, conversation); `human`: a person's label brought back from Label Studio
+# (label/studio.py); `model`: a labeler's prediction at or above format.min_label_confidence; `teacher`:
+# written by the LLM teacher (synthesize/); `augmented`: derived from another example. Precedence for
+# a record's label: gold > human > model.
+LABEL_SOURCE, LABEL_CONFIDENCE = "label_source", "label_confidence"
+GOLD, HUMAN, MODEL, TEACHER, AUGMENTED = "gold", "human", "model", "teacher", "augmented"
+LABEL_SOURCES = (GOLD, HUMAN, MODEL, TEACHER, AUGMENTED)
+
 SFT_SCHEMA = pa.schema(
     [
         pa.field(ID, pa.string(), nullable=False),
@@ -108,6 +117,8 @@ SFT_SCHEMA = pa.schema(
         pa.field(SOURCE, pa.string(), nullable=False),
         pa.field("source_id", pa.string(), nullable=False),
         pa.field(SPLIT, pa.string(), nullable=False),
+        pa.field(LABEL_SOURCE, pa.string()),  # where the target came from: one of LABEL_SOURCES
+        pa.field(LABEL_CONFIDENCE, pa.float64()),  # the model's (teacher's) probability of the target; null for gold and human
     ]
 )
 

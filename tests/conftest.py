@@ -15,6 +15,12 @@ DEMO_DATA = REPO / "sft_ray" / "demo" / "data"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end tests (run in CI; deselect with -m 'not slow')")
+    # A fresh Hugging Face datasets cache per session: `datasets.load_dataset(FOLDER)` caches a local folder
+    # under its name ("demo") without regard to the files' contents, so a build loaded by an earlier session
+    # (another checkout, older columns) would be returned instead of this one's.
+    import tempfile
+
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="sft_ray_test_hf_datasets_")
 
 
 @pytest.fixture(scope="session")

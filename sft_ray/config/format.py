@@ -9,6 +9,22 @@ from pydantic import Field, field_validator
 from sft_ray.config.base import StrictModel
 
 
+class LabelConfidenceConfig(StrictModel):
+    """Per task: the least calibrated probability a labeler's prediction needs to become a training
+    target for a record without a gold or human label (sft_ray/format/labels.py). None: never use model
+    labels for that task. The defaults are the labelers' own thresholds (sft_ray/config/label.py), where
+    benchmarks/label_quality.py measured the accuracy of what passes."""
+
+    classification: float | None = Field(
+        # Four AG News topics: at 0.5, ~95% of held-out rows pass with ~0.88 accuracy (benchmarks/label_quality.py).
+        default=0.5, ge=0, le=1, description="Least `topic_score` for a classification example from the topic labeler.",
+    )
+    sentiment: float | None = Field(
+        # rt-polarity: at 0.7, ~63% of held-out rows pass, ~0.85 of them right (benchmarks/label_quality.py).
+        default=0.7, ge=0, le=1, description="Least `sentiment_score` for a sentiment example from the sentiment labeler.",
+    )
+
+
 class FormatConfig(StrictModel):
     """Turns curated records into chat-format SFT examples, one or more tasks per record kind."""
 
@@ -37,6 +53,12 @@ class FormatConfig(StrictModel):
         default=True,
         description="Count each task's tokens (chat template applied) with train.model's tokenizer for the manifest; "
         "falls back to whitespace words, and says so, when the tokenizer cannot be loaded offline.",
+    )
+    min_label_confidence: LabelConfidenceConfig = Field(
+        default_factory=LabelConfidenceConfig,
+        description="Model labels as targets: a record with no gold label (and no human one, <output>/labels/human.jsonl) "
+        "gets a classification / sentiment example from the label stage's prediction when its score is at least this. "
+        "Every example says where its target came from (`label_source`) and how sure the model was (`label_confidence`).",
     )
     validation_fraction: float = Field(default=0.05, ge=0.0, le=1.0, description="Share of source records (by id hash) whose examples go to validation.")
     seed: int = Field(default=0, description="Salts the split hash and the template rotation.")

@@ -37,6 +37,12 @@ class SourceConfig(StrictModel):
         default_factory=dict,
         description="Gold label value -> label name, e.g. AG News {'1': World, '2': Sports, ...}.",
     )
+    hide_labels: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Share of records (chosen by a hash of the id) whose gold label is withheld: moved to "
+        "meta.hidden_label, so the label stage's model labels become their targets (format.min_label_confidence). "
+        "Shows and measures auto-labelling on a labelled corpus (the demo hides 25% of AG News labels).",
+    )
     header: bool = Field(default=False, description="csv/tsv: the first row is a header.")
     encoding: str = Field(default="utf-8", description="csv, tsv and lines: text encoding (e.g. latin-1 for the original rt-polarity, "
                           "cp1252 for a spreadsheet's CSV export), or `auto` to detect it per file; other formats are UTF-8. A row "

@@ -62,17 +62,22 @@ def chat(system: str | None, user: str, assistant: str) -> list[dict]:
     return msgs + [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
 
 
-def examples_for(rec: dict, tasks: list[str], options: list[str], both_directions: bool, system: str | None, seed: int) -> Iterator[tuple[str, str, list[dict]]]:
+def examples_for(rec: dict, tasks: list[str], options: list[str], both_directions: bool, system: str | None, seed: int,
+                 labels: dict[str, str | None] | None = None) -> Iterator[tuple[str, str, list[dict]]]:
     """Yield (example id, task, messages) for every task this record can serve.
 
-    A task the record cannot serve (no gold label, no title) yields nothing: that is not a reject,
-    the record stays in curated/ and may serve other tasks.
+    `labels`: the target of each labelled task (classification, sentiment) as chosen by
+    format/labels.py (gold > human > model); None: the record's gold `label`. A task the record cannot
+    serve (no label, no title) yields nothing: that is not a reject, the record stays in curated/ and
+    may serve other tasks.
     """
     rid = rec[schema.ID]
-    if "classification" in tasks and rec.get(schema.LABEL) and rec.get(schema.TEXT) and options:
+    if labels is None:
+        labels = {"classification": rec.get(schema.LABEL), "sentiment": rec.get(schema.LABEL)}
+    if "classification" in tasks and labels.get("classification") and rec.get(schema.TEXT) and options:
         article = f"Title: {rec[schema.TITLE]}\n{rec[schema.TEXT]}" if rec.get(schema.TITLE) else rec[schema.TEXT]
         user = pick(CLASSIFICATION, article, "classification", seed).format(options=", ".join(options), article=article)
-        yield f"{rid}:classification", "classification", chat(system, user, rec[schema.LABEL])
+        yield f"{rid}:classification", "classification", chat(system, user, labels["classification"])
     if "headline" in tasks and rec.get(schema.TITLE) and rec.get(schema.TEXT):
         user = pick(HEADLINE, rec[schema.TEXT], "headline", seed).format(text=rec[schema.TEXT])
         yield f"{rid}:headline", "headline", chat(system, user, rec[schema.TITLE])
@@ -90,10 +95,10 @@ def examples_for(rec: dict, tasks: list[str], options: list[str], both_direction
         q = rec[schema.QUESTION].strip()
         user = pick(QA, f"{rec[schema.TEXT]}\x00{q}", "qa", seed).format(context=rec[schema.TEXT], question=q, question_lc=q[:1].lower() + q[1:])
         yield f"{rid}:qa", "qa", chat(system, user, rec[schema.ANSWER].strip())
-    if "sentiment" in tasks and rec.get(schema.LABEL) and rec.get(schema.TEXT) and options:
+    if "sentiment" in tasks and labels.get("sentiment") and rec.get(schema.TEXT) and options:
         user = pick(SENTIMENT, rec[schema.TEXT], "sentiment", seed).format(
             options=", ".join(options), options_or=" or ".join(options), text=rec[schema.TEXT])
-        yield f"{rid}:sentiment", "sentiment", chat(system, user, rec[schema.LABEL])
+        yield f"{rid}:sentiment", "sentiment", chat(system, user, labels["sentiment"])
     if "dialogue" in tasks and rec.get(schema.CONVERSATION):
         messages = json.loads(rec[schema.CONVERSATION])  # validated at ingest (ingest/dialogue.py)
         if system and messages[0]["role"] != "system":

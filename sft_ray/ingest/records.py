@@ -63,6 +63,14 @@ def _as_text(v: Any) -> tuple[str | None, str | None]:
     return None, "wrong_type"
 
 
+def _hidden(record_id: str, share: float) -> bool:
+    """Whether a record's gold label is withheld (SourceConfig.hide_labels): a hash of its id, so
+    the same records whatever the partitioning (format/split.py hashed_share)."""
+    from sft_ray.format.split import RESOLUTION, hashed_share
+
+    return hashed_share(record_id, "hide_labels", 0) < share * RESOLUTION
+
+
 def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: str) -> dict:
     meta = {"file": file_rel, "line": raw.position, **(raw.meta or {})}
     base = {schema.SOURCE: src.name, schema.KIND: src.kind}
@@ -109,6 +117,8 @@ def to_record(src: SourceConfig, mapping: dict[str, str], raw: Raw, file_rel: st
     else:
         content = [rec.get(c) for c in mapping if c != schema.ID] if src.kind != "sft" else [json.dumps(raw.fields, sort_keys=True, default=str)]
         rec[schema.ID] = f"{src.name}-{stable_hash(*content)}"
+    if src.hide_labels and rec.get(schema.LABEL) is not None and _hidden(rec[schema.ID], src.hide_labels):
+        meta["hidden_label"] = rec.pop(schema.LABEL)  # the gold label, kept for measuring the model's (SourceConfig.hide_labels)
     if problem:
         rec[schema.REJECT_STAGE], rec[schema.REJECT_REASON] = STAGE, problem
         if rec.get(schema.TEXT) is None:

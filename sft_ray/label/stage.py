@@ -17,6 +17,7 @@ import ray
 from sft_ray.config import LabelConfig
 from sft_ray.label.classifier import LinearHead, fit_head
 from sft_ray.label.embed import BaseEmbedder, make_embedder
+from sft_ray.label.human import HumanLabels, extend_seed
 from sft_ray.label.lang import fill_lang_batch
 from sft_ray.label.labelers import HeadSpec, Labeler
 from sft_ray.label.seed import load_seed, text_key
@@ -26,10 +27,12 @@ from sft_ray.pools import model_pool
 log = logging.getLogger("sft_ray")
 
 
-def fit_heads(cfg: LabelConfig, embedder: BaseEmbedder | None = None, kinds: set[str] | None = None) -> dict[str, LinearHead]:
+def fit_heads(cfg: LabelConfig, embedder: BaseEmbedder | None = None, kinds: set[str] | None = None,
+              human: HumanLabels | None = None) -> dict[str, LinearHead]:
     """One fitted head per enabled labeler; `head.info` says on what and how well (for the manifest).
 
     `kinds`: the source kinds of the run; a labeler for none of them is not fitted (seconds saved).
+    `human`: the run's human labels (label/human.py), added to each labeler's seed set.
     """
     todo = {name: lcfg for name, lcfg in cfg.labelers().items()
             if lcfg.enabled and (kinds is None or set(lcfg.kinds) & set(kinds))}
@@ -42,6 +45,8 @@ def fit_heads(cfg: LabelConfig, embedder: BaseEmbedder | None = None, kinds: set
     for name, lcfg in todo.items():
         t0 = time.time()
         seed = load_seed(lcfg.seed, where=f"label.{name}.seed")
+        if human is not None and human.seed_rows(name):
+            seed = extend_seed(seed, human.seed_rows(name), where=f"label.{name}")
         good = lcfg.score_class
         if good is not None and good not in seed.label_names:
             raise ValueError(f"label.{name}.{lcfg.score_class_field}={good!r} is not a label of label.{name}.seed (has {seed.label_names})")
@@ -51,6 +56,8 @@ def fit_heads(cfg: LabelConfig, embedder: BaseEmbedder | None = None, kinds: set
                         seed=lcfg.seed.sample_seed, layers=layers)
         head = dataclasses.replace(head, seed_keys=frozenset(text_key(t) for t in seed.texts))
         head.info["fit_s"] = round(time.time() - t0, 2)
+        if human is not None and human.seed_rows(name):
+            head.info["human_rows"] = len(human.seed_rows(name))
         log.info("label: %s head fitted on %d seed rows %s", name, len(seed.texts), head.info)
         heads[name] = head
     return heads

@@ -161,6 +161,7 @@ def finish_batch(table: pa.Table, cfg: TeacherConfig) -> pa.Table:
         {
             schema.ID: table[schema.ID], "task": table["task"], "messages": pa.array(messages, schema.TEACHER_SCHEMA.field("messages").type),
             schema.SOURCE: table[schema.SOURCE], "source_id": table["source_id"], schema.SPLIT: table[schema.SPLIT],
+            schema.LABEL_SOURCE: pa.array([schema.TEACHER] * n, pa.string()), schema.LABEL_CONFIDENCE: pa.array(scores, pa.float64()),
             schema.REJECT_REASON: pa.array(reasons, pa.string()), schema.DUPLICATE_OF: pa.nulls(n, pa.string()),
             schema.TEACHER_SCORE: pa.array(scores, pa.float64()),
         },
