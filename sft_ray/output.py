@@ -104,6 +104,9 @@ class Lease:
                     fs.rm(path)
             except FileNotFoundError:
                 pass
+            except Exception as e:  # noqa: BLE001 - never mask the build's own error; the lease then expires by its ttl
+                log.warning("output lease %s not released (%s: %s); it expires %.0f s after its last heartbeat",
+                            self.url, type(e).__name__, e, self.ttl_s)
             self._etag = None
 
     def _heartbeat(self) -> None:

@@ -70,7 +70,7 @@ def test_output_layout(built):
     sft = pq.read_table(out / "sft" / "train").to_pylist()
     assert {e["task"] for e in sft} == {"classification", "headline", "translation"}
     assert all(m["role"] in ("system", "user", "assistant") for e in sft for m in e["messages"])
-    assert set(sft[0]) == {"id", "task", "messages", "source", "source_id"}
+    assert set(sft[0]) == {"id", "task", "messages", "source", "source_id", "label_source", "label_confidence"}
     assert "agnews" in (out / "report" / "report.html").read_text()
 
 
@@ -204,7 +204,8 @@ def test_empty_outputs_still_have_a_readable_parquet(ray_local, tmp_path):
     out = tmp_path / "out"
     assert res.manifest["counts"]["kept"] == 1 and res.manifest["counts"]["rejected"] == 0
     assert pq.read_table(out / "rejects").num_rows == 0 and "reason" in pq.read_table(out / "rejects").column_names
-    assert pq.read_table(out / "sft" / "validation").column_names == ["id", "task", "messages", "source", "source_id"]
+    assert pq.read_table(out / "sft" / "validation").column_names == ["id", "task", "messages", "source", "source_id",
+                                                                       "label_source", "label_confidence"]
 
 
 def test_pii_is_redacted_and_counted(built):

@@ -140,7 +140,8 @@ def test_store_dying_mid_build_fails_and_leaves_no_success(store, ray_local):
 
     proxy, fs = store["proxy"], store["fs"]
     proxy.enabled, proxy.down = False, False
-    proxy.down_after_writes = proxy._seq["write"] + 6  # the probe, fingerprint and a few staged files get through
+    # The probe, the output's lease and ownership marker, the fingerprint and a few staged files get through.
+    proxy.down_after_writes = proxy._seq["write"] + 8
     t0 = time.time()
     try:
         with pytest.raises(Exception) as err:
