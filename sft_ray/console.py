@@ -51,20 +51,12 @@ def setup_logging(level: int = logging.INFO, worker: bool = False) -> None:
     (train/loop.py), whose root logger already prints through Ray's handler: there sft_ray's lines
     get their own handler and do not propagate, so each prints once."""
     if worker:
-        if not any(getattr(h, "_sft_ray", False) for h in log.handlers):
-            h = logging.StreamHandler()
-            h.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
-            h._sft_ray = True  # type: ignore[attr-defined]
-            log.addHandler(h)
+        _own_handler(log)
         log.setLevel(level)
         log.propagate = False
         return
     root = logging.getLogger()
-    if not any(getattr(h, "_sft_ray", False) for h in root.handlers):
-        h = logging.StreamHandler()
-        h.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
-        h._sft_ray = True  # type: ignore[attr-defined]
-        root.addHandler(h)
+    _own_handler(root)
     root.setLevel(level)
     log.setLevel(level)
     log.propagate = True
@@ -80,6 +72,15 @@ def setup_logging(level: int = logging.INFO, worker: bool = False) -> None:
             if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) \
                     and not any(isinstance(f, _QuietRay) for f in h.filters):
                 h.addFilter(_QuietRay())
+
+
+def _own_handler(logger: logging.Logger) -> None:
+    """Our console handler on `logger`, once."""
+    if not any(getattr(h, "_sft_ray", False) for h in logger.handlers):
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+        h._sft_ray = True  # type: ignore[attr-defined]
+        logger.addHandler(h)
 
 
 def summary(cfg: RunConfig, verb: str) -> str:
