@@ -42,6 +42,12 @@ _EXAMPLES = """examples:
   ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml -- python jobs/pipeline.py --config my.yaml"""
 
 
+def _verb(sub, name: str, help_: str, description: str, examples: list[str]) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows its description and example command lines."""
+    return sub.add_parser(name, help=help_, description=description, epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def _parser() -> argparse.ArgumentParser:
     from sft_ray import __version__
 
@@ -55,21 +61,18 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--config", help="YAML run config (default: the embedded demo; a config file must name its output)")
         s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="dotted override, repeatable; the value is YAML (e.g. --set sources.0.limit=100)")
-    s = sub.add_parser("validate-config", help="validate a config and print it resolved",
-                       description="Validate a run config (unknown keys and bad values name the key and the file) and print it "
-                       "resolved; --explain adds each key's description.",
-                       epilog="examples:\n  sft-ray validate-config jobs/configs/demo.yaml\n"
-                       "  sft-ray validate-config jobs/configs/demo.yaml --explain --set train.max_steps=5",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = _verb(sub, "validate-config", "validate a config and print it resolved",
+              "Validate a run config (unknown keys and bad values name the key and the file) and print it resolved; "
+              "--explain adds each key's description.",
+              ["sft-ray validate-config jobs/configs/demo.yaml", "sft-ray validate-config jobs/configs/demo.yaml --explain --set train.max_steps=5"])
     s.add_argument("config")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--explain", action="store_true", help="print every key with its description, default and value")
-    s = sub.add_parser("export", help="turn a training checkpoint into a folder from_pretrained opens",
-                       description="Load a checkpoint (<output>/train/checkpoints/step_NNNNNN) into its run's base model "
-                       "(LoRA adapters merged) and save it, with the tokenizer, as a Hugging Face folder.",
-                       epilog="examples:\n  sft-ray export runs/demo/train/checkpoints/step_000010 runs/demo/step10-hf\n"
-                       "  sft-ray export s3://bucket/run/train/checkpoints/step_000050 /tmp/m --dtype bf16",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = _verb(sub, "export", "turn a training checkpoint into a folder from_pretrained opens",
+              "Load a checkpoint (<output>/train/checkpoints/step_NNNNNN) into its run's base model (LoRA adapters merged) "
+              "and save it, with the tokenizer, as a Hugging Face folder.",
+              ["sft-ray export runs/demo/train/checkpoints/step_000010 runs/demo/step10-hf",
+               "sft-ray export s3://bucket/run/train/checkpoints/step_000050 /tmp/m --dtype bf16"])
     s.add_argument("checkpoint", help="checkpoint folder (local path or fsspec URL)")
     s.add_argument("out", help="folder to write (local path or fsspec URL)")
     s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "f16"], help="weights' dtype in the export")

@@ -42,7 +42,7 @@ from sft_ray.storage import join, write_json, write_text
 from sft_ray.train import checkpoint, parallel
 from sft_ray.train.checkpoint import ExampleCounts, Progress, RankPosition
 from sft_ray.train.evaluate import all_reduce_sum, evaluate, validation_batches
-from sft_ray.train.chat_template import has_markers, with_generation_markers
+from sft_ray.train.chat_template import add_generation_markers
 from sft_ray.train.export import export_dtypes, export_model
 from sft_ray.train.loss import IGNORE, token_loss_sum
 from sft_ray.train.task_eval import task_metrics
@@ -121,7 +121,8 @@ def train_loop_per_worker(config: dict) -> None:
     export = parallel.export_module(w.model, w.raw, tc, w.model_path, w.rank)  # every rank: gathers under FSDP
     if w.rank == 0:
         _write_outputs(plan, progress, cfg.storage_options)
-        card = cards.model_card(cfg, progress.eval, progress.step, has_markers(with_generation_markers(w.tokenizer)))
+        # Generation markers once, here; save_hf's own call then finds them in place.
+        card = cards.model_card(cfg, progress.eval, progress.step, add_generation_markers(w.tokenizer))
         export_model(export, w.tokenizer, join(plan.train_dir, "model"), cfg.storage_options, card=card)
         export_dtypes(export, w.tokenizer, plan.train_dir, tc.export_dtypes, cfg.storage_options)
         if tc.export_gguf:
