@@ -53,7 +53,7 @@ import ray
 
 from sft_ray import schema
 from sft_ray import storage
-from sft_ray.clean import clean_batch
+from sft_ray.clean import changes, clean_batch
 from sft_ray.config import RunConfig
 from sft_ray.dedup.removals import ROW, UNIT_BITS
 from sft_ray.ingest import ranges
@@ -62,9 +62,11 @@ from sft_ray.ingest.records import read_items
 log = logging.getLogger("sft_ray")
 WORK = "_work"
 _STAGED = pa.schema([("key", pa.string()), ("rows", pa.int64())])
-# Staged records: the record schema plus each record's row within its unit, from which dedup's row
-# ids (unit ordinal << 32 | row: dedup/removals.py) are made when the units are read back.
-STAGED_SCHEMA = schema.RECORD_SCHEMA.append(pa.field(ROW, pa.int64()))
+# Staged records: the record schema, what normalisation changed (clean/changes.py: internal columns
+# that the write pass reads for the report and drops), and each record's row within its unit, from
+# which dedup's row ids (unit ordinal << 32 | row: dedup/removals.py) are made when the units are read back.
+TRACED_SCHEMA = pa.schema([*schema.RECORD_SCHEMA, *changes.FIELDS])
+STAGED_SCHEMA = TRACED_SCHEMA.append(pa.field(ROW, pa.int64()))
 
 
 @dataclass(frozen=True)
@@ -286,12 +288,11 @@ def _count_piece(row: dict, options_json: str) -> dict:
 
 
 def unit_records(cfg: RunConfig, source: str, items: list[dict]) -> Iterator[pa.Table]:
-    """One unit's records, read and cleaned, in RECORD_SCHEMA blocks of at most `read_batch_size` rows."""
+    """One unit's records, read and cleaned, in TRACED_SCHEMA blocks of at most `read_batch_size` rows."""
     src = next(s for s in cfg.sources if s.name == source)
     for block in read_items(src, items, cfg.read_batch_size, cfg.clean.extract):
-        if cfg.clean.enabled:
-            block = clean_batch(block, cfg.clean)
-        yield block.select(schema.RECORD_SCHEMA.names).cast(schema.RECORD_SCHEMA)
+        block = clean_batch(block, cfg.clean) if cfg.clean.enabled else changes.with_columns(block, [0] * block.num_rows, {})
+        yield block.select(TRACED_SCHEMA.names).cast(TRACED_SCHEMA)
 
 
 def _numbered(blocks: Iterator[pa.Table], base: int) -> Iterator[pa.Table]:

@@ -27,9 +27,12 @@ import re
 import unicodedata
 
 import ftfy
+import ftfy.fixes
 import pyarrow as pa
 
 from sft_ray import schema
+from sft_ray.clean import changes
+from sft_ray.clean.changes import BIT
 from sft_ray.config import CleanConfig
 from sft_ray.tags import live_mask, set_columns, tag
 
@@ -70,26 +73,55 @@ _BOILERPLATE = re.compile(
 
 def repair_text(text: str, cfg: CleanConfig) -> str:
     """Steps 1-3: mojibake and entities, markup residue, control characters."""
+    return _repair(text, cfg)[0]
+
+
+def _repair(text: str, cfg: CleanConfig) -> tuple[str, int]:
+    """`repair_text`, and the bit mask of the steps that changed the text (clean/changes.py)."""
     # C0 before ftfy, which would delete them (joining the words around them); C1 after it, since
     # UTF-8 read as Latin-1 is made of C1 characters that ftfy turns back into text.
-    text = _C0.sub(" ", text)
-    if cfg.fix_mojibake and not (text.isascii() and "&" not in text):
-        text = ftfy.fix_text(text, uncurl_quotes=False, fix_character_width=False, normalization=None)
-    if cfg.strip_markup and "<" in text:
-        text = _HTML_TAG.sub(" ", text)
-    text = _CONTROL.sub(" ", text)
-    if "\u200b" in text:
-        text = _ZWSP_BETWEEN_WORDS.sub(" ", text)
-    return _INVISIBLE.sub("", text)
+    mask = 0
+    new = _C0.sub(" ", text)
+    mask |= BIT["control"] if new != text else 0
+    if cfg.fix_mojibake and not (new.isascii() and "&" not in new):
+        text, new = new, ftfy.fix_text(new, uncurl_quotes=False, fix_character_width=False, normalization=None)
+        if new != text:
+            mask |= _ftfy_steps(text, new)
+    if cfg.strip_markup and "<" in new:
+        text, new = new, _HTML_TAG.sub(" ", new)
+        mask |= BIT["markup"] if new != text else 0
+    text = new
+    new = _CONTROL.sub(" ", new)
+    if "\u200b" in new:
+        new = _ZWSP_BETWEEN_WORDS.sub(" ", new)
+    new = _INVISIBLE.sub("", new)
+    return new, mask | (BIT["control"] if new != text else 0)
+
+
+def _ftfy_steps(text: str, fixed: str) -> int:
+    """Which steps ftfy's change of `text` into `fixed` belongs to: its line-break fixes
+    (whitespace), its control-character removal (control), and anything else, its decoding and
+    entity fixes (mojibake). The first two are cheap functions of ftfy's, replayed here; only texts
+    ftfy changed pay for them."""
+    breaks = ftfy.fixes.fix_line_breaks(text)
+    plain = ftfy.fixes.remove_control_chars(breaks)
+    return ((BIT["whitespace"] if breaks != text else 0) | (BIT["control"] if plain != breaks else 0)
+            | (BIT["mojibake"] if plain != fixed else 0))
 
 
 def normalize_text(text: str | None) -> str | None:
     """Steps 4-5: NFC and whitespace."""
-    if text is None:
-        return None
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+    return None if text is None else _normalize(text)[0]
+
+
+def _normalize(text: str) -> tuple[str, int]:
+    new = unicodedata.normalize("NFC", text)
+    mask = BIT["nfc"] if new != text else 0
+    text = new
+    new = new.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in new.split("\n")]
+    new = _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+    return new, mask | (BIT["whitespace"] if new != text else 0)
 
 
 def drop_boilerplate_lines(text: str, max_words: int) -> str:
@@ -99,12 +131,19 @@ def drop_boilerplate_lines(text: str, max_words: int) -> str:
 
 
 def clean_text(text: str | None, kind: str, cfg: CleanConfig) -> str | None:
-    if text is None:
-        return None
-    text = normalize_text(repair_text(text, cfg))
+    return None if text is None else clean_text_steps(text, kind, cfg)[0]
+
+
+def clean_text_steps(text: str, kind: str, cfg: CleanConfig) -> tuple[str, int]:
+    """Steps 1-6 on one text, and the bit mask of the steps that changed it (clean/changes.py)."""
+    text, repaired = _repair(text, cfg)
+    text, normalised = _normalize(text)
+    mask = repaired | normalised
     if kind in cfg.boilerplate_kinds and text:
-        text = drop_boilerplate_lines(text, cfg.boilerplate_max_words)
-    return text
+        new = drop_boilerplate_lines(text, cfg.boilerplate_max_words)
+        mask |= BIT["boilerplate"] if new != text else 0
+        text = new
+    return text, mask
 
 
 def length_reason(rec_kind: str, text: str | None, src: str | None, tgt: str | None, cfg: CleanConfig) -> str | None:
@@ -124,16 +163,27 @@ def length_reason(rec_kind: str, text: str | None, src: str | None, tgt: str | N
 
 
 def normalize_batch(table: pa.Table, cfg: CleanConfig) -> pa.Table:
-    """First link of `clean_batch`: repair and normalise live rows, tag length rejects."""
+    """First link of `clean_batch`: repair and normalise live rows, tag length rejects, and record
+    what normalisation changed (the trace columns of clean/changes.py)."""
     live = live_mask(table).to_pylist()
     kinds = table[schema.KIND].to_pylist()
+    masks = [0] * table.num_rows
+    before: dict[str, list] = {}
     if cfg.normalize:
         cols = {}
         for c in TEXT_COLUMNS:
-            values = table[c].to_pylist()
-            # Boilerplate lines are a property of page bodies, so only `text` loses them.
-            cols[c] = [clean_text(v, k if c == schema.TEXT else "", cfg) if ok else v for v, k, ok in zip(values, kinds, live)]
+            before[c] = values = table[c].to_pylist()
+            out = []
+            for i, (v, k, ok) in enumerate(zip(values, kinds, live)):
+                if not ok or v is None:
+                    out.append(v)
+                    continue
+                # Boilerplate lines are a property of page bodies, so only `text` loses them.
+                new, mask = clean_text_steps(v, k if c == schema.TEXT else "", cfg)
+                masks[i] |= mask
+                out.append(new)
+            cols[c] = out
         table = set_columns(table, cols)
     texts, srcs, tgts = (table[c].to_pylist() for c in (schema.TEXT, schema.SRC_TEXT, schema.TGT_TEXT))
     reasons = [length_reason(k, t, s, g, cfg) for k, t, s, g in zip(kinds, texts, srcs, tgts)]
-    return tag(table, STAGE, reasons)
+    return changes.with_columns(tag(table, STAGE, reasons), masks, before)

@@ -19,7 +19,7 @@ import ray
 
 from sft_ray import schema
 from sft_ray.clean import segment
-from sft_ray.report import sample
+from sft_ray.report import normalization, sample
 from sft_ray.report.sample import sample_block
 from sft_ray.report.scores import STATS
 from sft_ray.tags import live_mask
@@ -79,7 +79,7 @@ def profile_block(table: pa.Table) -> pa.Table:
     sample | reject: a bounded sample of records of every state (report/sample.py; json = the record).
     """
     live = live_mask(table)
-    rows: list[dict] = sample_block(table, live)
+    rows: list[dict] = sample_block(table, live) + normalization.block_rows(table)
     kept = table.filter(live)
     for col in TEXT_COLUMNS:
         if col not in kept.column_names:
@@ -129,9 +129,12 @@ class Profile:
         self.agree: dict = defaultdict(lambda: defaultdict(Counter))
         self.seed_rows: dict = defaultdict(Counter)
         self.sampled: list[dict] = []
+        self.norm = normalization.Normalization()
 
     def add(self, rows: list[dict]) -> "Profile":
         for r in rows:
+            if self.norm.add(r):
+                continue
             if r["what"] in self.hist:
                 h = self.hist[r["what"]].setdefault(r["column"], {"counts": Counter(), "sum": 0, "count": 0})
                 if r["key"] in ("sum", "count"):
@@ -171,6 +174,7 @@ class Profile:
                        "records": samples},
             "percentiles": sample_percentiles(samples["kept"]),
             "rejects_sample": rejects,
+            "normalization": self.norm.result(),
         }
 
 

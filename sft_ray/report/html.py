@@ -11,7 +11,7 @@ import html
 import logging
 
 from sft_ray import storage
-from sft_ray.report import plots
+from sft_ray.report import normalization, plots
 from sft_ray.report.browse import BROWSE_JS
 from sft_ray.report.filters import filter_scores
 from sft_ray.report.funnel import funnel
@@ -31,6 +31,7 @@ STYLE = (
     "table.browse td.t{min-width:24em;white-space:normal;font-size:.9em}th[aria-sort=ascending]::after{content:' \\25B2'}"
     "th[aria-sort=descending]::after{content:' \\25BC'}.scores{display:flex;flex-wrap:wrap}.scores img.plot{max-width:49%}"
     "details{margin:.3em 0}div.wide{overflow-x:auto;max-height:40em;overflow-y:auto}"
+    "del{background:#fdd;color:#900}ins{background:#dfd;color:#060}.diffhead{font-size:.85em;color:#555;margin-top:.6em}"
 )
 
 
@@ -334,6 +335,7 @@ def render_html(report: dict) -> str:
                   _section("percentiles", "Percentiles", _percentiles(data, report.get("sft"))),
                   _section("filters", "Filter scores and thresholds", _filters(report.get("filter_scores", {}))),
                   _section("rejects", "Rejected samples per reason", _rejects(data)),
+                  _section("normalization", "Normalisation: what changed", normalization.render(data.get("normalization", {}))),
                   _section("languages", "Languages", _languages(data)),
                   _section("labels", "Label distributions", _labels(data))]
     parts.append(_section("label-quality", "Label quality against gold", _label_quality(report.get("label_quality", {}))))

@@ -258,7 +258,7 @@ def test_sft_token_histogram_counts_kept_examples_per_split(ray_local):
 
 # ---- The data engineer's report: samples, filter scores, per-source funnel, SFT balance, browsing ----
 
-NEW_SECTIONS = ["sources", "percentiles", "filters", "rejects", "samples"]
+NEW_SECTIONS = ["sources", "percentiles", "filters", "rejects", "normalization", "samples"]
 _SENTENCES = ["The council approved the new budget for the city library on Monday.",
               "Residents said that the plan would have a large effect on the schools.",
               "Officials expect the work to be finished before the end of the year.",
@@ -295,8 +295,25 @@ def _web_records() -> list[pa.Table]:
                 rows.append(_doc(i, _page(i, 12), reject_stage="dedup", reject_reason="contaminated", duplicate_of="bench:y", **kw))
             else:
                 rows.append(_doc(i, _page(i, 9 + i % 7), **kw))
-        blocks.append(schema.records_from_rows(rows))
+        blocks.append(_as_cleaned(schema.records_from_rows(rows)))
     return blocks
+
+
+def _as_cleaned(table: pa.Table) -> pa.Table:
+    """`table` as the clean stage leaves it: every third kept page is given raw-text faults that
+    normalisation repairs back to the same text (a sharing line, double spaces, a zero-width space,
+    a CRLF), so the records carry what normalisation changed (clean/changes.py)."""
+    from sft_ray.clean.normalize import normalize_batch
+    from sft_ray.config import CleanConfig
+
+    texts = table[schema.TEXT].to_pylist()
+    live = [r is None for r in table[schema.REJECT_REASON].to_pylist()]
+    raw = [("Share on Facebook\n" if k % 4 == 0 else "") + t.replace(". ", ".  ", 2).replace("the ", "the\u200b ", 1).replace("\n", "\r\n", 1)
+           if ok and k % 3 == 0 else t for k, (t, ok) in enumerate(zip(texts, live))]
+    out = normalize_batch(table.set_column(table.schema.get_field_index(schema.TEXT), schema.TEXT, pa.array(raw, pa.string())),
+                          CleanConfig(min_chars=1))
+    assert out[schema.TEXT].to_pylist() == texts and out[schema.REJECT_REASON].to_pylist() == table[schema.REJECT_REASON].to_pylist()
+    return out
 
 
 def test_filter_statistics_agree_with_the_filters():
@@ -485,6 +502,9 @@ def test_new_report_sections_render_in_headless_chromium(web_report, tmp_path):
     assert sec["rejects"].count("class=msg") >= 7 and "gopher_repetition_dup_para_frac" in sec["rejects"]
     assert "crawl-a" in sec["sources"] and "crawl-b" in sec["sources"] and sec["sources"].count("<img ") == 1
     assert "p99" in sec["percentiles"] and "prompt" in sec["percentiles"]
+    norm = sec["normalization"]
+    assert "<del>Share on Facebook↵" in norm and "<del>⟨ZWSP⟩</del>" in norm and "<del>⟨CR⟩</del>" in norm
+    assert all(f"<td>{step}</td>" in norm for step in ("boilerplate", "control", "whitespace"))
     assert "Label balance of the SFT set" in sec["sft"] and "Prompt vs response" in sec["lengths"] and "Tokens per SFT example" in sec["lengths"]
 
     # The sample table in the browser: sorted by chars (descending), filtered by a search and a state.
