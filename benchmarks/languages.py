@@ -99,7 +99,7 @@ def near_inputs(seed: int = 0, lines_per_doc: int = LINES_PER_DOC) -> dict:
             pairs["char"].append((i, len(texts) - 1))
             texts.append(_word_edit(docs[i], lang, 0.01, rng))
             pairs["word"].append((i, len(texts) - 1))
-        out[lang] = {"texts": texts, "pairs": pairs, "char_rate": char_rate}
+        out[lang] = {"texts": texts, "pairs": pairs, "char_rate": char_rate, "seed": seed}
     return out
 
 
@@ -199,7 +199,8 @@ def measure_throughput(inp: dict, repeats: int = 3) -> dict:
 
 
 def measure(inputs: dict) -> dict:
-    return {"near": measure_near(inputs["near"]), "web": measure_web(inputs["web"]), "throughput": measure_throughput(inputs["throughput"])}
+    parts = {"near": measure_near, "web": measure_web, "throughput": measure_throughput}
+    return {k: parts[k](v) for k, v in inputs.items()}
 
 
 # ------------------------------------------------------------------------------ report
@@ -210,12 +211,26 @@ def _f(x: float) -> str:
 def report(inputs: dict, res: dict, base: dict | None) -> str:
     L = []
     cols = ("before", "after") if base else ("",)
+    from sft_ray.config import NearDedupConfig
+
+    if "near" in res:
+        L += _near_report(inputs, res, base, cols, NearDedupConfig().verify_jaccard)
+    if "web" in res:
+        L += _web_report(res, base, cols)
+    if "throughput" in res:
+        L += _throughput_report(res, base, cols)
+    return "\n".join(L)
+
+
+def _near_report(inputs: dict, res: dict, base: dict | None, cols: tuple, verify: float) -> list[str]:
+    L = []
 
     def both(get):
         return [get(base), get(res)] if base else [get(res)]
 
     words = sorted(len(t.split()) for t in inputs["near"]["en"]["texts"])
-    L.append(f"### Near-duplicates per language (MinHash-LSH 14x8 + exact Jaccard >= 0.8; English documents ~{words[len(words) // 2]} words)\n")
+    L.append(f"### Near-duplicates per language (MinHash-LSH 14x8 + exact Jaccard >= verify_jaccard, {verify} after; "
+             f"English documents ~{words[len(words) // 2]} words; seed {inputs['near']['en'].get('seed', 0)})\n")
     hdr = " | ".join(f"P {c} | R {c} | F1 {c}".replace("  ", " ") for c in cols)
     L.append(f"| language / edits | docs | planted | {hdr} |")
     L.append("|---|---:|---:|" + "---:|" * (3 * len(cols)))
@@ -224,6 +239,15 @@ def report(inputs: dict, res: dict, base: dict | None) -> str:
         edit = f"{inputs['near'][lang]['char_rate']:.1%} chars deleted" if kind == "char" else "1% words dropped/replaced"
         cells = " | ".join(" | ".join(_f(r["near"][key][m]) for m in ("p", "r", "f1")) for r in both(lambda x: x))
         L.append(f"| {lang} / {edit} | {res['near'][key]['docs']} | {PLANTED} | {cells} |")
+    return L
+
+
+def _web_report(res: dict, base: dict | None, cols: tuple) -> list[str]:
+    L = []
+
+    def both(get):
+        return [get(base), get(res)] if base else [get(res)]
+
     L.append("\n### Web pages through the default clean chain (kind web, language detected)\n")
     L.append("| language | pages | " + " | ".join(f"kept {c}".strip() for c in cols) + " | rejects after |")
     L.append("|---|---:|" + "---:|" * len(cols) + "---|")
@@ -236,6 +260,15 @@ def report(inputs: dict, res: dict, base: dict | None) -> str:
     L.append(f"| all | {sum(v['pages'] for v in res['web']['pages'].values())} | " + " | ".join(str(tot(r)) for r in both(lambda x: x)) + " | |")
     bp = both(lambda r: r["web"]["boilerplate"])
     L.append("\nHeld-out boilerplate blocks kept (should not rise): " + " -> ".join(f"{b['kept']}/{b['blocks']} ({b['kept'] / b['blocks']:.1%})" for b in bp))
+    return L
+
+
+def _throughput_report(res: dict, base: dict | None, cols: tuple) -> list[str]:
+    L = []
+
+    def both(get):
+        return [get(base), get(res)] if base else [get(res)]
+
     L.append("\n### Clean throughput (default chain, one process, best of 3; WMT22 zh-en, the same documents in both languages)\n")
     L.append("| language | docs | " + " | ".join(f"docs/CPU-s {c}".strip() for c in cols) + " | " + " | ".join(f"chars/CPU-s {c}".strip() for c in cols) + " |")
     L.append("|---|---:|" + "---:|" * (2 * len(cols)))
@@ -244,13 +277,15 @@ def report(inputs: dict, res: dict, base: dict | None) -> str:
         L.append(f"| {lang} | {t[-1]['docs']} | " + " | ".join(f"{x['docs_per_cpu_s']:,.0f}" for x in t) + " | " + " | ".join(f"{x['chars_per_cpu_s']:,.0f}" for x in t) + " |")
     tp = res["throughput"]
     L.append(f"\nzh / en docs per CPU-second (after): {tp['zh']['docs_per_cpu_s'] / tp['en']['docs_per_cpu_s']:.2f}")
-    return "\n".join(L)
+    return L
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--baseline", help="source tree of the code to compare against (e.g. from git archive)")
     ap.add_argument("--near-lines", type=int, default=LINES_PER_DOC, help="lines per near-dup document (10: ~150 English words; 20: ~300)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the planted near-duplicate edits")
+    ap.add_argument("--parts", default="near,web,throughput", help="which measurements to run (comma-separated)")
     ap.add_argument("--measure", help=argparse.SUPPRESS)  # child mode: inputs JSON in, results JSON on stdout
     args = ap.parse_args(argv)
     if args.measure:
@@ -260,7 +295,8 @@ def main(argv=None) -> int:
         print(f"skipped: {WMT} not found (set SFT_RAY_CORPORA)")
         return 0
     sys.path.insert(0, str(ROOT))
-    inputs = {"near": near_inputs(lines_per_doc=args.near_lines), "web": web_inputs(), "throughput": throughput_inputs()}
+    make = {"near": lambda: near_inputs(args.seed, args.near_lines), "web": web_inputs, "throughput": throughput_inputs}
+    inputs = {k: make[k]() for k in args.parts.split(",")}
     base = None
     if args.baseline:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:

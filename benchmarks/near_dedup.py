@@ -25,7 +25,7 @@ against the document they were matched to.
 
 What runs (same documents, same parameters: word 5-grams, 112 permutations as 14 bands x 8 rows):
   sft_ray          near_dedup on a local Ray with --cpus CPUs: read jsonl -> signatures -> LSH ->
-                   exact-Jaccard verification (>= 0.8) -> connected components -> tags
+                   exact-Jaccard verification (>= near.verify_jaccard, 0.75) -> connected components -> tags
   sft_ray LSH only the same with verify_jaccard off (what the peers do)
   datasketch       MinHash + MinHashLSH, query-then-insert keep-first, 1 process, own venv
                    (benchmarks/peers/datasketch_minhash.py)
@@ -424,6 +424,8 @@ def main() -> None:
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--cache-dir", type=Path, default=BENCH_CACHE)
     ap.add_argument("--peers", default="datasketch", help="comma-separated peers to run: datasketch, datatrove (or none)")
+    ap.add_argument("--also-verify", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                    help="more sft_ray rows with these verify_jaccard values (the default's row is always run)")
     ap.add_argument("--memory", action="store_true", help="time and peak RSS per Ray worker at each of --sizes")
     ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[10_000, 100_000, 300_000],
                     help="corpus sizes of --memory (comma-separated)")
@@ -453,7 +455,11 @@ def main() -> None:
     _init_ray(args.cpus)
     t_init = time.perf_counter() - t0
     t_warm = warm_up(files)
-    for name, verify in (("sft_ray", 0.8), ("sft_ray LSH only", None)):
+    from sft_ray.config import NearDedupConfig
+
+    default = NearDedupConfig().verify_jaccard
+    extra = [(f"sft_ray verify {v}", v) for v in args.also_verify if v != default]
+    for name, verify in (("sft_ray", default), *extra, ("sft_ray LSH only", None)):
         sec, removed = run_sft_ray(files, verify, args.cpus, n)
         results[name] = {"seconds": sec, "startup": t_init + t_warm, "removed": removed}
         print(f"{name}: {sec:.1f} s, {len(removed):,} removed", flush=True)
