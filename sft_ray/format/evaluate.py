@@ -28,8 +28,7 @@ Bounded memory (docs/ARCHITECTURE.md, "Scale"): each block becomes a small table
 sum, at most tasks x references x classes^2 x 101 x 2 rows whatever the block's size; the driver folds
 them batch by batch. No record reaches the driver.
 
-`teacher_validity` does the same for the LLM teacher's requests: the share whose output parsed and
-validated (synthesize/parse.py), per teacher task.
+The LLM teacher's outputs are judged in format/teacher_eval.py.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ SCORED, SEED, UNKNOWN_CLASS = "scored", "seed", "unknown_class"
 GRID = np.round(np.arange(101) / 100, 2)  # score bins: bin k holds GRID[k] <= score < GRID[k + 1]
 CURVE_STEP = 5  # curve points every 5 grid steps: thresholds 0, 0.05, ..., 1
 RELIABILITY_BINS = 10
-INVALID_TEACHER_OUTPUT = "invalid_teacher_output"  # synthesize/teacher.py REASON
 
 PARTIAL_SCHEMA = pa.schema([
     pa.field("task", pa.string()), pa.field("reference", pa.string()), pa.field("status", pa.string()),
@@ -252,25 +250,3 @@ def evaluate_targets(curated, specs: dict[str, dict], human: dict[str, dict[str,
                      "seed_cv_accuracy": info.get("cv_accuracy"), "references": refs,
                      "label_sources": label_sources.get(task, {}), "noise": noise_estimate(refs, label_sources.get(task, {}))}
     return out
-
-
-# ------------------------------------------------------------------------------------------ teacher
-def teacher_batch(table: pa.Table) -> pa.Table:
-    """Ray Data UDF: (task, valid, n) of a batch's teacher examples (`label_source` teacher)."""
-    mine = table.filter(pc.fill_null(pc.equal(table[schema.LABEL_SOURCE], schema.TEACHER), False))
-    invalid = pc.fill_null(pc.equal(mine[schema.REJECT_REASON], INVALID_TEACHER_OUTPUT), False) if schema.REJECT_REASON in mine.column_names \
-        else pa.array(np.zeros(mine.num_rows, dtype=bool))
-    t = pa.table({"task": mine["task"], "valid": pc.invert(invalid), "n": pa.array(np.ones(mine.num_rows, dtype=np.int64))})
-    g = t.group_by(["task", "valid"]).aggregate([("n", "sum")])
-    return pa.table({"task": g["task"], "valid": g["valid"], "n": g["n_sum"]})
-
-
-def teacher_validity(sft) -> dict[str, dict]:
-    """{teacher task: {requests, valid, validity_rate}}: how many of the teacher's generations parsed
-    and validated (the others are `invalid_teacher_output` in sft/rejects/). Empty without a teacher."""
-    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for t in sft.map_batches(teacher_batch, batch_format="pyarrow").iter_batches(batch_format="pyarrow", batch_size=None):
-        for r in t.to_pylist():
-            acc[r["task"]][0] += r["n"]
-            acc[r["task"]][1] += r["n"] * bool(r["valid"])
-    return {task: {"requests": n, "valid": v, "validity_rate": _r(v / n)} for task, (n, v) in sorted(acc.items()) if n}

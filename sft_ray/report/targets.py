@@ -44,7 +44,13 @@ def label_targets(sft: dict) -> str:
     if teacher:
         out += "<h3>LLM teacher: validity</h3><p>Share of the teacher's generations that parsed and validated (the others are <code>invalid_teacher_output</code> in sft/rejects/).</p>"
         out += _rows(["task", "requests", "valid", "validity rate"],
-                     [[t, f"{v['requests']:,}", f"{v['valid']:,}", _f(v["validity_rate"])] for t, v in teacher.items()])
+                     [[t, f"{v.get('requests', 0):,}", f"{v.get('valid', 0):,}", _f(v.get("validity_rate"))] for t, v in teacher.items()])
+        scored = {t: v["reference_scores"] for t, v in teacher.items() if v.get("reference_scores")}
+        if scored:
+            out += ("<p>Free-text teacher outputs against the record's title, where it has one (corpus chrF, sacrebleu defaults; "
+                    "mean ROUGE-L F1; 0-100).</p>")
+            out += _rows(["task", "reference", "pairs", "chrF", "ROUGE-L"],
+                         [[t, v["reference"], f"{v['pairs']:,}", f"{v['chrf']:.1f}", f"{v['rougeL']:.1f}"] for t, v in scored.items()])
     return out
 
 

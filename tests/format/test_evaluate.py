@@ -20,8 +20,8 @@ from sft_ray.format.evaluate import (
     partial_counts,
     summarize,
     target_specs,
-    teacher_batch,
 )
+from sft_ray.format.teacher_eval import fold_pair_stats, pair_stats_batch, teacher_batch
 from sft_ray.label.classifier import LinearHead
 from sft_ray.report.targets import label_targets
 
@@ -127,16 +127,31 @@ def test_teacher_validity_counts_invalid_outputs():
     assert rows == [("qa", False, 1), ("qa", True, 2), ("summary", True, 1)]
 
 
+def test_teacher_reference_scores_fold_to_sacrebleu_corpus_chrf_and_mean_rouge_l():
+    from sacrebleu.metrics import CHRF
+
+    from sft_ray.train.task_eval import rouge_l_f1
+
+    hyp, ref = ["the cat sat", "a dog", "stocks fall"], ["the cat sat down", "a big dog", "markets fall sharply"]
+    blocks = [pa.table({"task": ["summary"] * k, "teacher_output": hyp[i:i + k], "reference": ref[i:i + k]}) for i, k in ((0, 2), (2, 1))]
+    got = fold_pair_stats(pair_stats_batch(b) for b in blocks)["summary"]
+    assert got["pairs"] == 3 and got["chrf"] == round(CHRF().corpus_score(hyp, [ref]).score, 2)
+    assert got["rougeL"] == round(100 * sum(rouge_l_f1(h, r) for h, r in zip(hyp, ref)) / 3, 2)
+
+
 def test_report_section_shows_sources_numbers_and_plots():
     m = _metrics()
     sft = {"label_sources": {"classification": {"gold": 60, "model": 40}},
            "label_eval": {"classification": {"labeler": "topic", "threshold": 0.7, "kinds": ["news"], "seed_cv_accuracy": 0.88,
                                              "references": {"hidden": m},
                                              "noise": noise_estimate({"hidden": m}, {"gold": 60, "model": 40})}},
-           "teacher_eval": {"qa": {"requests": 4, "valid": 3, "validity_rate": 0.75}}}
+           "teacher_eval": {"qa": {"requests": 4, "valid": 3, "validity_rate": 0.75},
+                            "summary": {"requests": 2, "valid": 2, "validity_rate": 1.0,
+                                        "reference_scores": {"reference": "title", "pairs": 2, "chrf": 54.38, "rougeL": 70.0}}}}
     page = label_targets(sft)
     assert "Expected label noise of the classification examples: 0.00%" in page and "40 of 100 kept examples" in page
     assert page.count("<img ") == 3 and "reliability" in page and "coverage and accuracy" in page
+    assert "<td>54.4</td><td>70.0</td>" in page
     assert "<td>model</td>" not in page and "<td>40</td>" in page and "0.750" in page
     assert label_targets({}).startswith("<p>No SFT examples")
 
@@ -168,3 +183,26 @@ def test_label_export_ranks_by_smallest_margin_and_falls_back_to_the_score(tmp_p
     info = export_tasks(str(tmp_path), n_uncertain=2, n_audit=0)
     tasks = json.loads((tmp_path / "labels" / "studio" / "tasks.json").read_text())
     assert info["ranked_by"] == "topic_score" and [t["data"]["record_id"] for t in tasks] == ["r0", "r2"]
+
+
+def test_teacher_eval_joins_outputs_with_titles_in_ray(ray_local):
+    from sft_ray.config import TeacherConfig
+    from sft_ray.format.teacher_eval import teacher_eval
+
+    def ex(i, task, answer, reason=None, source="teacher"):
+        return {"id": f"e{i}", "task": task, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}],
+                "source": "web", "source_id": f"r{i}", "split": "train", "label_source": source, "label_confidence": None,
+                "reject_reason": reason, "duplicate_of": None}
+
+    sft = ray_local.data.from_items([ex(0, "summary", "stocks fall"), ex(1, "summary", "a dog", "invalid_teacher_output"),
+                                     ex(2, "summary", "rain today"), ex(3, "qa", "Paris"), ex(4, "classification", "World", source="gold")])
+    curated = ray_local.data.from_arrow(schema.records_from_rows([
+        {"id": "r0", "source": "web", "kind": "web", "text": "x", "title": "markets fall sharply"},
+        {"id": "r1", "source": "web", "kind": "web", "text": "x", "title": "a big dog"},
+        {"id": "r2", "source": "web", "kind": "web", "text": "x"},  # no title: no reference
+        {"id": "r3", "source": "web", "kind": "web", "text": "x", "title": "France"}]))
+    got = teacher_eval(sft, curated, TeacherConfig(), 2)
+    assert got["qa"] == {"requests": 1, "valid": 1, "validity_rate": 1.0}  # a JSON task: validity only
+    assert {k: got["summary"][k] for k in ("requests", "valid", "validity_rate")} == {"requests": 3, "valid": 2, "validity_rate": 0.6667}
+    ref = got["summary"]["reference_scores"]
+    assert ref["pairs"] == 1 and ref["reference"] == "title" and ref["rougeL"] == 40.0  # "stocks fall" vs "markets fall sharply": P 1/2, R 1/3
