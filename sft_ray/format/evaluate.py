@@ -120,7 +120,10 @@ def eval_batch(table: pa.Table, specs: dict[str, dict], human: dict[str, dict[st
         gold = table[schema.LABEL] if schema.LABEL in table.column_names else pa.nulls(table.num_rows, pa.string())
         gold = pc.if_else(pc.equal(gold, ""), pa.scalar(None, pa.string()), gold)
         by_person = human.get(lab) or {}
-        person = pa.array([by_person.get(i) for i in table[schema.ID].to_pylist()] if by_person else [None] * table.num_rows, pa.string())
+        person = pa.nulls(table.num_rows, pa.string())
+        if by_person:  # record id -> human label, looked up as an index into the labels
+            at = pc.index_in(table[schema.ID], value_set=pa.array(list(by_person), pa.string()))
+            person = pa.array(list(by_person.values()), pa.string()).take(at)
         flags = table[schema.LABEL_FLAGS] if schema.LABEL_FLAGS in table.column_names else pa.nulls(table.num_rows, pa.string())
         seed = pc.fill_null(pc.match_substring_regex(flags, f"(^|,){schema.seed_flag(lab)}(,|$)"), False)
         for reference, ref in ((HIDDEN, hidden), (GOLD, gold), (HUMAN, person)):
