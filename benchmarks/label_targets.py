@@ -112,7 +112,7 @@ def main() -> None:
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "label_targets.md").write_text(text, encoding="utf-8")
-    (RESULTS / "label_targets.json").write_text(json.dumps({"args": vars(args) | {"work": str(work)}, "wall_s": wall, "label_eval": m["sft"]["label_eval"],
+    (RESULTS / "label_targets.json").write_text(json.dumps({"args": vars(args) | {"work": None if args.work is None else str(args.work)}, "wall_s": wall, "label_eval": m["sft"]["label_eval"],
                                                             "label_sources": m["sft"]["label_sources"], "measured": measured}, indent=1, default=str))
 
 
