@@ -39,8 +39,10 @@ from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
 from sft_ray.dedup.sft import survivors as sft_survivors
 from sft_ray.format import format_batch, label_options
+from sft_ray.format.evaluate import evaluate_targets, target_specs
 from sft_ray.format.labels import label_source_counts
 from sft_ray.format.split import assign_split
+from sft_ray.format.teacher_eval import teacher_eval
 from sft_ray.ingest import describe_inputs, list_inputs
 from sft_ray.label.human import human_labels_input, read_human_labels
 from sft_ray.label.stage import fit_heads, label_dataset
@@ -179,6 +181,11 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
         sft = sft_dedup(sft, sft_cfg, dedup_cfg.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
         sft_summary["label_sources"] = label_source_counts(sft)  # {task: {gold|human|model|teacher: n}} (format/labels.py)
+        # How right the model targets are, against gold they did not train on; the teacher's validity (format/evaluate.py).
+        specs = target_specs(cfg.format, {name: True for name in model_options}, model_options)
+        sft_summary["label_eval"] = evaluate_targets(curated, specs, human.by_labeler, sft_summary["label_sources"], label_info)
+        if cfg.teacher.enabled:
+            sft_summary["teacher_eval"] = teacher_eval(sft, curated, cfg.teacher, dedup_cfg.num_partitions)  # format/teacher_eval.py
         for split in ("train", "validation"):
             _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", storage_options, schema.SFT_OUTPUT_SCHEMA)
         _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", storage_options, schema.REJECT_SCHEMA)

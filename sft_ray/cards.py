@@ -125,4 +125,11 @@ def _label_sources(sft: dict) -> list[str]:
     """One line: kept examples per task whose target is not the source's own (model, human, teacher)."""
     parts = [f"{task}: " + ", ".join(f"{src} {n:,}" for src, n in by.items())
              for task, by in sorted((sft.get("label_sources") or {}).items()) if set(by) - {"gold"}]
-    return ["", "Targets by label source: " + "; ".join(parts) + "."] if parts else []
+    lines = ["", "Targets by label source: " + "; ".join(parts) + "."] if parts else []
+    noise = [f"{task} {ev['noise']['expected_noise_rate']:.1%} ({ev['noise']['model_examples']:,} model targets, accuracy "
+             f"{ev['noise']['accuracy_at_threshold']:.3f} against {ev['noise']['reference']} labels at threshold {ev['threshold']:g})"
+             for task, ev in sorted((sft.get("label_eval") or {}).items())
+             if (ev.get("noise") or {}).get("reference") and ev["noise"].get("expected_noise_rate") is not None]
+    if noise:  # format/evaluate.py: the model targets scored against gold they did not train on
+        lines += ["", "Expected label noise (wrong model targets / examples): " + "; ".join(noise) + "."]
+    return lines

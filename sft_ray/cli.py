@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     le = lsub.add_parser("export", help="write <run>/labels/studio/tasks.json and config.xml")
     le.add_argument("run", help="a finished build's output (label stage on)")
     le.add_argument("--labeler", default="topic", choices=["topic", "sentiment"])
-    le.add_argument("--uncertain", type=int, default=200, help="least confident rows (default 200)")
+    le.add_argument("--uncertain", type=int, default=200, help="least sure rows: smallest <labeler>_margin (default 200)")
     le.add_argument("--audit", type=int, default=50, help="random rows from the rest (default 50)")
     le.add_argument("--seed", type=int, default=0, help="seed of the audit sample")
     li = lsub.add_parser("import", help="read a Label Studio JSON / JSON-MIN export into <run>/labels/human.jsonl")
@@ -145,7 +145,7 @@ def label_verb(args) -> None:
 
     if args.label_verb == "export":
         info = studio.export_tasks(args.run, args.labeler, args.uncertain, args.audit, args.seed)
-        print(f"{info['uncertainty']} least-confident + {info['audit']} audit rows of {info['candidates']} model-labelled "
+        print(f"{info['uncertainty']} least-sure (smallest {info['ranked_by']}) + {info['audit']} audit rows of {info['candidates']} model-labelled "
               f"rows -> {info['tasks']}\nlabeling config -> {info['config']}\n"
               "In Label Studio: create a project with this labeling config, import the tasks, label, then Export -> JSON "
               f"and run: sft-ray label import {args.run} <export.json>")

@@ -26,6 +26,9 @@ LABELERS = (TOPIC, SENTIMENT, QUALITY)
 TOPIC_SCORE, SENTIMENT_SCORE, QUALITY_SCORE = (f"{name}_score" for name in LABELERS)
 LABEL_TRUNCATED = "label_truncated"  # the text the labelers saw was cut to the model window
 LABEL_FLAGS = "label_flags"  # comma-separated: select-step flags (action=flag), `<labeler>_seed` on seed texts; null when none
+# `<name>_margin`: the head's top probability minus its second (label/labelers.py): how close the
+# runner-up class came; `sft-ray label export --uncertain` asks people about the smallest (label/studio.py).
+TOPIC_MARGIN, SENTIMENT_MARGIN, QUALITY_MARGIN = (f"{name}_margin" for name in LABELERS)
 
 
 def seed_flag(labeler: str) -> str:
@@ -42,6 +45,10 @@ LABEL_FIELDS = [
     pa.field(QUALITY_SCORE, pa.float64()),  # calibrated probability of label.quality.good_label (not of `quality`)
     pa.field(LABEL_TRUNCATED, pa.bool_()),
     pa.field(LABEL_FLAGS, pa.string()),
+    # Added after the first eight (never reordered: readers index them): top minus second probability.
+    pa.field(TOPIC_MARGIN, pa.float64()),
+    pa.field(SENTIMENT_MARGIN, pa.float64()),
+    pa.field(QUALITY_MARGIN, pa.float64()),
 ]
 # The train/validation split of a record: set once, after dedup and before decontamination, by
 # format/split.py:assign_split (build.py); decontamination, the teacher and format read it. Null on

@@ -1,7 +1,7 @@
 """`label`: the model-backed labelers (topic, sentiment, quality) and the select rule each one applies.
 
 Tag, then select: labelers only add columns (`topic`, `topic_score`, `sentiment`, `sentiment_score`,
-`quality`, `quality_score`, `label_truncated`); the select step (sft_ray/label/select.py) then rejects
+`quality`, `quality_score`, `label_truncated`, `<labeler>_margin`); the select step (sft_ray/label/select.py) then rejects
 (stage `label`) or flags (`label_flags`) rows whose score is below the labeler's threshold. Each
 labeler is one `LabelerConfig`; topic, sentiment and quality differ only in defaults, and their select
 rule is data on the class (`reject_reason`, `flag`, the names of the threshold and score-class fields),

@@ -44,10 +44,17 @@ class LinearHead:
     def predict(self, x: np.ndarray, score_label: str | None = None) -> tuple[list[str], np.ndarray]:
         """(label names, probability of the predicted label) per row; with `score_label`, the probability
         of that class instead (a quality score is P(good) whatever the predicted label)."""
+        names, scores, _ = self.predict_with_margin(x, score_label)
+        return names, scores
+
+    def predict_with_margin(self, x: np.ndarray, score_label: str | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """`predict` plus each row's margin: top minus second probability (0 = a tie, 1 = certain);
+        the uncertainty measure of margin sampling (Settles 2009, "Active Learning Literature Survey", 3.1)."""
         p = self.predict_proba(x)
         top = p.argmax(1)
         scored = top if score_label is None else np.full(len(top), self.label_index(score_label))
-        return [self.label_names[i] for i in top], p[np.arange(len(top)), scored]
+        two = np.sort(p, axis=1)[:, -2:] if p.shape[1] >= 2 else np.concatenate([np.zeros_like(p), p], axis=1)
+        return [self.label_names[i] for i in top], p[np.arange(len(top)), scored], two[:, 1] - two[:, 0]
 
     def label_index(self, label: str) -> int:
         if label not in self.label_names:

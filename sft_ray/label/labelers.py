@@ -3,9 +3,10 @@
 A Ray Data callable class (docs/ARCHITECTURE.md, principle 3): the model loads once per actor in `__init__`;
 the heads (`LinearHead`, a few numpy arrays fitted on the driver) arrive as constructor arguments.
 Labelers never drop or reject rows (tag, then select: docs/ARCHITECTURE.md,
-principle 2); they only fill `<name>` / `<name>_score` and `label_truncated`. `<name>_score` is the
+principle 2); they only fill `<name>` / `<name>_score` / `<name>_margin` and `label_truncated`. `<name>_score` is the
 calibrated probability of `<name>`, or, for a head given a `score_label` (quality: "good"), the
-probability of that class. Rows already rejected by an
+probability of that class; `<name>_margin` is the top probability minus the second (what
+`sft-ray label export` ranks by, label/studio.py). Rows already rejected by an
 earlier stage, rows of kinds a head is not configured for, and rows without text get nulls.
 `select.py` decides on the scores afterwards. One fact is noted, not decided: a row whose text is
 one of a head's seed texts gets `<name>_seed` in `label_flags` (`schema.seed_flag`), so the report can
@@ -41,6 +42,11 @@ class HeadSpec(NamedTuple):
 
 def score_column(name: str) -> str:
     return f"{name}_score"
+
+
+def margin_column(name: str) -> str:
+    """`<name>_margin`: top minus second class probability (schema.LABEL_FIELDS)."""
+    return f"{name}_margin"
 
 
 def add_flags(flags: list[str | None], rows, flag: str) -> list[str | None]:
@@ -123,11 +129,12 @@ class Labeler:
             rows = np.flatnonzero(wants[name])
             labels: list[str | None] = [None] * n
             scores: list[float | None] = [None] * n
+            margins: list[float | None] = [None] * n
             if len(rows):
-                names, probs = head.predict(emb[row_of[rows]][:, self.columns[name]], self.score_labels[name])
-                for i, lab, p in zip(rows, names, probs):
-                    labels[i], scores[i] = lab, float(p)
-            columns[name], columns[score_column(name)] = labels, scores
+                names, probs, margin = head.predict_with_margin(emb[row_of[rows]][:, self.columns[name]], self.score_labels[name])
+                for i, lab, p, m in zip(rows, names, probs, margin):
+                    labels[i], scores[i], margins[i] = lab, float(p), float(m)
+            columns[name], columns[score_column(name)], columns[margin_column(name)] = labels, scores, margins
         return set_columns(table, columns)
 
 

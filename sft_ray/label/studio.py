@@ -16,9 +16,13 @@ JSON-MIN is one flat object per annotated task, the data fields plus one key per
 Which rows: the curated rows the labeler labelled and that have no gold label, none already human-
 labelled, the least sure first (active learning by uncertainty sampling, Settles 2009 §3.1), plus a
 random audit slice from the rest, so the people also check the confident labels the build trains
-on. Curated/ keeps the probability of the predicted label only, so "least sure" is the lowest
-`<labeler>_score` (least confidence); for two classes that is exactly the smallest margin between
-the top two (margin = 2p - 1), for more it is its usual stand-in (Settles 2009 §3.1).
+on. "Least sure" is the smallest `<labeler>_margin`, the top class probability minus the second
+(margin sampling, Settles 2009 §3.1): for more than two classes it finds the rows torn between two
+classes, which the top probability alone (least confidence) misses; for two classes the two orders
+agree (margin = 2p - 1). A curated/ written before the margin column existed is ranked by
+`<labeler>_score` (least confidence) and the result says so (`ranked_by`). Each task's prediction
+carries the margin as its `score`: Label Studio's Data Manager sorts tasks by prediction score, so
+its order is ours; `data.model_score` stays the probability of the pre-filled label.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def labeling_config(labeler: str, classes: list[str]) -> str:
 
 
 def choose_rows(ids: list[str], scores: np.ndarray, n_uncertain: int, n_audit: int, seed: int) -> list[tuple[int, str]]:
-    """(row index, why) for the `n_uncertain` lowest scores (ties by id: deterministic) and `n_audit`
+    """(row index, why) for the `n_uncertain` lowest scores (margins, or probabilities) (ties by id: deterministic) and `n_audit`
     rows drawn at random from the others."""
     order = np.lexsort((np.array(ids, dtype=object).astype(str), scores))
     unsure = order[:n_uncertain]
@@ -60,9 +64,13 @@ def choose_rows(ids: list[str], scores: np.ndarray, n_uncertain: int, n_audit: i
 
 
 def _curated(run: str, storage_options: dict | None, labeler: str) -> pa.Table:
+    """The columns export reads; `<labeler>_margin` only where curated/ has it (older builds do not)."""
+    import pyarrow.dataset as pads
+
     fs, path = storage.pyarrow_fs(storage.join(run, "curated"), storage_options)
+    names = set(pads.dataset(path, filesystem=fs, format="parquet").schema.names)
     cols = [schema.ID, schema.SOURCE, schema.TEXT, schema.TITLE, schema.LABEL, labeler, f"{labeler}_score"]
-    return pq.read_table(path, filesystem=fs, columns=cols)
+    return pq.read_table(path, filesystem=fs, columns=cols + [c for c in [f"{labeler}_margin"] if c in names])
 
 
 def classes_of(run: str, labeler: str, storage_options: dict | None = None) -> list[str]:
@@ -87,23 +95,29 @@ def export_tasks(run: str, labeler: str = schema.TOPIC, n_uncertain: int = 200, 
         keep = pc.and_(keep, pc.invert(pc.is_in(t[schema.ID], pa.array(sorted(done)))))
     t = t.filter(keep)
     ids = t[schema.ID].to_pylist()
-    picked = choose_rows(ids, t[score].to_numpy(zero_copy_only=False), n_uncertain, n_audit, seed)
+    margin = f"{labeler}_margin"
+    # Rows labelled before the margin column existed (null margin) are ranked by their score instead.
+    ranked_by = margin if margin in t.column_names and t[margin].null_count == 0 else score
+    picked = choose_rows(ids, t[ranked_by].to_numpy(zero_copy_only=False), n_uncertain, n_audit, seed)
     rows = t.to_pylist()
     tasks = []
     for i, why in picked:
         r = rows[i]
         text = "\n".join(p for p in (r[schema.TITLE], r[schema.TEXT]) if p)  # what the labeler read (labelers.label_texts)
+        data = {TEXT_NAME: text, "record_id": r[schema.ID], "source": r[schema.SOURCE], "labeler": labeler,
+                "selected_by": why, "model_label": r[labeler], "model_score": round(float(r[score]), 4)}
+        if ranked_by == margin:
+            data["model_margin"] = round(float(r[margin]), 4)
         tasks.append({
-            "data": {TEXT_NAME: text, "record_id": r[schema.ID], "source": r[schema.SOURCE], "labeler": labeler,
-                     "selected_by": why, "model_label": r[labeler], "model_score": round(float(r[score]), 4)},
-            "predictions": [{"model_version": f"sft_ray-{labeler}", "score": float(r[score]), "result": [
+            "data": data,
+            "predictions": [{"model_version": f"sft_ray-{labeler}", "score": float(r[ranked_by]), "result": [
                 {"from_name": labeler, "to_name": TEXT_NAME, "type": "choices", "value": {"choices": [r[labeler]]}}]}],
         })
     out = storage.join(run, STUDIO_DIR)
     storage.write_text(storage.join(out, "tasks.json"), json.dumps(tasks, ensure_ascii=False, indent=1), storage_options)
     storage.write_text(storage.join(out, "config.xml"), labeling_config(labeler, classes), storage_options)
     return {"tasks": storage.join(out, "tasks.json"), "config": storage.join(out, "config.xml"), "candidates": len(rows),
-            UNCERTAIN: sum(w == UNCERTAIN for _, w in picked), AUDIT: sum(w == AUDIT for _, w in picked)}
+            UNCERTAIN: sum(w == UNCERTAIN for _, w in picked), AUDIT: sum(w == AUDIT for _, w in picked), "ranked_by": ranked_by}
 
 
 def _annotator(a: dict) -> str | None:

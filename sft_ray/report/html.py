@@ -17,6 +17,7 @@ from sft_ray.report.filters import filter_scores
 from sft_ray.report.funnel import funnel
 from sft_ray.report.quality import label_quality
 from sft_ray.report.sample import PERCENTILES
+from sft_ray.report.targets import label_targets
 
 log = logging.getLogger("sft_ray")
 
@@ -344,6 +345,9 @@ def render_html(report: dict) -> str:
     parts.append(_section("pii", "PII", _pii(c)))
     if report.get("sft"):
         parts.append(_section("sft", "SFT examples", _sft(report)))
+        sft = report["sft"]
+        if sft.get("label_sources") or sft.get("label_eval") or sft.get("teacher_eval"):
+            parts.append(_section("label-targets", "Label targets: sources and accuracy against gold", label_targets(sft)))
     if data:
         parts.append(_section("samples", "Sample records (sortable, searchable)", _samples(data)))
     if report.get("unreadable_files"):

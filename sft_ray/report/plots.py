@@ -136,6 +136,50 @@ def confusion(labels_gold: list[str], labels_pred: list[str], matrix: list[list[
     return img_tag(fig, title)
 
 
+def reliability(bins: list[dict], title: str) -> str:
+    """Reliability diagram: per confidence bin, the rows' accuracy (bars) against the diagonal of
+    perfect calibration, and how many rows each bin holds (written above its bar)."""
+    fig = _fig(height=2.8, width=4.2)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#888", linestyle=":", linewidth=1, label="calibrated")
+    full = [b for b in bins if b["count"]]
+    ax.bar([b["lo"] for b in full], [b["accuracy"] for b in full], width=[b["hi"] - b["lo"] for b in full], align="edge",
+           color=COLOR, edgecolor="white", label="accuracy")
+    ax.plot([b["confidence"] for b in full], [b["confidence"] for b in full], "o", color="#c44", markersize=3, label="mean confidence")
+    for b in full:
+        ax.text((b["lo"] + b["hi"]) / 2, min(1.02, b["accuracy"] + 0.02), f"{b['count']:,}", ha="center", fontsize=6)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("confidence (score)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="upper left")
+    return img_tag(fig, title)
+
+
+def coverage_accuracy(curve: list[dict], at: dict | None, title: str) -> str:
+    """Accuracy and coverage of the rows at or above each score threshold, the configured threshold
+    drawn as a dashed line with its point marked."""
+    fig = _fig(height=2.8, width=4.2)
+    ax = fig.add_subplot()
+    xs = [p["threshold"] for p in curve]
+    ax.plot(xs, [p["coverage"] for p in curve], color="#47a", label="coverage")
+    ax.plot([p["threshold"] for p in curve if p["accuracy"] is not None], [p["accuracy"] for p in curve if p["accuracy"] is not None],
+            color=COLOR, label="accuracy")
+    if at is not None:
+        ax.axvline(at["threshold"], color="black", linestyle="--", linewidth=1, label=f"threshold {at['threshold']:g}")
+        if at["accuracy"] is not None:
+            ax.plot([at["threshold"]], [at["accuracy"]], "o", color="#c44", markersize=5)
+            ax.annotate(f"acc {at['accuracy']:.3f}\ncov {at['coverage']:.3f}", (at["threshold"], at["accuracy"]), fontsize=7,
+                        xytext=(4, -22), textcoords="offset points")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("threshold (score >=)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="lower left")
+    return img_tag(fig, title)
+
+
 def _bin_label(edges: list[int], i: int) -> str:
     """Integer bin [edges[i], edges[i+1]) as "lo–hi-1" ("5–9"), or "lo+" for the last, open bin."""
     lo = edges[i]
