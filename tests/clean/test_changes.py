@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
-
 from sft_ray import schema
 from sft_ray.clean.changes import PER_BLOCK, SAMPLE_COLUMN, STEPS_COLUMN, diff_spans, steps_of
 from sft_ray.clean.normalize import clean_text_steps, normalize_batch
