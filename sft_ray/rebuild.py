@@ -1,7 +1,7 @@
 """Is a finished output still what its config and inputs would build? (`_SUCCESS` alone is not enough.)
 
 A finished build records what it was built from in `manifest.json`: the config sections that decide
-its records (`BUILD_SECTIONS`: sources, clean, dedup, label, teacher, format; not train, placement,
+its records (`BUILD_SECTIONS`: sources, clean, dedup, label, teacher, format, and augment when on; not train, placement,
 staging or where Ray runs) and every input file with its size and content version
 (ingest/files.py: an object store's ETag or generation; locally mtime in ns + inode). A rerun on a
 finished output compares both: equal means "already complete"; different is refused with what
@@ -22,7 +22,8 @@ BUILD_SECTIONS = ("sources", "clean", "dedup", "label", "teacher", "format")
 def build_config(cfg: RunConfig) -> dict:
     """The part of the (redacted) config that decides a build's records."""
     d = config_dict(cfg)
-    return {k: d[k] for k in BUILD_SECTIONS}
+    # `augment` only when on, so builds made before the section existed keep their fingerprint.
+    return {k: d[k] for k in BUILD_SECTIONS} | ({"augment": d["augment"]} if cfg.augment.enabled else {})
 
 
 def digest(obj) -> str:
