@@ -278,8 +278,7 @@ def check(kind: str, orig: dict, output: str | None, finished: bool, cfg: Augmen
             if not v.strip():
                 return None, EMPTY, f"field {name!r} is empty"
             values[name] = v.strip()
-        first_user = next(m["content"] for m in orig["messages"] if m["role"] == "user")
-        if normalise(values["question"]) == normalise(first_user):
+        if normalise(values["question"]) == normalise(_user(orig["messages"])):
             return None, IDENTICAL, "the follow-up repeats the question"
         return values, None, ""
     text = output.strip()
@@ -307,6 +306,10 @@ def new_messages(kind: str, orig: dict, values: dict, format_seed: int) -> list[
     return messages
 
 
+def _user(messages: list[dict]) -> str:
+    return next(m["content"] for m in messages if m["role"] == "user")
+
+
 def finish_batch(table: pa.Table, cfg: AugmentConfig, format_seed: int) -> pa.Table:
     """Requests + generations -> TAGGED_SCHEMA rows: an augmented example, or a reject that keeps the
     prompt and the raw output (messages = [system: "<reason>: <detail>", user: prompt, assistant: output])."""
@@ -317,6 +320,8 @@ def finish_batch(table: pa.Table, cfg: AugmentConfig, format_seed: int) -> pa.Ta
         full = None if output is None else (FOLLOW_UP_PREFIX if kind == "follow_up" else "") + output
         if error:
             values, reason, detail = None, FAILED, error
+        elif output is None or not output.strip():  # nothing generated after the response prefix
+            values, reason, detail = None, EMPTY, "empty output"
         else:
             values, reason, detail = check(kind, orig, full, bool(finished), cfg)
         score = None if score is None or not math.isfinite(score) else float(score)
@@ -325,6 +330,10 @@ def finish_batch(table: pa.Table, cfg: AugmentConfig, format_seed: int) -> pa.Ta
                         {"role": "assistant", "content": full or ""}]
         else:
             messages = new_messages(kind, orig, values, format_seed)
+            if kind != "follow_up" and normalise(_user(messages)) == normalise(_user(orig["messages"])):  # e.g. back to the original source
+                values, reason = None, IDENTICAL
+                messages = [{"role": "system", "content": f"{reason}: the new user turn equals the original's"},
+                            {"role": "user", "content": prompt}, {"role": "assistant", "content": full or ""}]
         rows.append({schema.ID: eid, "task": FOLLOW_UP_TASK if kind == "follow_up" else orig["task"], "messages": messages,
                      schema.SOURCE: source, "source_id": source_id, schema.SPLIT: split, schema.LABEL_SOURCE: schema.AUGMENTED,
                      schema.LABEL_CONFIDENCE: score if kind == "follow_up" else orig["label_confidence"],
