@@ -246,7 +246,7 @@ def test_sample_is_capped_exact_and_partition_independent(ray_local):
         assert [c for c in chosen[0] if c[0].split(":")[1] == task] == expect
     assert {k for _, k in chosen[0]} == {"back_translation", "paraphrase", "follow_up"}
     everything, _ = A.sample_thresholds(ray_local.data.from_arrow(ex), AugmentConfig(max_share=1.0))
-    assert set(everything.values()) == {A._MAX}
+    assert everything["translation"] == A._MAX  # one kind: every pair fits a cap of 100%; qa has two kinds per example
 
 
 # ---------------------------------------------------------------------------------- with the tiny model
@@ -259,8 +259,8 @@ def _tiny(tmp_path, **augment) -> RunConfig:
 
 @pytest.mark.slow
 def test_tiny_llama_augmentation_accounts_for_every_generation(ray_local, tmp_path):
-    """Random weights: gibberish that never ends within 6 tokens, so every sampled pair is an
-    `augment_too_long` reject with its prompt and output kept; the rerun is identical and all cache hits."""
+    """Random weights: gibberish that never ends within 6 tokens (or blanks), so every sampled pair is an
+    `augment_too_long` (or `augment_empty`) reject with its prompt and output kept; the rerun is identical and all cache hits."""
     ex = _examples(n_pairs=8, n_qa=6, validation_fraction=0.2)
     cfg = _tiny(tmp_path)
     ds = ray_local.data.from_arrow([ex.slice(0, 9), ex.slice(9)]).materialize()
@@ -271,7 +271,8 @@ def test_tiny_llama_augmentation_accounts_for_every_generation(ray_local, tmp_pa
         assert v["cap"] == math.floor(0.3 * v["examples"])
     assert all(r[schema.LABEL_SOURCE] == schema.AUGMENTED for r in rows)
     assert all(r[schema.ID].startswith(r["source_id"] + ":") and r[schema.ID].rsplit(":aug:", 1)[1] in cfg.augment.kinds for r in rows)
-    assert all(r[schema.REJECT_REASON] == A.TOO_LONG and r["messages"][0]["content"].startswith(A.TOO_LONG + ": ") for r in rows)
+    assert {r[schema.REJECT_REASON] for r in rows} <= {A.TOO_LONG, A.EMPTY}  # gibberish: no end within 6 tokens, or blanks
+    assert all(r["messages"][0]["content"].startswith(r[schema.REJECT_REASON] + ": ") and r["messages"][1]["role"] == "user" for r in rows)
     assert all(r[schema.SPLIT] == schema.TRAIN for r in rows)
     entries = cache_stats(str(tmp_path))["entries"]
     assert entries == len(rows)
@@ -293,10 +294,11 @@ def test_build_with_augmentation_reports_it_and_loses_nothing(ray_local, tmp_pat
     aug = m["augment"]
     n = aug["sample"]["translation"]["examples"]
     assert aug["sample"]["translation"]["cap"] == math.floor(0.2 * n) > 0
-    assert aug["kept"] == 0 and aug["rejected"] == {A.TOO_LONG: aug["sample"]["translation"]["cap"]}  # gibberish never ends
+    assert aug["kept"] == 0 and set(aug["rejected"]) <= {A.TOO_LONG, A.EMPTY}  # gibberish
+    assert sum(aug["rejected"].values()) == aug["sample"]["translation"]["cap"] and aug["by_kind"] == {}
     rej = pq.read_table(tmp_path / "out" / "sft" / "rejects").to_pylist()
     mine = [r for r in rej if r["stage"] == A.STAGE]
     assert len(mine) == aug["sample"]["translation"]["cap"] and all(":aug:back_translation" in r[schema.ID] for r in mine)
     assert all(json.loads(r["meta"])["split"] == schema.TRAIN for r in mine)
-    assert m["sft"]["removed"].get(A.TOO_LONG) == len(mine)
+    assert sum(m["sft"]["removed"].get(r, 0) for r in A.REASONS) == len(mine)
     assert m["sft"]["generated"] == m["sft"]["train"] + m["sft"]["validation"] + sum(m["sft"]["removed"].values())
