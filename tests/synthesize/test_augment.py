@@ -302,3 +302,16 @@ def test_build_with_augmentation_reports_it_and_loses_nothing(ray_local, tmp_pat
     assert all(json.loads(r["meta"])["split"] == schema.TRAIN for r in mine)
     assert sum(m["sft"]["removed"].get(r, 0) for r in A.REASONS) == len(mine)
     assert m["sft"]["generated"] == m["sft"]["train"] + m["sft"]["validation"] + sum(m["sft"]["removed"].values())
+
+
+def test_example_config_validates_and_ships_its_data():
+    from pathlib import Path
+
+    from sft_ray.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "jobs" / "configs" / "augment.yaml"
+    assert "sft-ray build --config jobs/configs/augment.yaml" in "".join(path.read_text().splitlines(keepends=True)[:3])
+    cfg = load_config(str(path), [])
+    assert cfg.augment.enabled and not cfg.teacher.enabled and cfg.augment.max_share == 0.2
+    for src in cfg.sources:
+        assert all(Path(p).is_file() for p in (src.path.values() if isinstance(src.path, dict) else [src.path]))
