@@ -92,7 +92,7 @@ def augmented_examples(sft: ray.data.Dataset, cfg: RunConfig, output: str, stora
     thresholds, info = sample_thresholds(sft, a)
     chosen = sft.map_batches(select, batch_format="pyarrow", fn_kwargs={"cfg": a, "thresholds": thresholds})
     engine = engine_config(cfg)
-    requests = chosen.map_batches(build_requests, batch_format="pyarrow", fn_kwargs={"engine": engine, "format_seed": cfg.format.seed})
+    requests = chosen.map_batches(build_requests, batch_format="pyarrow", fn_kwargs={"engine": engine})
     cache = cache_url(output) if engine.cache else None
     generated = BACKENDS[engine.backend](requests, engine, cache, storage_options, cfg.placement.models)
     made = generated.map_batches(finish_batch, batch_format="pyarrow", fn_kwargs={"cfg": a, "format_seed": cfg.format.seed},
@@ -231,7 +231,7 @@ def _languages(example_id: str) -> tuple[str, str]:
     return src, tgt
 
 
-def build_requests(table: pa.Table, engine: TeacherConfig, format_seed: int) -> pa.Table:
+def build_requests(table: pa.Table, engine: TeacherConfig) -> pa.Table:
     """Sampled pairs -> TEACHER_REQUEST_SCHEMA rows. `passage` carries the original example (JSON) and
     the text rewritten, which the backends pass through untouched to finish_batch."""
     rows = []

@@ -107,7 +107,7 @@ def _run_scripted(tmp_path, pairs: pa.Table, script, cfg: RunConfig | None = Non
     engine = A.engine_config(cfg).model_copy(update={"generate_batch_size": 1})
     gen = Scripted(engine, cache_url(str(tmp_path)))
     gen.script = script
-    req = A.build_requests(pairs, engine, cfg.format.seed)
+    req = A.build_requests(pairs, engine)
     out = A.finish_batch(gen(req), cfg.augment, cfg.format.seed)
     assert out.schema == TAGGED_SCHEMA and out.num_rows == req.num_rows
     return {r[schema.ID]: r for r in out.to_pylist()}
