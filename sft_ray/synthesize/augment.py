@@ -286,6 +286,9 @@ def check(kind: str, orig: dict, output: str | None, finished: bool, cfg: Augmen
         return None, TOO_LONG, f"{len(text)} characters for {len(source)} rewritten (augment.max_length_ratio={cfg.max_length_ratio})"
     if normalise(text) == normalise(source):
         return None, IDENTICAL, "the rewrite equals the original"
+    if kind == "back_translation" and normalise(source) and normalise(source) in normalise(text):
+        # SmolLM2-135M often quotes the text instead of translating it (jobs/configs/augment.yaml run, docs/ARCHITECTURE.md)
+        return None, IDENTICAL, "the back-translation copies the text it translates"
     if kind == "paraphrase" and not _kept(source, text, cfg.keep_chars):
         return None, CONTENT_CHANGED, f"a paragraph of at least {cfg.keep_chars} characters was not kept"
     return {"text": text}, None, ""

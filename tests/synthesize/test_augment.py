@@ -120,7 +120,7 @@ def _pair(pairs: pa.Table, example_id: str, kind: str) -> pa.Table:
 def test_generations_become_examples_or_named_rejects(tmp_path):
     pairs = A.candidates(_examples(validation_fraction=0.0), AugmentConfig())
     pick = [("t1:translation:en-de", "back_translation"), ("t2:translation:de-en", "back_translation"), ("t3:translation:en-de", "back_translation"),
-            ("t4:translation:en-de", "back_translation"), ("q1:qa", "paraphrase"), ("q2:qa", "paraphrase"), ("q3:qa", "paraphrase"),
+            ("t4:translation:en-de", "back_translation"), ("t5:translation:en-de", "back_translation"), ("q1:qa", "paraphrase"), ("q2:qa", "paraphrase"), ("q3:qa", "paraphrase"),
             ("q1:qa", "follow_up"), ("q2:qa", "follow_up"), ("q3:qa", "follow_up"), ("q4:qa", "follow_up"), ("q5:qa", "paraphrase")]
     chosen = pa.concat_tables([_pair(pairs, i, k) for i, k in pick])
     q1 = next(r["user"] for r in chosen.to_pylist() if r[schema.ID] == "q1:qa")
@@ -133,6 +133,7 @@ def test_generations_become_examples_or_named_rejects(tmp_path):
         ((bt, "Hello number 2"), ("Hallo Nummer 2", 0.5, True)),         # back to the original source: the same example
         ((bt, "Hallo Nummer 3"), ("Hi " * 40, 0.5, True)),               # too long
         ((bt, "Hallo Nummer 4"), ("Hello number", 0.5, False)),          # no end of sequence
+        ((bt, "Hallo Nummer 5"), ('The German text is: "Hallo Nummer 5".', 0.5, True)),  # quotes instead of translating
         ((para, "item 1 completed"), (reworded, 0.4, True)),
         ((para, "item 2 completed"), ("When was item 2 done?", 0.4, True)),  # the passage is gone
         ((para, "item 3 completed"), ("", None, True)),                  # empty
@@ -147,6 +148,7 @@ def test_generations_become_examples_or_named_rejects(tmp_path):
     assert rows["t2:translation:de-en:aug:back_translation"][schema.REJECT_REASON] == A.IDENTICAL
     assert rows["t3:translation:en-de:aug:back_translation"][schema.REJECT_REASON] == A.TOO_LONG
     assert rows["t4:translation:en-de:aug:back_translation"][schema.REJECT_REASON] == A.TOO_LONG
+    assert rows["t5:translation:en-de:aug:back_translation"][schema.REJECT_REASON] == A.IDENTICAL
     para = rows["q1:qa:aug:paraphrase"]
     assert para[schema.REJECT_REASON] is None and para["messages"][0]["content"] == reworded
     assert para["messages"][1]["content"] == "1889" and para["task"] == "qa"
