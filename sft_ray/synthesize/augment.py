@@ -287,7 +287,7 @@ def check(kind: str, orig: dict, output: str | None, finished: bool, cfg: Augmen
     if normalise(text) == normalise(source):
         return None, IDENTICAL, "the rewrite equals the original"
     if kind == "back_translation" and normalise(source) and normalise(source) in normalise(text):
-        # SmolLM2-135M often quotes the text instead of translating it (jobs/configs/augment.yaml run, docs/ARCHITECTURE.md)
+        # SmolLM2-135M often quotes the text instead of translating it (README.md, "Measured": the augmentation run)
         return None, IDENTICAL, "the back-translation copies the text it translates"
     if kind == "paraphrase" and not _kept(source, text, cfg.keep_chars):
         return None, CONTENT_CHANGED, f"a paragraph of at least {cfg.keep_chars} characters was not kept"
