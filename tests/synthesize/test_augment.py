@@ -317,3 +317,17 @@ def test_example_config_validates_and_ships_its_data():
     assert cfg.augment.enabled and not cfg.teacher.enabled and cfg.augment.max_share == 0.2
     for src in cfg.sources:
         assert all(Path(p).is_file() for p in (src.path.values() if isinstance(src.path, dict) else [src.path]))
+
+
+def test_rebuild_fingerprint_names_augment_and_keeps_old_builds_valid():
+    from sft_ray import rebuild
+    from sft_ray.config import config_dict
+
+    off, on = RunConfig(), RunConfig.model_validate({"augment": {"enabled": True}})
+    d = config_dict(off)
+    assert rebuild.fingerprint(off, [])["config"] == rebuild.digest({k: d[k] for k in rebuild.BUILD_SECTIONS})  # as before the section
+    built_on = {"fingerprint": rebuild.fingerprint(on, []), "config": config_dict(on), "inputs": []}
+    assert rebuild.changes(built_on, on, []) == []
+    assert rebuild.changes(built_on, off, [])[0].startswith("config changed: augment (")
+    built_off = {"fingerprint": rebuild.fingerprint(off, []), "config": d, "inputs": []}
+    assert rebuild.changes(built_off, on, [])[0].startswith("config changed: augment (null -> ")
