@@ -1,7 +1,7 @@
 """The build spine: corpora -> curated records, rejects and SFT examples (docs/ARCHITECTURE.md).
 
     read + clean -> dedup (exact, near, semantic) -> split -> decontaminate -> label -> write curated/ + rejects/
-         -> format (+ LLM teacher) -> SFT dedup -> write sft/train, sft/validation, sft/rejects
+         -> format (+ augmentation, + LLM teacher) -> SFT dedup -> write sft/train, sft/validation, sft/rejects
 
 The train/validation split is assigned once, as the records' `split` column (format/split.py),
 before decontamination, which checks training records against validation ones; the teacher and
@@ -53,6 +53,7 @@ from sft_ray.report import sft_counts, write_report
 from sft_ray.report.clusters import clusters_from
 from sft_ray.staging import Workspace, fingerprint, listed_bytes, read_clean, units
 from sft_ray.synthesize import teacher_examples
+from sft_ray.synthesize.augment import augment_summary, augmented_examples
 from sft_ray.write import read_written, tagged_view, write_records
 
 log = logging.getLogger("sft_ray")
@@ -167,19 +168,25 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     log.info("build: %s records kept, %s rejected; curated/ and rejects/ written in %s", f"{counts['kept']:,}",
              f"{counts['rejected']:,}", duration(timings["write_curated_rejects_s"]))
 
-    sft_summary, samples = {"train": 0, "validation": 0}, []
+    sft_summary, samples, augment = {"train": 0, "validation": 0}, [], None
     if cfg.format.enabled:
         t2 = time.time()
         options = label_options(cfg.sources, counts["labels"])
         sft = curated.map_batches(format_batch, batch_format="pyarrow", fn_kwargs={"cfg": cfg.format, "options": options,
                                                                                   "model_options": model_options, "human": human.by_labeler})
         sft = sft.map_batches(with_tags, batch_format="pyarrow")
+        if cfg.augment.enabled:  # examples derived from these through the teacher engine (synthesize/augment.py)
+            sft = sft.materialize()
+            augmented, augment_info = augmented_examples(sft, cfg, out, storage_options, dedup_cfg.num_partitions)
+            sft = sft.union(augmented)
         if cfg.teacher.enabled:  # targets written by an LLM for records that have none (synthesize/)
             taught = teacher_examples(curated, cfg, out, storage_options).drop_columns([schema.TEACHER_SCORE])
             sft = sft.union(taught)
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         sft = sft_dedup(sft, sft_cfg, dedup_cfg.num_partitions).materialize()
         sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
+        if cfg.augment.enabled:  # per kind and task, rejects per reason, the sample per task
+            augment = augment_summary(sft, augment_info)
         sft_summary["label_sources"] = label_source_counts(sft)  # {task: {gold|human|model|teacher: n}} (format/labels.py)
         # How right the model targets are, against gold they did not train on; the teacher's validity (format/evaluate.py).
         specs = target_specs(cfg.format, {name: True for name in model_options}, model_options)
@@ -204,6 +211,7 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
         "inputs": described,
         "counts": counts,
         "sft": sft_summary,
+        **({"augment": augment} if augment is not None else {}),
         "label": label_info,
         "dedup": partitions,
         "unreadable_files": unreadable,

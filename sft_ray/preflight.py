@@ -66,6 +66,9 @@ def check_build_stages(cfg) -> None:
     for name, sc in stages:
         if sc.enabled and sc.num_gpus > 0:
             check_fits(name, {"CPU": sc.num_cpus, "GPU": sc.num_gpus}, 1, f"Set {name}.num_gpus: 0 to run it on CPUs, or add a GPU node.")
+    t = cfg.teacher
+    if cfg.augment.enabled and not t.enabled and t.num_gpus > 0:  # augmentation runs on the teacher's engine
+        check_fits("augment (teacher engine)", {"CPU": t.num_cpus, "GPU": t.num_gpus}, 1, "Set teacher.num_gpus: 0 to run it on CPUs, or add a GPU node.")
 
 
 def check_fits(stage: str, shape: dict[str, float], count: int, advice: str) -> None:
@@ -102,7 +105,7 @@ def check_before_ray(cfg, verb: str) -> dict[str, list[dict]] | None:
         inputs = list_inputs(cfg)  # InputNotFound names the path
         if cfg.label.enabled:
             check_model(cfg.label.model, "label.model", cfg.storage_options)
-        if cfg.teacher.enabled:
+        if cfg.teacher.enabled or cfg.augment.enabled:
             check_model(cfg.teacher.model, "teacher.model", cfg.storage_options)
     if verb in ("finetune", "run"):
         check_model(cfg.train.model, "train.model", cfg.storage_options)

@@ -1,7 +1,7 @@
 """Is a finished output still what its config and inputs would build? (`_SUCCESS` alone is not enough.)
 
 A finished build records what it was built from in `manifest.json`: the config sections that decide
-its records (`BUILD_SECTIONS`: sources, clean, dedup, label, teacher, format; not train, placement,
+its records (`BUILD_SECTIONS`: sources, clean, dedup, label, teacher, format, and augment when on; not train, placement,
 staging or where Ray runs) and every input file with its size and content version
 (ingest/files.py: an object store's ETag or generation; locally mtime in ns + inode). A rerun on a
 finished output compares both: equal means "already complete"; different is refused with what
@@ -19,10 +19,18 @@ from sft_ray.config import RunConfig, config_dict
 BUILD_SECTIONS = ("sources", "clean", "dedup", "label", "teacher", "format")
 
 
+def _sections(d: dict) -> dict:
+    """BUILD_SECTIONS of a config dict, and `augment` when it is on (only then, so builds made before
+    the section existed keep their fingerprint)."""
+    out = {k: d.get(k) for k in BUILD_SECTIONS}
+    if (d.get("augment") or {}).get("enabled"):
+        out["augment"] = d["augment"]
+    return out
+
+
 def build_config(cfg: RunConfig) -> dict:
     """The part of the (redacted) config that decides a build's records."""
-    d = config_dict(cfg)
-    return {k: d[k] for k in BUILD_SECTIONS}
+    return _sections(config_dict(cfg))
 
 
 def digest(obj) -> str:
@@ -39,7 +47,7 @@ def changes(manifest: dict, cfg: RunConfig, described_inputs: list[dict]) -> lis
     old_fp, new_fp = manifest.get("fingerprint") or {}, fingerprint(cfg, described_inputs)
     out = []
     if old_fp.get("config") != new_fp["config"]:
-        old_cfg = {k: (manifest.get("config") or {}).get(k) for k in BUILD_SECTIONS}
+        old_cfg = _sections(manifest.get("config") or {})
         keys = _diff(old_cfg, build_config(cfg))
         out.append("config changed: " + (", ".join(keys[:8]) + (f" and {len(keys) - 8} more" if len(keys) > 8 else "") if keys
                                          else "the build was made by a version of sft_ray that did not record its config hash"))

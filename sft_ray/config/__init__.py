@@ -4,6 +4,7 @@ One `RunConfig` drives every job (build, finetune, pipeline). Every field has a 
 `sft-ray validate-config` and the README can be generated from the models, and a typo in a key
 fails with the key's dotted path and the file it came from. One module per part of the YAML:
 
+    augment.py        augment: augmented examples through the teacher engine (AugmentConfig)
     base.py           StrictModel (extra keys forbidden), ConfigError, SourceKind
     sources.py        sources[]: SourceConfig
     clean.py          clean: the filters' switches and thresholds (FilterConfig, CleanConfig, ...)
@@ -21,6 +22,7 @@ fails with the key's dotted path and the file it came from. One module per part 
 This package imports no stage of sft_ray (only sft_ray.schema for names), so every stage can import it.
 """
 
+from sft_ray.config.augment import AUGMENT_KINDS, AugmentConfig, AugmentKind
 from sft_ray.config.base import ALL_KINDS, ConfigError, SourceKind, StrictModel
 from sft_ray.config.clean import (
     WEB_KINDS,
@@ -75,7 +77,7 @@ from sft_ray.config.teacher_tasks import DEFAULT_TEACHER_TASKS, TeacherTaskConfi
 from sft_ray.config.train import LoraConfig, TrainConfig
 
 __all__ = [
-    "ALL_KINDS", "DEFAULT_TEACHER_TASKS", "UNPLACEABLE_VLLM", "WEB_KINDS",
+    "ALL_KINDS", "AUGMENT_KINDS", "AugmentConfig", "AugmentKind", "DEFAULT_TEACHER_TASKS", "UNPLACEABLE_VLLM", "WEB_KINDS",
     "BenchmarkSetConfig", "BitextConfig", "C4Config", "CleanConfig", "ConfigError", "DecontaminateConfig",
     "DedupConfig", "ExactDedupConfig", "ExtractConfig", "FilterConfig", "FineWebQualityConfig", "FormatConfig",
     "GopherQualityConfig", "GopherRepetitionConfig", "LabelConfig", "LabelerConfig", "LangIdConfig", "LanguageConfig", "LoraConfig",

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from sft_ray.config.augment import AugmentConfig
 from sft_ray.config.base import StrictModel
 from sft_ray.config.clean import CleanConfig
 from sft_ray.config.dedup import DedupConfig
@@ -29,6 +30,7 @@ class RunConfig(StrictModel):
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Dedup stage.")
     label: LabelConfig = Field(default_factory=LabelConfig, description="Auto-label stage.")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="LLM teacher: generated targets (QA, summaries) for records without one.")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Augmented examples (back-translation, paraphrase, follow-up turns) written by the teacher engine.")
     format: FormatConfig = Field(default_factory=FormatConfig, description="SFT formatting and split.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Fine-tuning.")
     placement: PlacementConfig = Field(default_factory=PlacementConfig, description="Node-label selectors pinning curation, model stages and training to node types.")
@@ -52,7 +54,18 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _placeable_teacher(self) -> RunConfig:
         t = self.teacher
-        if t.enabled and t.backend == "vllm" and self.placement.models and t.engine_parallelism > 1:
+        if (t.enabled or self.augment.enabled) and t.backend == "vllm" and self.placement.models and t.engine_parallelism > 1:
             # Checked here as well as in synthesize/vllm_backend.py vllm_processor: here it fails before curation runs.
             raise ValueError(UNPLACEABLE_VLLM)
+        return self
+
+    @model_validator(mode="after")
+    def _augment_has_an_engine(self) -> RunConfig:
+        if not self.augment.enabled:
+            return self
+        if not self.teacher.model.strip():
+            raise ValueError("augment.enabled needs a teacher model: set teacher.model (e.g. smollm2-135m-instruct, a local or s3:// "
+                             "folder, or a Hugging Face id); augmentation runs on the teacher engine")
+        if not self.format.enabled:
+            raise ValueError("augment.enabled needs format.enabled: augmentation derives examples from the formatted SFT examples")
         return self

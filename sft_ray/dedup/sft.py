@@ -32,6 +32,9 @@ from sft_ray.dedup.exact import first_of_runs
 STAGE = "sft_dedup"
 REASONS = {"example": "duplicate_example", "prompt": "duplicate_prompt"}
 EARLIER_STAGES = {"invalid_teacher_output": "teacher", "task_mix": "format"}  # examples rejected before dedup, by reason
+EARLIER_STAGES.update(dict.fromkeys(  # synthesize/augment.py REASONS (not imported: dedup does not depend on synthesize)
+    ("augment_empty", "augment_identical", "augment_too_long", "augment_unparseable", "augment_content_changed", "augment_failed",
+     "augmented_duplicate"), "augment"))
 _KEY = "sft_dedup_key"
 
 
