@@ -172,3 +172,33 @@ def test_low_bit_gguf_reads_back_and_answers_like_fp32(tiny, tmp_path, qtype, re
     want = model.generate(ids, max_new_tokens=24, do_sample=False)[0, ids.shape[1]:]
     got = loaded.generate(ids, max_new_tokens=24, do_sample=False)[0, ids.shape[1]:]
     assert (want == got).float().mean() >= greedy
+
+
+def test_lora_adapter_exports_alone_and_loads_with_peft(tiny, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from sft_ray.train.export import export_adapter
+
+    _, tok = tiny
+    path = str(tiny_llama_dir(DEFAULT_TINY, 0))
+    trained = add_lora(load_model(path), TrainConfig(model="tiny-llama", lora={"enabled": True, "r": 4, "alpha": 8}).lora)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in trained.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    expect = _logits(trained.eval(), tok)  # eval: no LoRA dropout
+    url = export_adapter(trained, tok, str(tmp_path / "adapter"))
+    names = {p.name for p in (tmp_path / "adapter").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= names
+    assert not any(n.startswith("model") for n in names)  # the adapter only, not the base weights
+    adapter_bytes = (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size
+    assert adapter_bytes < 0.1 * 4 * sum(p.numel() for p in trained.parameters())
+
+    loaded = PeftModel.from_pretrained(load_model(path), url)
+    assert (_logits(loaded, tok) - expect).abs().max() < 1e-5
+    assert (_logits(loaded.merge_and_unload(), tok) - expect).abs().max() < 1e-4
+    assert "{% generation %}" in AutoTokenizer.from_pretrained(url).chat_template  # the training template
+    with pytest.raises(TypeError, match="needs a PEFT model"):
+        export_adapter(load_model(path), tok, str(tmp_path / "x"))
