@@ -6,7 +6,8 @@ tensor names from `gguf.get_tensor_name_map` (HF `model.layers.N.self_attn.q_pro
 `blk.N.attn_q`), q_proj / k_proj rows permuted from the HF rotary layout (rotate-half) to GGML's
 interleaved pairs (`LlamaModel.permute`), a tied `lm_head` left out (llama.cpp reuses
 `token_embd`), norms and other 1-D tensors kept F32. Which type each 2-D tensor gets follows
-llama.cpp's own quantizer (src/llama-quant.cpp, `llama_tensor_get_type_impl`; see `tensor_type`). Tokenizer: byte-level BPE (`gpt2`) with the
+llama.cpp's own quantizer (src/llama-quant.cpp, `llama_tensor_get_type_impl`; see `tensor_type`).
+Tokenizer: byte-level BPE (`gpt2`) with the
 tokens, their types (special added tokens CONTROL), merges, special-token ids and chat template
 (`gguf.SpecialVocab`). The pre-tokenizer name tells llama.cpp how to split text before BPE; only
 the SmolLM2 tokenizer's (`smollm`) is known here, any other tokenizer is an error rather than a
@@ -45,8 +46,9 @@ def tensor_type(name: str, shape: tuple[int, ...], qtype: str, tied: bool):
     - The output matrix, and the token embeddings when they are tied to it (llama.cpp then reads
       the output from `token_embd`), are the most sensitive to rounding and get more bits than the
       rest: `llama_tensor_get_type_impl` gives them Q6_K (Q8_0 when the rows are not a multiple of
-      256) in Q4_0 / Q5_0 files. gguf.quants has no Q6_K quantizer, so they are Q8_0 here: the
-      type llama.cpp itself falls back to, ~1.3x Q6_K's bytes for this one matrix.
+      256, as SmolLM2's 576 are) in Q4_0 / Q5_0 files. gguf.quants has no Q6_K quantizer, so
+      they are always Q8_0 here: the type llama.cpp itself falls back to (for SmolLM2 the same
+      choice; elsewhere ~1.3x Q6_K's bytes for this one matrix).
     - A row that is not a multiple of the 32-value block cannot be quantized: F16, as llama.cpp's
       `tensor_type_fallback` does for 32-block types ("must use F16 due to unusual shape").
     """
