@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from sft_ray.models import DEFAULT_TINY, tiny_llama_dir
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # ~1 min alone (seven exports, each loaded twice); 3 on a busy 2-core machine
 
 
 def test_table_has_every_format_with_its_drop_from_fp32(tmp_path):
