@@ -96,10 +96,12 @@ class TrainConfig(StrictModel):
         description="Extra copies of the exported model in these dtypes, each a from_pretrained folder "
         "<train>/model-<dtype> (bf16/f16: half the bytes); the fp32 <train>/model is always written.",
     )
-    export_gguf: list[Literal["f16", "q8_0"]] = Field(
+    export_gguf: list[Literal["f16", "q8_0", "q5_0", "q4_0"]] = Field(
         default_factory=list,
         description="Also write <train>/model.<type>.gguf for llama.cpp (Llama-architecture models; "
-        "sft_ray/train/gguf_export.py): f16, or q8_0 (8-bit blocks, ~1/4 of fp32).",
+        "sft_ray/train/gguf_export.py): f16, q8_0 (8-bit blocks, ~1/4 of fp32), q5_0 or q4_0 (5 / 4-bit "
+        "blocks; the tied embeddings stay Q8_0 as llama.cpp keeps them above 4 bits). Sizes and quality per "
+        "format: benchmarks/results/export_formats.md.",
     )
     tiny: dict[str, int] = Field(
         default_factory=lambda: {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

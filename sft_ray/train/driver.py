@@ -273,6 +273,8 @@ def _summary(plan: TrainPlan, storage_options: dict, t0: float) -> dict:
         "train_dropped": st.get("train_dropped", {}),
         "train_left_over_epoch_0": st.get("train_left_over_epoch_0"),
         "model_dir": join(train_dir, "model"),
+        # LoRA runs: the adapter alone beside the merged model (loop.py).
+        "adapter_dir": join(train_dir, "adapter") if exists(join(train_dir, "adapter", "adapter_config.json"), storage_options) else None,
         "checkpoint_dir": join(train_dir, "checkpoints"),
         "wall_s": round(time.time() - t0, 1),
     }
@@ -281,7 +283,7 @@ def _summary(plan: TrainPlan, storage_options: dict, t0: float) -> dict:
 def run_finetune(cfg: RunConfig) -> dict:
     """Fine-tune `cfg.train.model` on `<output>/sft/train`; returns a summary dict:
     loss_start, loss_end, val_loss_before, val_loss_after, steps, train_examples, train_dropped,
-    model_dir, checkpoint_dir, wall_s."""
+    model_dir, adapter_dir (LoRA runs; else None), checkpoint_dir, wall_s."""
     import ray
 
     from sft_ray.models import resolve_model

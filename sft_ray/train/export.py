@@ -34,6 +34,31 @@ def export_model(model, tokenizer, url: str, storage_options: dict[str, Any] | N
     """Save `model` (unwrapped, not DDP), `tokenizer` and the model card `card` (README.md) as a HF
     folder at `url`; returns `url`."""
     model = getattr(model, "module", model)
+    return _write_folder(url, lambda d: save_hf(model, tokenizer, d, card), "config.json", storage_options)
+
+
+def export_adapter(peft_model, tokenizer, url: str, storage_options: dict[str, Any] | None = None) -> str:
+    """Save a LoRA run's adapter alone (PEFT `save_pretrained`: adapter_config.json and
+    adapter_model.safetensors, a few MB) with the tokenizer and its chat template, so
+    `PeftModel.from_pretrained(base, url)` puts it on the base model again. Called before the merge
+    (`merge_and_unload` removes the adapter layers). Returns `url`."""
+    from peft import PeftModel
+
+    if not isinstance(peft_model, PeftModel):
+        raise TypeError(f"export_adapter needs a PEFT model (train.lora.enabled), got {type(peft_model).__name__}")
+
+    def fill(folder: str) -> None:
+        peft_model.save_pretrained(folder, safe_serialization=True)
+        add_generation_markers(tokenizer)
+        tokenizer.save_pretrained(folder)
+
+    return _write_folder(url, fill, "adapter_config.json", storage_options)
+
+
+def _write_folder(url: str, fill, last: str, storage_options: dict[str, Any] | None) -> str:
+    """`fill(folder)` a local temporary folder, then publish it at `url` whole: locally renamed over
+    the old one; on an object store uploaded file by file with `last` (the file loaders look for
+    first) uploaded last, so a reader that polls for it finds the rest already there."""
     if is_local(url):
         dest = url.removeprefix("file://")
         parent = os.path.dirname(os.path.abspath(dest))
@@ -41,7 +66,7 @@ def export_model(model, tokenizer, url: str, storage_options: dict[str, Any] | N
         tmp = tempfile.mkdtemp(prefix=".model.", dir=parent)
         try:
             os.chmod(tmp, 0o755)  # mkdtemp makes it private; the model is meant to be shared
-            save_hf(model, tokenizer, tmp, card)
+            fill(tmp)
             if os.path.exists(dest):
                 old = dest + ".old"
                 shutil.rmtree(old, ignore_errors=True)
@@ -55,12 +80,10 @@ def export_model(model, tokenizer, url: str, storage_options: dict[str, Any] | N
         return url
     fs, path = get_fs(url, storage_options)
     with tempfile.TemporaryDirectory(prefix="sft_ray_model_") as tmp:
-        save_hf(model, tokenizer, tmp, card)
+        fill(tmp)
         if fs.exists(path):
             fs.rm(path, recursive=True)
-        # config.json last: a reader that polls for it finds the weights already there.
-        names = sorted(os.listdir(tmp), key=lambda n: n == "config.json")
-        for name in names:
+        for name in sorted(os.listdir(tmp), key=lambda n: n == last):
             fs.put_file(os.path.join(tmp, name), path.rstrip("/") + "/" + name)
     return url
 

@@ -1,18 +1,21 @@
-"""Write a fine-tuned Llama-architecture model as one GGUF file that llama.cpp loads (f16 or Q8_0).
+"""Write a fine-tuned Llama-architecture model as one GGUF file that llama.cpp loads (f16, Q8_0, Q5_0, Q4_0).
 
 Layout as llama.cpp's own converter writes it (convert_hf_to_gguf.py, `LlamaModel`; the shipped
 SmolLM2 GGUF, sft_ray/models.py, has the same keys): architecture `llama` with its hyperparameters,
 tensor names from `gguf.get_tensor_name_map` (HF `model.layers.N.self_attn.q_proj` ->
 `blk.N.attn_q`), q_proj / k_proj rows permuted from the HF rotary layout (rotate-half) to GGML's
 interleaved pairs (`LlamaModel.permute`), a tied `lm_head` left out (llama.cpp reuses
-`token_embd`), norms and other 1-D tensors kept F32, and a 2-D tensor whose rows are not a
-multiple of the 32-value Q8_0 block written F16 instead. Tokenizer: byte-level BPE (`gpt2`) with the
+`token_embd`), norms and other 1-D tensors kept F32. Which type each 2-D tensor gets follows
+llama.cpp's own quantizer (src/llama-quant.cpp, `llama_tensor_get_type_impl`; see `tensor_type`).
+Tokenizer: byte-level BPE (`gpt2`) with the
 tokens, their types (special added tokens CONTROL), merges, special-token ids and chat template
 (`gguf.SpecialVocab`). The pre-tokenizer name tells llama.cpp how to split text before BPE; only
 the SmolLM2 tokenizer's (`smollm`) is known here, any other tokenizer is an error rather than a
 file that tokenizes differently.
 
 Quantization is `gguf.quants` (numpy, the reference implementation llama.cpp's tests compare to).
+It quantizes the 32-value block types (Q8_0, Q5_0/Q5_1, Q4_0/Q4_1) but none of the 256-value
+k-quants (Q4_K, Q6_K: dequantize only), so Q4_K/Q5_K files are not offered here.
 """
 
 from __future__ import annotations
@@ -29,7 +32,36 @@ from sft_ray.storage import get_fs, is_local
 
 log = logging.getLogger("sft_ray")
 
-QTYPES = ("f16", "q8_0")
+QTYPES = ("f16", "q8_0", "q5_0", "q4_0")
+"""`train.export_gguf` names; each is the file's main type (llama.cpp's LLAMA_FTYPE_MOSTLY_*)."""
+
+_BLOCK = 32
+"""Values per block of Q8_0 / Q5_0 / Q4_0 (ggml-common.h QK8_0 = QK5_0 = QK4_0 = 32)."""
+
+
+def tensor_type(name: str, shape: tuple[int, ...], qtype: str, tied: bool):
+    """The GGML type llama.cpp's quantizer gives tensor `name` of a `qtype` file (src/llama-quant.cpp).
+
+    - 1-D tensors and norms stay F32 (`tensor_allows_quantization`: `ggml_n_dims < 2`, `_norm.weight`).
+    - The output matrix, and the token embeddings when they are tied to it (llama.cpp then reads
+      the output from `token_embd`), are the most sensitive to rounding and get more bits than the
+      rest: `llama_tensor_get_type_impl` gives them Q6_K (Q8_0 when the rows are not a multiple of
+      256, as SmolLM2's 576 are) in Q4_0 / Q5_0 files. gguf.quants has no Q6_K quantizer, so
+      they are always Q8_0 here: the type llama.cpp itself falls back to (for SmolLM2 the same
+      choice; elsewhere ~1.3x Q6_K's bytes for this one matrix).
+    - A row that is not a multiple of the 32-value block cannot be quantized: F16, as llama.cpp's
+      `tensor_type_fallback` does for 32-block types ("must use F16 due to unusual shape").
+    """
+    import gguf
+
+    T = gguf.GGMLQuantizationType
+    if len(shape) <= 1 or name.endswith("_norm.weight"):
+        return T.F32
+    if qtype == "f16" or shape[-1] % _BLOCK:
+        return T.F16
+    if name == "output.weight" or (tied and name == "token_embd.weight"):
+        return T.Q8_0
+    return {"q8_0": T.Q8_0, "q5_0": T.Q5_0, "q4_0": T.Q4_0}[qtype]
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -87,8 +119,7 @@ def write_gguf(model, tokenizer, path: str, qtype: str = "q8_0") -> None:
     theta = rope.get("rope_theta") or getattr(cfg, "rope_theta", None) or 10000.0
     if rope.get("rope_type", "default") not in ("default", None):
         raise ValueError(f"GGUF export: rope scaling {rope.get('rope_type')!r} is not handled")
-    ftype = gguf.LlamaFileType.MOSTLY_F16 if qtype == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0
-    target = gguf.GGMLQuantizationType.F16 if qtype == "f16" else gguf.GGMLQuantizationType.Q8_0
+    ftype = getattr(gguf.LlamaFileType, f"MOSTLY_{qtype.upper()}")
 
     w = gguf.GGUFWriter(path, "llama")
     w.add_name(os.path.basename(str(getattr(cfg, "_name_or_path", "") or "model")) or "model")
@@ -129,12 +160,13 @@ def write_gguf(model, tokenizer, path: str, qtype: str = "q8_0") -> None:
             data = _permute(data, n_head)
         elif hf_name.endswith("k_proj.weight"):
             data = _permute(data, n_kv)
-        if data.ndim <= 1 or name.endswith("_norm.weight"):
+        kind = tensor_type(name, data.shape, qtype, tied)
+        if kind == gguf.GGMLQuantizationType.F32:
             w.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
-        elif target == gguf.GGMLQuantizationType.Q8_0 and data.shape[-1] % 32 == 0:
-            w.add_tensor(name, gguf.quants.quantize(data, target), raw_dtype=target)
-        else:
+        elif kind == gguf.GGMLQuantizationType.F16:
             w.add_tensor(name, np.ascontiguousarray(data, dtype=np.float16))
+        else:
+            w.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

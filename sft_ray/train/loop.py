@@ -43,7 +43,7 @@ from sft_ray.train import checkpoint, parallel
 from sft_ray.train.checkpoint import ExampleCounts, Progress, RankPosition
 from sft_ray.train.evaluate import all_reduce_sum, evaluate, validation_batches
 from sft_ray.train.chat_template import add_generation_markers
-from sft_ray.train.export import export_dtypes, export_model
+from sft_ray.train.export import export_adapter, export_dtypes, export_model
 from sft_ray.train.loss import IGNORE, token_loss_sum
 from sft_ray.train.task_eval import task_metrics
 from sft_ray.train.tokenize import PadCollate, TorchCollate
@@ -118,9 +118,13 @@ def train_loop_per_worker(config: dict) -> None:
         _count_examples(progress, position, plan, w.device)
         progress.done = True
         _save(w, cfg, progress, position)
-    export = parallel.export_module(w.model, w.raw, tc, w.model_path, w.rank)  # every rank: gathers under FSDP
+    # Every rank: gathers under FSDP. LoRA: the PEFT model, whose adapter is saved before the merge.
+    export = parallel.export_module(w.model, w.raw, tc, w.model_path, w.rank, merge=False)
     if w.rank == 0:
         _write_outputs(plan, progress, cfg.storage_options)
+        if tc.lora.enabled:
+            export_adapter(export, w.tokenizer, join(plan.train_dir, "adapter"), cfg.storage_options)
+            export = export.merge_and_unload()
         # Generation markers once, here; save_hf's own call then finds them in place.
         card = cards.model_card(cfg, progress.eval, progress.step, add_generation_markers(w.tokenizer))
         export_model(export, w.tokenizer, join(plan.train_dir, "model"), cfg.storage_options, card=card)

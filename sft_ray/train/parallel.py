@@ -11,7 +11,8 @@
   the frozen base is re-read from the base model on resume, so checkpoints stay small.
 - `export_module(...)`: a plain Hugging Face module for `save_pretrained`: the trained model itself
   under DDP; under FSDP or LoRA a fresh copy of the base model on rank 0 loaded with the gathered
-  weights and, for LoRA, merged (`merge_and_unload`), so the export needs no PEFT to load.
+  weights and, for LoRA, merged (`merge_and_unload`), so the export needs no PEFT to load (the
+  training loop saves the adapter alone first, `<train>/adapter`).
 """
 
 from __future__ import annotations
@@ -136,8 +137,10 @@ def load_state(model, optimizer, model_sd: dict, optim_sd: dict | None, lora: bo
         set_optimizer_state_dict(model, optimizer, optim_state_dict=optim_sd, options=opts)
 
 
-def export_module(model, raw, tc, model_path: str, rank: int):
-    """A plain HF module with the trained weights on rank 0 (None elsewhere); every rank calls it."""
+def export_module(model, raw, tc, model_path: str, rank: int, merge: bool = True):
+    """A plain HF module with the trained weights on rank 0 (None elsewhere); every rank calls it.
+    With LoRA and `merge=False`, the PEFT model itself (its adapter can then be saved before
+    `merge_and_unload`)."""
     if not tc.lora.enabled and not is_fsdp(model):
         return raw if rank == 0 else None
     sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -151,4 +154,4 @@ def export_module(model, raw, tc, model_path: str, rank: int):
     missing, unexpected = fresh.load_state_dict(sd, strict=False)
     if unexpected or [k for k in missing if "lm_head" not in k]:  # lm_head may be tied to the embeddings
         raise RuntimeError(f"export: state dict mismatch; missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return fresh.merge_and_unload() if tc.lora.enabled else fresh
+    return fresh.merge_and_unload() if tc.lora.enabled and merge else fresh

@@ -124,3 +124,81 @@ def test_gguf_export_reads_back_and_loads(tiny, tmp_path, qtype, tol):
     # Weights only (the tokenizer's 49k tokens and merges are ~3 MB of metadata): 2 bytes a value, Q8_0 34 per 32.
     fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
     assert sum(int(t.n_bytes) for t in r.tensors) < (0.51 if qtype == "f16" else 0.28) * fp32_bytes
+
+
+def test_low_bit_tensor_types_follow_llama_cpp():
+    # src/llama-quant.cpp: 1-D and norms F32; output (or tied token_embd) above 4 bits; odd rows F16.
+    from sft_ray.train.gguf_export import tensor_type
+
+    t = lambda *a: tensor_type(*a).name  # noqa: E731
+    assert t("blk.0.attn_norm.weight", (64,), "q4_0", True) == "F32"
+    assert t("blk.0.ffn_down.weight", (64, 128), "q4_0", True) == "Q4_0"
+    assert t("blk.0.ffn_down.weight", (64, 128), "q5_0", True) == "Q5_0"
+    assert t("token_embd.weight", (49152, 64), "q4_0", True) == "Q8_0"  # tied: it is also the output
+    assert t("token_embd.weight", (49152, 64), "q4_0", False) == "Q4_0"
+    assert t("output.weight", (49152, 64), "q4_0", False) == "Q8_0"
+    assert t("blk.0.ffn_down.weight", (64, 100), "q4_0", True) == "F16"  # rows not whole 32-value blocks
+    assert t("blk.0.ffn_down.weight", (64, 128), "f16", True) == "F16"
+
+
+# Measured on the tiny random model (SmolLM2 tokenizer, hidden 64), PROMPT, max |logit| error over
+# max |logit|: Q5_0 0.034, Q4_0 0.081; greedy tokens equal to fp32's over 24 new tokens: Q5_0 24/24,
+# Q4_0 18/24. A random model's logits are nearly flat, so a 4-bit rounding flips near-ties that a trained
+# model's would not (SmolLM2-135M: benchmarks/results/export_formats.md). Bounds: ~2x the measurement.
+@pytest.mark.parametrize("qtype,rel,greedy", [("q5_0", 0.07, 0.9), ("q4_0", 0.16, 0.6)])
+def test_low_bit_gguf_reads_back_and_answers_like_fp32(tiny, tmp_path, qtype, rel, greedy):
+    import gguf
+    from transformers import AutoModelForCausalLM
+
+    model, tok = tiny
+    path = tmp_path / f"model.{qtype}.gguf"
+    export_gguf(model, tok, str(path), qtype)
+    r = gguf.GGUFReader(str(path))
+    assert r.fields["general.file_type"].contents() == int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype.upper()}"))
+    types = {t.name: t.tensor_type.name for t in r.tensors}
+    assert types["token_embd.weight"] == "Q8_0" and types["output_norm.weight"] == "F32"
+    body = {n: k for n, k in types.items() if n.startswith("blk.") and not n.endswith("_norm.weight")}
+    assert set(body.values()) == {qtype.upper()}
+    # 4-bit: 18 bytes per 32 values (2-byte scale + 16 bytes of nibbles); 5-bit: 22 (ggml-common.h block_q4_0 / q5_0).
+    per_block = {"q4_0": 18, "q5_0": 22}[qtype]
+    for t in r.tensors:
+        if t.name in body:
+            assert int(t.n_bytes) == int(t.n_elements) // 32 * per_block
+
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file=path.name, dtype=torch.float32)
+    ref = _logits(model, tok)
+    assert (_logits(loaded, tok) - ref).abs().max() < rel * ref.abs().max()
+    ids = tok(PROMPT, return_tensors="pt")["input_ids"]
+    want = model.generate(ids, max_new_tokens=24, do_sample=False)[0, ids.shape[1]:]
+    got = loaded.generate(ids, max_new_tokens=24, do_sample=False)[0, ids.shape[1]:]
+    assert (want == got).float().mean() >= greedy
+
+
+def test_lora_adapter_exports_alone_and_loads_with_peft(tiny, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from sft_ray.train.export import export_adapter
+
+    _, tok = tiny
+    path = str(tiny_llama_dir(DEFAULT_TINY, 0))
+    trained = add_lora(load_model(path), TrainConfig(model="tiny-llama", lora={"enabled": True, "r": 4, "alpha": 8}).lora)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in trained.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    expect = _logits(trained.eval(), tok)  # eval: no LoRA dropout
+    url = export_adapter(trained, tok, str(tmp_path / "adapter"))
+    names = {p.name for p in (tmp_path / "adapter").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= names
+    assert not any(n.startswith("model") for n in names)  # the adapter only, not the base weights
+    adapter_bytes = (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size
+    assert adapter_bytes < 0.1 * 4 * sum(p.numel() for p in trained.parameters())
+
+    loaded = PeftModel.from_pretrained(load_model(path), url)
+    assert (_logits(loaded, tok) - expect).abs().max() < 1e-5
+    assert (_logits(loaded.merge_and_unload(), tok) - expect).abs().max() < 1e-4
+    assert "{% generation %}" in AutoTokenizer.from_pretrained(url).chat_template  # the training template
+    with pytest.raises(TypeError, match="needs a PEFT model"):
+        export_adapter(load_model(path), tok, str(tmp_path / "x"))

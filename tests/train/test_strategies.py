@@ -5,7 +5,7 @@
   test_parity.py: 2b examples, so every step sees the whole set however rows are split.
 - LoRA trains adapters only: the checkpoint holds only adapter weights (and their Adam state), the
   base stays frozen, and the exported model is merged (loads with plain transformers, no PEFT,
-  and differs from the base model).
+  and differs from the base model); the adapter is also exported alone (loads with PEFT).
 """
 
 from __future__ import annotations
@@ -72,6 +72,16 @@ def test_lora_checkpoints_adapters_only_and_exports_merged(tmp_path, ray_local, 
     assert changed and all(("q_proj" in k or "k_proj" in k or "v_proj" in k or "o_proj" in k or "_proj" in k)
                            for k in changed), changed
     assert torch.equal(tuned["model.embed_tokens.weight"], base["model.embed_tokens.weight"])  # frozen
+    # The adapter alone as well (<train>/adapter): on the base model it answers like the merged export.
+    from peft import PeftModel
+
+    assert s["adapter_dir"] == str(out / "train" / "adapter")
+    ids = torch.tensor([[1, 5, 9, 42, 7]])
+    base_model = load_model(resolve_model("tiny-llama", tiny=TrainConfig().tiny, seed=7))
+    with torch.no_grad():
+        via_adapter = PeftModel.from_pretrained(base_model, s["adapter_dir"])(ids).logits
+        merged = _load_exported(str(model_dir))(ids).logits
+    assert (via_adapter - merged).abs().max() < 1e-4
 
     # Rerun with more steps resumes from the adapter checkpoint.
     s2 = run_finetune(_cfg(out, max_steps=STEPS + 2, lora={"enabled": True, "r": 4, "alpha": 8},
