@@ -8,7 +8,8 @@ A FastAPI app is the deployment's ingress (`@serve.ingress`), so request bodies 
 the pydantic models of `protocol.py` before any model code runs; every refusal is HTTP 4xx with
 OpenAI's error envelope (`{"error": {"message", "type", "param", "code"}}`), which the `openai`
 client turns into `BadRequestError` carrying the message. Non-streamed requests meet in
-`@serve.batch` and are generated together (`engine.ChatEngine.generate`); generation runs in a
+`@serve.batch` and are generated together (`engine.ChatEngine.generate`; a `.gguf` export is served
+by llama.cpp instead, `llama_engine.LlamaCppEngine`, answering a batch in turn); generation runs in a
 worker thread so the replica's event loop keeps answering health checks and accepting requests
 while a batch decodes. Streamed requests decode one by one (a streamed answer cannot wait for a
 batch to finish) and stop when the client disconnects.
@@ -32,6 +33,7 @@ from ray import serve
 
 from sft_ray.serve.config import ServeConfig
 from sft_ray.serve.engine import ChatEngine, GenJob, GenResult
+from sft_ray.serve.llama_engine import LlamaCppEngine, is_gguf, local_gguf
 from sft_ray.serve.protocol import (ChatCompletionRequest, chunk_body, completion_body, completion_id,
                                     error_body)
 
@@ -66,9 +68,12 @@ class ChatDeployment:
         self.cfg = ServeConfig.model_validate(config)
         threads = self.cfg.torch_threads or max(1, int(-(-self.cfg.num_cpus // 1)))
         t0 = time.time()
-        self.engine = ChatEngine(self.cfg.model, storage_options=self.cfg.storage_options,
-                                 use_gpu=self.cfg.num_gpus > 0, torch_threads=threads,
-                                 trust_remote_code=self.cfg.trust_remote_code)
+        if is_gguf(self.cfg.model):  # a GGUF export: llama.cpp on CPU (serve/llama_engine.py)
+            self.engine = LlamaCppEngine(self.cfg.model, storage_options=self.cfg.storage_options, threads=threads)
+        else:
+            self.engine = ChatEngine(self.cfg.model, storage_options=self.cfg.storage_options,
+                                     use_gpu=self.cfg.num_gpus > 0, torch_threads=threads,
+                                     trust_remote_code=self.cfg.trust_remote_code)
         self.name = self.cfg.model_name()
         self.created = int(time.time())
         self._generate_batch.set_max_batch_size(self.cfg.max_batch_size)
@@ -192,7 +197,10 @@ def run_serve(cfg: ServeConfig, *, blocking: bool = False):
     from sft_ray.runtime import init_ray
     from sft_ray.serve.location import model_location
 
-    if "://" not in cfg.model:
+    if is_gguf(cfg.model):
+        if "://" not in cfg.model:
+            local_gguf(cfg.model)  # fail fast on a missing file
+    elif "://" not in cfg.model:
         model_location(cfg.model)  # fail fast on a wrong local path (URLs are resolved by the replicas)
     init_ray()
     # Serve's controller gives the HTTP proxy 5 s to report ready and kills it after three misses;

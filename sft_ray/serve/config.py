@@ -24,7 +24,8 @@ class ServeConfig(BaseModel):
 
     model: str = Field(
         "tiny-llama",
-        description="what to serve: a fine-tune run folder (its train/model is used), an exported model folder, an "
+        description="what to serve: a fine-tune run folder (its train/model is used), an exported model folder, a "
+                    ".gguf export (served by llama.cpp: pip install llama-cpp-python), an "
                     "s3:// (any fsspec URL) folder of either, or a model name (tiny-llama, smollm2-135m-instruct, hub id)")
     storage_options: dict[str, Any] = Field(default_factory=dict,
                                             description="fsspec options for an s3:// model (e.g. endpoint_url)")

@@ -14,6 +14,7 @@ conversation byte for byte as the original, or it is not used.
 from __future__ import annotations
 
 import logging
+import re
 
 log = logging.getLogger("sft_ray")
 
@@ -66,3 +67,13 @@ def add_generation_markers(tokenizer) -> bool:
     if marked is not None:
         tokenizer.chat_template = marked
     return marked is not None
+
+
+_MARKER = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
+
+
+def strip_generation_markers(template: str | None) -> str | None:
+    """`template` without `{% generation %}` / `{% endgeneration %}`: they mark training targets for
+    transformers' assistant mask and mean nothing at inference, where plain Jinja (llama.cpp,
+    llama-cpp-python) rejects them as unknown tags. The rendered text is the same."""
+    return _MARKER.sub("", template) if template else template

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from sft_ray.storage import get_fs, is_local
+from sft_ray.train.chat_template import strip_generation_markers
 
 log = logging.getLogger("sft_ray")
 
@@ -143,7 +144,9 @@ def write_gguf(model, tokenizer, path: str, qtype: str = "q8_0") -> None:
         w.add_tokenizer_pre(_tokenizer_pre(tok_dir))
         w.add_token_list(tokens)
         w.add_token_types(types)
-        gguf.SpecialVocab(tok_dir, load_merges=True, n_vocab=len(tokens)).add_to_gguf(w)
+        special = gguf.SpecialVocab(tok_dir, load_merges=True, n_vocab=len(tokens))
+        special.chat_template = strip_generation_markers(special.chat_template)  # inference templates: no training marks
+        special.add_to_gguf(w)
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
     tied = bool(getattr(cfg, "tie_word_embeddings", False))
