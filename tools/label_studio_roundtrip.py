@@ -1,49 +1,62 @@
-"""Round trip through a real Label Studio server: project from RUN/labels/studio/config.xml, import
-tasks.json (predictions pre-filled), annotate every task through the REST API with a gold label,
-export JSON, and read it with sft_ray.label.studio.parse_export. How tests/data/label_studio/ was made.
+"""Round trip through a real Label Studio server with label-studio-sdk: a project from
+RUN/labels/studio/config.xml, tasks.json imported (the model's predictions pre-filled), one
+annotation per answered task submitted through the API, then the project exported as JSON and
+JSON-MIN into OUT_DIR (export_json.json, export_json_min.json) for `sft-ray label import`.
 
-    pip install --target /tmp/ls label-studio        # ~1 GB; the server is a Django app
-    PYTHONPATH=/tmp/ls LABEL_STUDIO_USERNAME=me@example.org LABEL_STUDIO_PASSWORD=... \
-      LABEL_STUDIO_USER_TOKEN=<token> LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
-      python -m label_studio.server start --no-browser -p 8089 --data-dir /tmp/lsdata &
+Runs with the Label Studio virtual environment's python (`./dev setup` does not make it; `./dev
+test` does, as .venv-labelstudio/), which has the SDK but not sft_ray, so this file imports only
+the SDK and the standard library. tests/label/test_label_studio_server.py drives it; by hand:
+
+    LABEL_STUDIO_USERNAME=me@example.org LABEL_STUDIO_PASSWORD=... LABEL_STUDIO_USER_TOKEN=<40 hex> \
+      LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true \
+      .venv-labelstudio/bin/label-studio start --no-browser --internal-host 127.0.0.1 -p 8089 --data-dir /tmp/lsdata &
     sft-ray label export RUN
-    python tools/label_studio_roundtrip.py http://localhost:8089 <token> RUN gold.json   # gold.json: {record id: label}
+    .venv-labelstudio/bin/python tools/label_studio_roundtrip.py http://127.0.0.1:8089 <token> RUN answers.json OUT_DIR
+    sft-ray label import RUN OUT_DIR/export_json.json
+
+answers.json is {record id: class name}; tasks whose record id it lacks stay unannotated. Prints
+one JSON line: project id, tasks imported, predictions imported, annotations submitted.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import urllib.request
+from pathlib import Path
 
-from sft_ray.label.studio import parse_export
-
-
-def call(base: str, token: str, method: str, path: str, body=None):
-    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        return json.loads(r.read() or b"null")
+from label_studio_sdk.client import LabelStudio
 
 
-def main(base: str, token: str, run: str, gold_path: str) -> None:
-    config = open(f"{run}/labels/studio/config.xml", encoding="utf-8").read()
-    tasks = json.load(open(f"{run}/labels/studio/tasks.json", encoding="utf-8"))
-    gold = json.load(open(gold_path, encoding="utf-8"))
-    project = call(base, token, "POST", "/api/projects", {"title": "sft_ray topic", "label_config": config})
-    print("import:", call(base, token, "POST", f"/api/projects/{project['id']}/import", tasks))
-    listed = call(base, token, "GET", f"/api/tasks?project={project['id']}&page_size=1000")
-    listed = listed["tasks"] if isinstance(listed, dict) else listed
-    for t in listed:
-        call(base, token, "POST", f"/api/tasks/{t['id']}/annotations", {"ground_truth": False, "result": [
-            {"from_name": "topic", "to_name": "text", "type": "choices", "value": {"choices": [gold[t["data"]["record_id"]]]}}]})
+def main(base: str, token: str, run: str, answers_path: str, out_dir: str) -> dict:
+    studio = Path(run) / "labels" / "studio"
+    config = (studio / "config.xml").read_text(encoding="utf-8")
+    tasks = json.loads((studio / "tasks.json").read_text(encoding="utf-8"))
+    answers = json.loads(Path(answers_path).read_text(encoding="utf-8"))
+    # The labeler's control name: every prediction result names it (sft_ray/label/studio.py).
+    control = tasks[0]["predictions"][0]["result"][0]["from_name"]
+    to_name = tasks[0]["predictions"][0]["result"][0]["to_name"]
+
+    ls = LabelStudio(base_url=base, api_key=token, timeout=120)
+    project = ls.projects.create(title="sft_ray round trip", label_config=config)
+    imported = ls.projects.import_tasks(id=project.id, request=tasks, return_task_ids=True)
+    submitted = 0
+    for task in ls.tasks.list(project=project.id, page_size=100):
+        label = answers.get(task.data["record_id"])
+        if label is None:
+            continue
+        ls.annotations.create(id=task.id, result=[{"from_name": control, "to_name": to_name, "type": "choices",
+                                                   "value": {"choices": [label]}}], ground_truth=False)
+        submitted += 1
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     for kind in ("JSON", "JSON_MIN"):
-        export = call(base, token, "GET", f"/api/projects/{project['id']}/export?exportType={kind}")
-        json.dump(export, open(f"{run}/labels/studio/export_{kind.lower()}.json", "w", encoding="utf-8"), ensure_ascii=False)
-        rows, unlabelled = parse_export(export, "topic", sorted(set(gold.values())), where=kind)
-        print(f"{kind}: {len(rows)} labels read back, {unlabelled} without annotation, all equal to gold: "
-              f"{all(r['label'] == gold[r['id']] for r in rows)}")
+        data = b"".join(ls.projects.exports.download_sync(id=project.id, export_type=kind, download_all_tasks=True))
+        (out / f"export_{kind.lower()}.json").write_bytes(data)
+    return {"project": project.id, "tasks": imported.task_count, "predictions": imported.prediction_count,
+            "annotations": submitted}
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    if len(sys.argv) != 6:
+        sys.exit(__doc__)
+    print(json.dumps(main(*sys.argv[1:6])))
