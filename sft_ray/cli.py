@@ -72,10 +72,12 @@ def _parser() -> argparse.ArgumentParser:
               "Load a checkpoint (<output>/train/checkpoints/step_NNNNNN) into its run's base model (LoRA adapters merged) "
               "and save it, with the tokenizer, as a Hugging Face folder.",
               ["sft-ray export runs/demo/train/checkpoints/step_000010 runs/demo/step10-hf",
-               "sft-ray export s3://bucket/run/train/checkpoints/step_000050 /tmp/m --dtype bf16"])
+               "sft-ray export s3://bucket/run/train/checkpoints/step_000050 /tmp/m --dtype bf16",
+               "sft-ray export runs/lora/train/checkpoints/step_000010 runs/lora/step10-adapter --adapter"])
     s.add_argument("checkpoint", help="checkpoint folder (local path or fsspec URL)")
     s.add_argument("out", help="folder to write (local path or fsspec URL)")
     s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "f16"], help="weights' dtype in the export")
+    s.add_argument("--adapter", action="store_true", help="LoRA runs: the adapter alone (PeftModel.from_pretrained), not merged weights")
     s = sub.add_parser("report", help="print the summary of a finished build")
     s.add_argument("output", help="run output path or URL")
     s = sub.add_parser("label", help="human labels: Label Studio export / import (sft_ray/label/studio.py)",
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "export":
             from sft_ray.train.export import checkpoint_to_hf
 
-            print(f"exported {checkpoint_to_hf(args.checkpoint, args.out, dtype=args.dtype)}")
+            print(f"exported {checkpoint_to_hf(args.checkpoint, args.out, dtype=args.dtype, adapter=args.adapter)}")
             return 0
         if args.verb == "serve":
             serve_verb(args)

@@ -114,11 +114,13 @@ def export_dtypes(model, tokenizer, train_dir: str, dtypes: list[str], storage_o
     return urls
 
 
-def checkpoint_to_hf(checkpoint: str, out: str, *, dtype: str = "fp32", storage_options: dict[str, Any] | None = None) -> str:
+def checkpoint_to_hf(checkpoint: str, out: str, *, dtype: str = "fp32", adapter: bool = False,
+                     storage_options: dict[str, Any] | None = None) -> str:
     """Turn a training checkpoint (`<output>/train/checkpoints/step_NNNNNN`: torch state dicts plus
     state.json with the resolved config, sft_ray/train/checkpoint.py) into a folder `from_pretrained`
     opens: the base model of the run's config loaded with the checkpoint's weights (LoRA: adapters
-    merged), in `dtype`, with the tokenizer. Returns `out`."""
+    merged), in `dtype`, with the tokenizer. `adapter` (LoRA runs only): the adapter alone instead, as
+    `export_adapter` writes it at the end of a run. Returns `out`."""
     import json
 
     import torch
@@ -145,6 +147,8 @@ def checkpoint_to_hf(checkpoint: str, out: str, *, dtype: str = "fp32", storage_
         if "train" not in config:
             raise ValueError(f"{checkpoint}/state.json has no train config to rebuild the model from")
         tc = TrainConfig.model_validate(config["train"])
+        if adapter and not tc.lora.enabled:
+            raise ValueError(f"{checkpoint}: --adapter needs a LoRA run (train.lora.enabled); this run trained every weight")
         state = torch.load(os.path.join(src, "model.pt"), weights_only=True)
     path = resolve_model(tc.model, tc.trust_remote_code, tiny=tc.tiny, seed=tc.seed, storage_options=storage_options)
     model = load_model(path, trust_remote_code=tc.trust_remote_code)
@@ -153,6 +157,8 @@ def checkpoint_to_hf(checkpoint: str, out: str, *, dtype: str = "fp32", storage_
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or (not tc.lora.enabled and [k for k in missing if "lm_head" not in k]):
         raise RuntimeError(f"{checkpoint}: state dict does not fit {tc.model}; missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if adapter:
+        return export_adapter(model.to(getattr(torch, DTYPES[dtype])), load_tokenizer(path, tc.trust_remote_code), out, storage_options)
     if tc.lora.enabled:
         model = model.merge_and_unload()
     model = model.to(getattr(torch, DTYPES[dtype]))

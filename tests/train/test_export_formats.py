@@ -79,6 +79,16 @@ def test_checkpoint_becomes_a_from_pretrained_folder(tiny, tmp_path, lora):
 
     assert main(["export", str(ckpt), str(tmp_path / "hf16"), "--dtype", "f16"]) == 0
     assert next(AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf16")).parameters()).dtype == torch.float16
+    if not lora:
+        with pytest.raises(ValueError, match="needs a LoRA run"):
+            checkpoint_to_hf(str(ckpt), str(tmp_path / "ad"), adapter=True)
+        return
+    from peft import PeftModel  # the adapter alone, from the same checkpoint
+
+    assert main(["export", str(ckpt), str(tmp_path / "ad"), "--adapter"]) == 0
+    assert not (tmp_path / "ad" / "model.safetensors").exists() and (tmp_path / "ad" / "adapter_config.json").exists()
+    on_base = PeftModel.from_pretrained(load_model(str(tiny_llama_dir(DEFAULT_TINY, 0))), str(tmp_path / "ad")).eval()
+    assert (_logits(on_base, tok) - expect).abs().max() < 1e-4
 
 
 def test_permute_matches_llama_cpp_rotary_layout():
