@@ -25,8 +25,10 @@ def _sft(out):
     return [r for split in ("train", "validation") for r in pq.read_table(out / "sft" / split).to_pylist()]
 
 
-@pytest.mark.slow
-def test_model_labels_become_targets_and_human_labels_come_back(ray_local, tmp_path):
+def hidden_news_run(tmp_path):
+    """30 gold AG News rows and 100 whose labels are hidden (the "unlabelled news source"), the label
+    stage on: (run config dict, {record id: the hidden label}, output folder). Shared with
+    tests/label/test_label_studio_server.py."""
     rows = list(csv.reader((DEMO_DATA / "ag_news_test_part.csv").open(encoding="utf-8")))
     hidden = rows[3000:3100]  # labels hidden: the "unlabelled news source"
     with (tmp_path / "news.csv").open("w", encoding="utf-8", newline="") as f:
@@ -44,6 +46,12 @@ def test_model_labels_become_targets_and_human_labels_come_back(ray_local, tmp_p
         "format": {"count_tokens": False, "validation_fraction": 0.1},
         "label": {"enabled": True, "concurrency": 1, "topic": {"seed": {"max_rows": 200}}},
     }
+    return cfg, gold, out
+
+
+@pytest.mark.slow
+def test_model_labels_become_targets_and_human_labels_come_back(ray_local, tmp_path):
+    cfg, gold, out = hidden_news_run(tmp_path)
     m = build_sft_data(RunConfig.model_validate(cfg)).manifest
     cls = [r for r in _sft(out) if r["task"] == "classification"]
     by_source = {s: [r for r in cls if r["source"] == s] for s in ("ag", "news")}

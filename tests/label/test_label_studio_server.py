@@ -11,7 +11,6 @@ checks that what a real server accepts and writes back is what sft_ray reads.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import secrets
@@ -29,8 +28,9 @@ from sft_ray import cli
 from sft_ray.build import build_sft_data
 from sft_ray.config import RunConfig
 from sft_ray.label.studio import parse_export
-from tests.conftest import DEMO_DATA, REPO
+from tests.conftest import REPO
 from tests.e2e.e2e_support import free_port
+from tests.label.test_label_round_trip import hidden_news_run
 
 AG_LABELS = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
 LS_VENV = Path(os.environ.get("SFT_RAY_LABEL_STUDIO_VENV") or REPO / ".venv-labelstudio")
@@ -101,23 +101,7 @@ def _sft(out):
 @pytest.mark.slow
 def test_label_studio_server_round_trip(ray_local, label_studio, tmp_path):
     base, token, ls_python = label_studio
-    rows = list(csv.reader((DEMO_DATA / "ag_news_test_part.csv").open(encoding="utf-8")))
-    hidden = rows[3000:3100]  # labels hidden: the "unlabelled news source"
-    with (tmp_path / "news.csv").open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([[f"h{i}", title, text] for i, (_, title, text) in enumerate(hidden)])
-    gold = {f"news-h{i}": AG_LABELS[c] for i, (c, _, _) in enumerate(hidden)}
-    out = tmp_path / "out"
-    cfg = {
-        "output": str(out),
-        "sources": [
-            {"name": "ag", "kind": "news", "format": "csv", "path": str(DEMO_DATA / "ag_news_test_part.csv"),
-             "fields": {"label": 0, "title": 1, "text": 2}, "label_names": AG_LABELS, "limit": 30},
-            {"name": "news", "kind": "news", "format": "csv", "path": str(tmp_path / "news.csv"), "fields": {"id": 0, "title": 1, "text": 2}},
-        ],
-        "dedup": {"num_partitions": 2},
-        "format": {"count_tokens": False, "validation_fraction": 0.1},
-        "label": {"enabled": True, "concurrency": 1, "topic": {"seed": {"max_rows": 200}}},
-    }
+    cfg, gold, out = hidden_news_run(tmp_path)
     m = build_sft_data(RunConfig.model_validate(cfg)).manifest
     assert "human" not in m["sft"]["label_sources"]["classification"]
 
