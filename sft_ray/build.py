@@ -85,7 +85,7 @@ def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None) 
     with output.acquire(out, storage_options) as lease:
         output.claim(out, storage_options)  # a folder we did not create is never cleaned
         # Every Dataset of the build carries placement.curation; model pools add placement.models.
-        with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle):
+        with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle, cfg.dedup.shuffle_map_bytes):
             return _build(cfg, out, lease.holder["run_id"], inputs)
 
 

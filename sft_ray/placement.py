@@ -26,16 +26,19 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def data_selector(selector: dict[str, str], strict_shuffle: bool = True) -> Iterator[None]:
+def data_selector(selector: dict[str, str], strict_shuffle: bool = True, shuffle_map_bytes: int | None = None) -> Iterator[None]:
     """Within the block, Datasets created on this driver carry `selector` and the settings below
     (each Dataset copies the current DataContext when it is created, so it keeps them after the
     block ends). The build and the training data are made inside one. `strict_shuffle`
-    (config `placement.strict_shuffle`): see below."""
+    (config `placement.strict_shuffle`): see below. `shuffle_map_bytes` (config
+    `dedup.shuffle_map_bytes`, None: Ray's default) bounds the input of one shuffle map task."""
     import ray
     from ray.data.context import ShuffleStrategy
 
     ctx = ray.data.DataContext.get_current()
-    before = ctx.execution_options.label_selector, ctx.shuffle_strategy, ctx.use_datasource_v2
+    before = ctx.execution_options.label_selector, ctx.shuffle_strategy, ctx.use_datasource_v2, ctx.shuffle_input_batch_bytes
+    if shuffle_map_bytes is not None:
+        ctx.shuffle_input_batch_bytes = shuffle_map_bytes
     ctx.execution_options.label_selector = dict(selector) or None
     if selector and strict_shuffle and ctx.shuffle_strategy == ShuffleStrategy.SHUFFLE_V2:
         # Ray Data 2.60's default shuffle (SHUFFLE_V2: ShuffleMapOp/ShuffleReduceOp) ignores the
@@ -54,7 +57,7 @@ def data_selector(selector: dict[str, str], strict_shuffle: bool = True) -> Iter
     try:
         yield
     finally:
-        ctx.execution_options.label_selector, ctx.shuffle_strategy, ctx.use_datasource_v2 = before
+        ctx.execution_options.label_selector, ctx.shuffle_strategy, ctx.use_datasource_v2, ctx.shuffle_input_batch_bytes = before
 
 
 def task_options() -> dict:

@@ -49,3 +49,20 @@ def test_one_flag_sets_every_selector_and_unknown_keys_fail():
     assert load_config(None, []).placement.model_dump() == {"curation": {}, "models": {}, "train": {}, "strict_shuffle": True}
     with pytest.raises(ConfigError, match="placement"):
         load_config(None, ["placement.curaton={a: b}"])
+
+
+def _shuffle_map_outputs(ds: ray.data.Dataset) -> int:
+    """Blocks the shuffle's map operator produced: one per map task (Ray 2.60's stats line)."""
+    stats = ds.repartition(2, keys=["id"]).materialize().stats()
+    line = next(ln for ln in stats.splitlines() if "HashShuffleMap" in ln and "blocks produced" in ln)
+    return int(line.split("blocks produced")[0].split()[-1])
+
+
+def test_shuffle_map_bytes_bounds_what_one_shuffle_map_task_takes(ray_local):
+    """Ray Data gathers up to 1 GiB of shuffle input per map task; dedup.shuffle_map_bytes sets it."""
+    with data_selector({}, shuffle_map_bytes=1):  # every block is its own map task
+        small = ray.data.range(8_000, override_num_blocks=8)
+    default = ray.data.range(8_000, override_num_blocks=8)  # 8 x 8 KB: one task
+    assert small.context.shuffle_input_batch_bytes == 1
+    assert _shuffle_map_outputs(small) == 8 and _shuffle_map_outputs(default) == 1
+    assert load_config(None, []).dedup.shuffle_map_bytes == 256 * 2**20

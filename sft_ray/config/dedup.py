@@ -165,6 +165,19 @@ class DedupConfig(StrictModel):
         ge=1,
         description="Target in-memory bytes of one shuffle partition (a reduce task peaks at a few times this).",
     )
+    shuffle_map_bytes: int = Field(
+        # Ray Data 2.60's shuffle map (ShuffleMapOp) gathers input blocks per node until
+        # DataContext.shuffle_input_batch_bytes (1 GiB by default) and partitions them in one task, which
+        # holds the input and its partitioned copy: the decontamination join's gram rows made that task
+        # the build's largest, 2.2 GiB private at 20k documents (benchmarks/scale.py; one map task took
+        # all 77 blocks, 1.02 GB). 256 MiB bounds a map task near 0.6 GiB; smaller values mean more map
+        # tasks, and every map task writes one shard per partition, so at 1 TB and 2,048 partitions
+        # 256 MiB keeps ~8M shards (1 GiB: ~2M).
+        default=256 * 2**20,
+        ge=1,
+        description="Input bytes one shuffle map task partitions at once (Ray Data's shuffle_input_batch_bytes, "
+        "1 GiB by default): a map task peaks at about twice this.",
+    )
     max_partitions: int = Field(
         # Every shuffle keeps map x reduce intermediate objects (and per-partition aggregator state):
         # past a few thousand partitions that overhead costs more than bigger partitions do.

@@ -14,16 +14,19 @@ count linear in the bucket size.
                     member is compared with the bucket's smallest id only, as DataTrove does: a
                     member similar to another member but not to the smallest id loses that edge here
                     (other bands usually supply it). The texts travel by one shuffle on id (each
-                    document's text meets the requests naming it), then by a second shuffle on the
-                    rep: each rep's text once, beside the texts of the docs linked to it. A hub (a
-                    bucket of m near-identical pages) thus moves m + 1 texts, not 2m, and its rep is
-                    shingled once per step of docs instead of once per pair. With few candidate edges
+                    document's text meets the requests naming it), then by a second shuffle on
+                    (rep, spread): the docs linked to a rep are spread over `REP_SPREAD` groups by a
+                    hash of their id, and each group gets the rep's text once, beside its docs'
+                    texts. A hub (a bucket of m near-identical pages) thus moves m + min(m, 64)
+                    texts, not 2m, its docs' texts land in up to 64 groups (partitions) instead of
+                    one, and its rep is shingled once per step of docs instead of once per pair.
+                    With few candidate edges
                     (up to `broadcast_max_edges`) the edge list goes to every worker instead (a
                     broadcast join: `EdgeIndex`), and only the texts of documents in an edge move.
 
 Memory per worker is one hash partition of band rows (~14 x (8 bytes + id) per document / number
-of partitions) or of requested texts (a hub's texts meet in one partition), never the whole
-dataset; nothing is collected to the driver.
+of partitions) or of requested texts (a hub's texts are spread over up to `REP_SPREAD` groups), never
+the whole dataset; nothing is collected to the driver.
 """
 
 from __future__ import annotations
@@ -44,8 +47,18 @@ BANDS = "near_bands"  # fixed_size_list<uint64, b> per record, null when the rec
 BAND_KEY = "near_band_key"
 DOC, REP = "near_doc", "near_rep"  # an edge: a document and the smaller id it is linked to
 EDGE_SCHEMA = pa.schema([pa.field(DOC, pa.string()), pa.field(REP, pa.string())])
-_SIDE, _TEXT = "near_side_is_doc", "near_text"
+_SIDE, _TEXT, _SPREAD = "near_side_is_doc", "near_text", "near_spread"
 PAIRS_PER_STEP = 256  # texts shingled at once while verifying (~1 MB of text, ~30 MB of arrays)
+# Groups a rep's docs are spread over for verification (by a hash of the doc id). The rep's text goes
+# once to each group its docs fall in: a rep with d docs is sent min(d, 64) times, so ordinary reps
+# (1-2 docs) move as before, and a hub of 1M pages of 5 KB meets as 64 groups of ~78 MB of text
+# instead of one of 5 GB. The groups change no verdict: each edge is still its doc against its rep.
+REP_SPREAD = 64
+
+
+def spread(docs: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The verification group of each doc id among its rep's (0 .. REP_SPREAD - 1)."""
+    return (string_hashes(docs) % np.uint64(REP_SPREAD)).astype(np.int32)
 
 
 def _edges(doc, rep) -> pa.Table:
@@ -105,22 +118,27 @@ def candidate_edges(keyed: ray.data.Dataset, num_partitions: int) -> ray.data.Da
 
 # ------------------------------------------------------------------------------------- verify
 # A text row (ID, its text), or a request for the text of ID: as the doc of edge (DOC, REP), or as
-# the rep REP (one request per rep, however many edges name it: a hub's text travels once).
+# the rep REP of a spread group (one request per rep and group, however many edges name it).
 _TEXT_ROW, _DOC_REQ, _REP_REQ = 0, 1, 2
 _WHAT = "near_what"
 _REQ_SCHEMA = pa.schema([pa.field(schema.ID, pa.string()), pa.field(DOC, pa.string()), pa.field(REP, pa.string()),
-                         pa.field(_TEXT, pa.string()), pa.field(_WHAT, pa.int8())])
-_HALF_SCHEMA = pa.schema([pa.field(DOC, pa.string()), pa.field(REP, pa.string()), pa.field(_SIDE, pa.bool_()), pa.field(_TEXT, pa.string())])
+                         pa.field(_TEXT, pa.string()), pa.field(_WHAT, pa.int8()), pa.field(_SPREAD, pa.int32())])
+_HALF_SCHEMA = pa.schema([pa.field(DOC, pa.string()), pa.field(REP, pa.string()), pa.field(_SIDE, pa.bool_()), pa.field(_TEXT, pa.string()),
+                          pa.field(_SPREAD, pa.int32())])
 
 
 def _requests(edges: pa.Table) -> pa.Table:
-    """Each edge asks for its doc's text; each distinct rep of the block asks for its own once."""
+    """Each edge asks for its doc's text; each distinct (rep, spread group) of the block asks for the
+    rep's text once."""
     doc, rep = edges[DOC].combine_chunks(), edges[REP].combine_chunks()
-    reps = pc.unique(rep)
-    n, m = len(doc), len(reps)
+    group = spread(doc)
+    reps = unique_rows(pa.table({REP: rep, _SPREAD: pa.array(group)}), [REP, _SPREAD])
+    n, m = len(doc), reps.num_rows
+    rep_ids = reps[REP].combine_chunks()
     return pa.Table.from_arrays(
-        [pa.concat_arrays([doc, reps]), pa.concat_arrays([doc, pa.nulls(m, pa.string())]), pa.concat_arrays([rep, reps]),
-         pa.nulls(n + m, pa.string()), pa.array(np.r_[np.full(n, _DOC_REQ), np.full(m, _REP_REQ)].astype(np.int8))],
+        [pa.concat_arrays([doc, rep_ids]), pa.concat_arrays([doc, pa.nulls(m, pa.string())]), pa.concat_arrays([rep, rep_ids]),
+         pa.nulls(n + m, pa.string()), pa.array(np.r_[np.full(n, _DOC_REQ), np.full(m, _REP_REQ)].astype(np.int8)),
+         pa.array(np.r_[group, reps[_SPREAD].to_numpy()], pa.int32())],
         schema=_REQ_SCHEMA)
 
 
@@ -128,29 +146,30 @@ def _texts(table: pa.Table) -> pa.Table:
     """Participating documents' texts (ID, TEXT) as rows of the request schema."""
     n = table.num_rows
     return pa.Table.from_arrays([table[schema.ID], pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), table[schema.TEXT],
-                                 pa.array(np.full(n, _TEXT_ROW, np.int8))], schema=_REQ_SCHEMA)
+                                 pa.array(np.full(n, _TEXT_ROW, np.int8)), pa.nulls(n, pa.int32())], schema=_REQ_SCHEMA)
 
 
 def _attach_texts(part: pa.Table) -> pa.Table:
     """One id partition: every request gets the text of the id it names."""
     is_text = pc.equal(part[_WHAT], _TEXT_ROW)
     texts, reqs = part.filter(is_text), part.filter(pc.invert(is_text))
-    reqs = unique_rows(reqs.drop_columns([_TEXT]), [schema.ID, _WHAT, DOC, REP])  # the same edge from two band partitions
+    reqs = unique_rows(reqs.drop_columns([_TEXT]), [schema.ID, _WHAT, DOC, REP, _SPREAD])  # the same edge from two band partitions
     idx = pc.index_in(reqs[schema.ID], value_set=texts[schema.ID].combine_chunks())
     found = pc.is_valid(idx)
     reqs, idx = reqs.filter(found), pc.drop_null(idx)
     side = pc.equal(reqs[_WHAT], _DOC_REQ)
-    return pa.Table.from_arrays([reqs[DOC], reqs[REP], side, pc.take(texts[_TEXT], idx)], schema=_HALF_SCHEMA)
+    return pa.Table.from_arrays([reqs[DOC], reqs[REP], side, pc.take(texts[_TEXT], idx), reqs[_SPREAD]], schema=_HALF_SCHEMA)
 
 
 def _score_stars(part: pa.Table, cfg: NearDedupConfig) -> pa.Table:
-    """One rep partition: each rep's text (once) and the texts of the docs linked to it; keep the
-    edges whose exact shingle Jaccard is >= threshold. Shingled in bounded steps of docs."""
+    """One (rep, spread group) partition: each group's rep text (once) and the texts of its docs;
+    keep the edges whose exact shingle Jaccard is >= threshold. Shingled in bounded steps of docs."""
     if part.num_rows == 0:
         return EDGE_SCHEMA.empty_table()
-    part = part.sort_by([(REP, "ascending"), (_SIDE, "ascending"), (DOC, "ascending")])
+    part = part.sort_by([(REP, "ascending"), (_SPREAD, "ascending"), (_SIDE, "ascending"), (DOC, "ascending")])
     rep, side = part[REP].to_numpy(zero_copy_only=False), part[_SIDE].to_numpy(zero_copy_only=False)
-    first = np.r_[True, rep[1:] != rep[:-1]]
+    group = part[_SPREAD].to_numpy()
+    first = np.r_[True, (rep[1:] != rep[:-1]) | (group[1:] != group[:-1])]
     rep_row = np.maximum.accumulate(np.where(first, np.arange(len(rep)), 0))  # the group's first row: its rep text, if it came
     docs = np.flatnonzero(side & ~side[rep_row])
     if len(docs) == 0:
@@ -170,14 +189,15 @@ def verify_edges(
     edges: ray.data.Dataset, texts: ray.data.Dataset, cfg: NearDedupConfig, num_partitions: int, broadcast: ray.ObjectRef | None = None
 ) -> ray.data.Dataset:
     """Texts (ID, TEXT of the participating records) meet the edges naming them (a shuffle by id, or
-    the broadcast edge list); then each rep's text, once, meets its docs' texts (a shuffle by rep)."""
+    the broadcast edge list); then each rep's text, once per spread group, meets its docs' texts (a
+    shuffle by rep and group)."""
     if broadcast is not None:
         halves = texts.map_batches(_involved_texts, batch_format="pyarrow", fn_kwargs={"edges": broadcast})
     else:
         reqs = edges.map_batches(_requests, batch_format="pyarrow")
         by_id = texts.map_batches(_texts, batch_format="pyarrow").union(reqs).repartition(num_partitions, keys=[schema.ID])
         halves = by_id.map_batches(_attach_texts, batch_format="pyarrow", batch_size=None)
-    by_rep = halves.repartition(num_partitions, keys=[REP])
+    by_rep = halves.repartition(num_partitions, keys=[REP, _SPREAD])
     return by_rep.map_batches(_score_stars, batch_format="pyarrow", batch_size=None, fn_kwargs={"cfg": cfg})
 
 
@@ -189,6 +209,7 @@ class EdgeIndex:
 
     def __init__(self, edges: pa.Table):
         self.doc, self.rep = edges[DOC].combine_chunks(), edges[REP].combine_chunks()
+        self.spread = spread(self.doc)  # each edge's verification group
         n = len(self.doc)
         ends = pa.concat_arrays([self.doc, self.rep])
         h = string_hashes(ends)
@@ -231,15 +252,18 @@ def broadcast(edges: ray.data.Dataset) -> ray.ObjectRef:
 
 def _involved_texts(table: pa.Table, edges: ray.ObjectRef) -> pa.Table:
     """Broadcast path of verify_edges: (ID, TEXT) rows -> one row per edge naming the row as its doc,
-    and one per row that is a rep (its text once, however many edges name it)."""
+    and one per (row that is a rep, spread group of its docs): its text once per group, however many
+    edges name it."""
     idx = edge_index(edges)
     row, edge, is_doc = idx.lookup(table[schema.ID])
     ids, text = table[schema.ID].combine_chunks(), table[schema.TEXT].combine_chunks()
     e = pa.array(edge[is_doc], pa.int64())
     doc_rows = pa.array(row[is_doc], pa.int64())
-    rep_rows = pa.array(np.unique(row[~is_doc]), pa.int64())
+    rep_groups = np.unique(np.stack([row[~is_doc], idx.spread[edge[~is_doc]]], axis=1).reshape(-1, 2), axis=0)
+    rep_rows = pa.array(rep_groups[:, 0], pa.int64())
     n, m = len(doc_rows), len(rep_rows)
     return pa.Table.from_arrays(
         [pa.concat_arrays([idx.doc.take(e), pa.nulls(m, pa.string())]), pa.concat_arrays([idx.rep.take(e), ids.take(rep_rows)]),
-         pa.array(np.r_[np.ones(n, bool), np.zeros(m, bool)]), pa.concat_arrays([text.take(doc_rows), text.take(rep_rows)])],
+         pa.array(np.r_[np.ones(n, bool), np.zeros(m, bool)]), pa.concat_arrays([text.take(doc_rows), text.take(rep_rows)]),
+         pa.array(np.r_[idx.spread[edge[is_doc]], rep_groups[:, 1]], pa.int32())],
         schema=_HALF_SCHEMA)

@@ -32,7 +32,7 @@ STAGE = "dedup"
 def step_fingerprint(cfg: DedupConfig, inputs: str) -> str:
     """What a finished step's removals depend on: the dedup settings (partition count aside: results
     do not depend on it) and the identity of the records (`inputs`: e.g. the staged units' keys)."""
-    settings = cfg.model_dump(exclude={"num_partitions", "partition_bytes", "max_partitions", "semantic", "sft", "decontaminate"})
+    settings = cfg.model_dump(exclude={"num_partitions", "partition_bytes", "shuffle_map_bytes", "max_partitions", "semantic", "sft", "decontaminate"})
     return hashlib.sha256(json.dumps({"dedup": settings, "inputs": inputs}, sort_keys=True, default=str).encode()).hexdigest()
 
 

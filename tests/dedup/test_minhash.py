@@ -267,3 +267,31 @@ def test_chinese_and_japanese_near_duplicates_found_across_blocks(ray_local):
     random.Random(1).shuffle(rows)
     got = _run(rows, 4, BROADCAST)
     assert {i: v[2] for i, v in got.items() if v[1] == "near_duplicate"} == copies
+
+
+def test_a_hubs_docs_are_verified_in_spread_groups_with_the_rep_text_once_per_group(monkeypatch):
+    """A bucket of 300 near-identical pages: its docs' texts split into up to REP_SPREAD groups (by a
+    hash of the doc id), each group carrying the rep's text once; every verdict is as if verified
+    together, on the shuffle path and the broadcast path alike."""
+    from sft_ray.dedup import lsh
+
+    page = " ".join(_ag_news()[:6])
+    ids = [f"h-{i:04d}" for i in range(300)]
+    texts = [page + f" Page {i} of the archive." for i in range(300)]
+    edges = lsh._edges(ids[1:], [ids[0]] * 299)
+    halves = lsh._attach_texts(pa.concat_tables([lsh._texts(pa.table({"id": ids, "text": texts})), lsh._requests(edges)]))
+    groups = halves["near_spread"].to_numpy()
+    is_rep = ~halves["near_side_is_doc"].to_numpy()
+    assert len(set(groups[~is_rep])) == lsh.REP_SPREAD  # 299 docs over all 64 groups ...
+    assert sorted(groups[is_rep]) == list(range(lsh.REP_SPREAD))  # ... and the rep's text once in each
+    assert halves.num_rows == 299 + lsh.REP_SPREAD
+    cfg = NearDedupConfig()
+    together = lsh._score_stars(halves, cfg)
+    apart = [lsh._score_stars(halves.filter(pa.array(groups == g)), cfg) for g in range(lsh.REP_SPREAD)]
+    assert together.num_rows == 299 and sum(t.num_rows for t in apart) == 299
+    assert sorted(pa.concat_tables(apart)[lsh.DOC].to_pylist()) == sorted(together[lsh.DOC].to_pylist()) == ids[1:]
+    broadcast = lsh.EdgeIndex(edges)
+    monkeypatch.setattr(lsh, "edge_index", lambda ref: broadcast)  # the broadcast edge list, without Ray
+    same = lsh._involved_texts(pa.table({"id": ids, "text": texts}), None)
+    key = ["near_doc", "near_rep", "near_spread", "near_side_is_doc"]
+    assert same.select(key).sort_by([(k, "ascending") for k in key]).equals(halves.select(key).sort_by([(k, "ascending") for k in key]))
