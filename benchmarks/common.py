@@ -40,3 +40,25 @@ def ensure_venv(venv: Path, packages: list[str], probe: str) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True)
     return py
+
+
+def topic_seed_and_held_out(rows: int):
+    """The topic labeler's default seed (on the shared AG News test part when present, else the
+    copy in sft_ray/demo/data) and `rows` balanced rows *not* in it: (spec, seed, texts, gold, names)."""
+    import numpy as np
+
+    from sft_ray.config import LabelConfig
+    from sft_ray.label.seed import balanced_sample, load_seed, read_seed_rows
+    from tools import CORPORA
+
+    spec = LabelConfig().topic.seed
+    ag = CORPORA / "news/ag_news/ag_news_test_part.csv"
+    if ag.is_file():
+        spec = spec.model_copy(update={"path": str(ag)})
+    seed = load_seed(spec, where="topic")
+    all_rows, names = read_seed_rows(spec, where="topic")
+    used = set(seed.positions)
+    held = [r for r in all_rows if r.position not in used]
+    held = balanced_sample(held, names, min(rows, len(held)), seed=1)
+    return spec, seed, [r.text for r in held], np.array([names.index(r.label) for r in held]), names
+

@@ -29,12 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import load_average, table
+from benchmarks.common import load_average, table, topic_seed_and_held_out
 from sft_ray.config import LabelConfig
 from sft_ray.label.classifier import fit_head
 from sft_ray.label.embed import ENGINES, make_embedder
-from sft_ray.label.seed import balanced_sample, load_seed, read_seed_rows
-from tools import CORPORA
 
 
 def main() -> None:
@@ -45,17 +43,7 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     args = ap.parse_args()
 
-    spec = LabelConfig().topic.seed
-    ag = CORPORA / "news/ag_news/ag_news_test_part.csv"
-    if ag.is_file():
-        spec = spec.model_copy(update={"path": str(ag)})
-    seed = load_seed(spec, where="topic")
-    rows, names = read_seed_rows(spec, where="topic")
-    used = set(seed.positions)
-    held = [r for r in rows if r.position not in used]
-    held = balanced_sample(held, names, min(args.rows, len(held)), seed=1)
-    texts = [r.text for r in held]
-    gold = np.array([names.index(r.label) for r in held])
+    spec, seed, texts, gold, names = topic_seed_and_held_out(args.rows)
     print(f"# Labeler engines: {len(seed.texts)} seed rows, {len(texts)} held-out AG News rows ({spec.path}); "
           f"load average before: {load_average()}\n")
 
