@@ -348,10 +348,11 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
     driver = s.peak.get(proc.pid, {})
     workers = sorted(s.ray_workers(), key=lambda v: -v["private"])
     top = workers[0] if workers else {}
-    # The task at the peak: a worker keeps its memory after a task, so it may peak while IDLE; name the
-    # task (not IDLE) during which it reached its largest private RSS.
+    # The task at the peak: a worker keeps its memory after a task, so a later task in the same process
+    # starts near the earlier one's peak and may top it by a little. Name the first task (in the order
+    # the worker ran them: by_task keeps first-seen order) that came within 5% of the worker's peak.
     tasks = {t: v for t, v in top.get("by_task", {}).items() if "IDLE" not in t}
-    task = max(tasks, key=tasks.get) if tasks else top.get("peak_during", "")
+    task = next((t for t, v in tasks.items() if v >= 0.95 * max(tasks.values())), "") if tasks else top.get("peak_during", "")
     data_log = ray_data_log(ray_tmp)
     ids = curated_ids(run / "out")
     np.save(run / "curated_ids.npy", ids.astype(str))
@@ -366,6 +367,7 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
         "timings": manifest["timings"], "cpu_s": round(sum(v.get("cpu_s", 0) for v in s.peak.values()), 1),
         "driver_peak_mib": mib(driver.get("rss", 0)), "driver_private_mib": mib(driver.get("private", 0)),
         "worker_private_mib": mib(top.get("private", 0)), "worker_task": task.removeprefix("ray::"),
+        "worker_tasks_mib": {t.removeprefix("ray::"): mib(v) for t, v in tasks.items()},  # the largest worker's tasks, in order
         "workers_over_1gib": sum(1 for v in workers if v["private"] >= 2**30), "ray_workers": len(workers),
         "spilled_mib": mib(info["spilled_bytes"]) if "spilled_bytes" in info else None,
         "store_stats": info, **data_log, "shuffled_bytes_per_doc": round(data_log["shuffled_bytes"] / n, 1),
