@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from transformers import AutoConfig, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,13 +37,10 @@ from sft_ray.label.embed import make_embedder
 from sft_ray.label.onnx_embed import FP32, INT8, onnx_dir
 
 
-def _optimized(fp32: Path, out: Path) -> dict[str, Path]:
+def _optimized(fp32: Path, out: Path, cfg) -> dict[str, Path]:
     """onnxruntime's BERT optimizer on the shipped fp32 graph, and that graph with every MatMul int8."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
-    from transformers import AutoConfig
-
-    cfg = AutoConfig.from_pretrained(fp32.parent)
     model = optimize_model(str(fp32), model_type="bert", num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, opt_level=1)
     fused = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
     print(f"onnxruntime BERT optimizer fused: {fused}\n")
@@ -73,9 +71,10 @@ def main() -> None:
 
     # 1. graph speed
     folder = onnx_dir()
-    tok = make_embedder(engine="onnx", num_threads=1).tokenizer
+    config = AutoConfig.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)  # the export's own tokenizer (no session needed for it)
     with tempfile.TemporaryDirectory() as tmp:
-        graphs = {"onnx fp32 (shipped)": folder / FP32, "onnx int8 (shipped)": folder / INT8} | _optimized(folder / FP32, Path(tmp))
+        graphs = {"onnx fp32 (shipped)": folder / FP32, "onnx int8 (shipped)": folder / INT8} | _optimized(folder / FP32, Path(tmp), config)
         sessions = {k: _session(p) for k, p in graphs.items()}
         batch = LabelConfig().embed_batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted, as the embedders batch
@@ -89,7 +88,7 @@ def main() -> None:
             return np.concatenate(out)
 
         cpu = dict.fromkeys(sessions, 0.0)
-        vecs = {k: np.zeros((len(texts), 384), np.float32) for k in sessions}
+        vecs = {k: np.zeros((len(texts), config.hidden_size), np.float32) for k in sessions}
         keys = list(sessions)
         for r, chunk in enumerate(np.array_split(np.array(order), args.rounds)):
             for k in keys[r % len(keys):] + keys[: r % len(keys)]:
@@ -102,9 +101,7 @@ def main() -> None:
 
     # 2. depth
     emb = make_embedder(engine="torch", num_threads=1)
-    from transformers import AutoConfig
-
-    layers = tuple(range(AutoConfig.from_pretrained(folder).num_hidden_layers + 1))  # 0 = embeddings
+    layers = tuple(range(config.num_hidden_layers + 1))  # 0 = embeddings
     xs = emb.encode(seed.texts, batch, layers=layers).reshape(len(seed.texts), len(layers), -1)
     xh = emb.encode(texts, batch, layers=layers).reshape(len(texts), len(layers), -1)
     body, top = [], None

@@ -352,7 +352,8 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
     # starts near the earlier one's peak and may top it by a little. Name the first task (in the order
     # the worker ran them: by_task keeps first-seen order) that came within 5% of the worker's peak.
     tasks = {t: v for t, v in top.get("by_task", {}).items() if "IDLE" not in t}
-    task = next((t for t, v in tasks.items() if v >= 0.95 * max(tasks.values())), "") if tasks else top.get("peak_during", "")
+    near_peak = 0.95 * max(tasks.values(), default=0)
+    task = next((t for t, v in tasks.items() if v >= near_peak), "") if tasks else top.get("peak_during", "")
     data_log = ray_data_log(ray_tmp)
     ids = curated_ids(run / "out")
     np.save(run / "curated_ids.npy", ids.astype(str))

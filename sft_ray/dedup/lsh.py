@@ -259,7 +259,7 @@ def _involved_texts(table: pa.Table, edges: ray.ObjectRef) -> pa.Table:
     ids, text = table[schema.ID].combine_chunks(), table[schema.TEXT].combine_chunks()
     e = pa.array(edge[is_doc], pa.int64())
     doc_rows = pa.array(row[is_doc], pa.int64())
-    rep_groups = np.unique(np.stack([row[~is_doc], idx.spread[edge[~is_doc]]], axis=1).reshape(-1, 2), axis=0)
+    rep_groups = np.unique(np.stack([row[~is_doc], idx.spread[edge[~is_doc]]], axis=1), axis=0)  # (rep row, group), distinct
     rep_rows = pa.array(rep_groups[:, 0], pa.int64())
     n, m = len(doc_rows), len(rep_rows)
     return pa.Table.from_arrays(

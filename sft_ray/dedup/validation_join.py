@@ -173,7 +173,7 @@ def _decontaminate_hits(part: pa.Table) -> pa.Table:
     for h, r in chunks:
         train = r != 0
         h, r = h[train], r[train]
-        hits.append(np.unique(r[val[np.minimum(np.searchsorted(val, h), len(val) - 1)] == h]))
+        hits.append(np.unique(r[_contains(val, h)]))
     return pa.table({_RID: pa.array(np.unique(np.concatenate(hits)), pa.uint64())})
 
 
