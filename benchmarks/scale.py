@@ -38,7 +38,8 @@ Measured per run:
   scans                executions that read the input files or the staged records: their own log
                        (logs/ray-data/ray-data-dataset_<id>.log) shows a Read operator, or the read+clean
                        task `_stage_units` (sft_ray/staging.py), completing
-  same ids             curated/ ids of this tree equal those of the first tree at that size
+  same ids             curated/ ids and sft/train + sft/validation ids (with their split) of this tree
+                       equal those of the first tree at that size
 The log texts are Ray 2.60's; the child sets DataContext.enable_auto_log_stats (logging only).
 
 Targets (docs/ARCHITECTURE.md, "Scale": memory per worker does not grow with corpus size): driver
@@ -283,12 +284,19 @@ def ray_data_log(ray_tmp: Path) -> dict:
     return {"executions": len(executions), "scans": scans, "shuffled_bytes": shuffled}
 
 
-def curated_ids(out: Path) -> np.ndarray:
+def output_ids(out: Path, sub: str, prefix: str = "") -> np.ndarray:
+    """Sorted ids of one output folder (`prefix` + id: the SFT splits are told apart by it)."""
     import pyarrow.parquet as pq
 
-    files = sorted(glob.glob(str(out / "curated" / "**" / "*.parquet"), recursive=True))
+    files = sorted(glob.glob(str(out / sub / "**" / "*.parquet"), recursive=True))
     ids = [pq.read_table(f, columns=["id"])["id"].to_numpy(zero_copy_only=False) for f in files]
-    return np.sort(np.concatenate(ids)) if ids else np.array([], dtype=object)
+    return np.sort(np.char.add(prefix, np.concatenate(ids).astype(str))) if ids else np.array([], dtype=str)
+
+
+def kept_ids(out: Path) -> dict[str, np.ndarray]:
+    """What a build kept: curated/ record ids, and SFT example ids with their split."""
+    return {"curated": output_ids(out, "curated"),
+            "sft": np.sort(np.concatenate([output_ids(out, f"sft/{s}", f"{s}/") for s in ("train", "validation")]))}
 
 
 def _stop_leftovers(ray_tmp: Path, wait_s: float = 20.0) -> None:
@@ -355,8 +363,9 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
     near_peak = 0.95 * max(tasks.values(), default=0)
     task = next((t for t, v in tasks.items() if v >= near_peak), "") if tasks else top.get("peak_during", "")
     data_log = ray_data_log(ray_tmp)
-    ids = curated_ids(run / "out")
-    np.save(run / "curated_ids.npy", ids.astype(str))
+    ids = kept_ids(run / "out")
+    for k, v in ids.items():
+        np.save(run / f"{k}_ids.npy", v)
     if keep:
         shutil.move(str(ray_tmp), run / "ray")
     else:  # the ids are kept; the corpus-sized outputs and the session logs are not
@@ -374,7 +383,7 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
         "store_stats": info, **data_log, "shuffled_bytes_per_doc": round(data_log["shuffled_bytes"] / n, 1),
         "counts": {k: manifest["counts"][k] for k in ("input", "kept", "rejected")}, "by_stage": manifest["counts"].get("by_stage"),
         "sft": {k: manifest["sft"].get(k) for k in ("train", "validation")}, "dedup": manifest.get("dedup"),
-        "curated": int(len(ids)), "ids_file": str(run / "curated_ids.npy"),
+        "curated": int(len(ids["curated"])), "ids_files": {k: str(run / f"{k}_ids.npy") for k in ids},
     }
 
 
@@ -461,9 +470,10 @@ def main(argv: list[str] | None = None) -> int:
         ref = None
         for t in trees:
             r = run_build(Path(paths[t]).resolve(), t, corpus, args.cache, n, args.cpus, args.keep)
-            ids = np.load(r["ids_file"], allow_pickle=False)
+            ids = {k: np.load(f, allow_pickle=False) for k, f in r["ids_files"].items()}
             ref = ids if ref is None else ref
-            r["same_ids"] = same_ids(ids, ref)
+            diff = {k: same_ids(ids[k], ref[k]) for k in ids}
+            r["same_ids"] = "yes" if set(diff.values()) == {"yes"} else "; ".join(f"{k} {v}" for k, v in diff.items())
             r["corpus"] = json.loads((corpus / "corpus.json").read_text(encoding="utf-8"))
             rows.append(r)
             # after every run: a multi-hour run that stops half-way keeps what it measured

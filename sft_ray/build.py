@@ -183,7 +183,8 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
             taught = teacher_examples(curated, cfg, out, storage_options).drop_columns([schema.TEACHER_SCORE])
             sft = sft.union(taught)
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
-        sft = sft_dedup(sft, sft_cfg, dedup_cfg.num_partitions).materialize()
+        # Keys only are shuffled, partitions sized from their bytes; the removal list goes under _work/dedup/sft.
+        sft = sft_dedup(sft, sft_cfg, cfg.dedup, work.dedup_dir, storage_options)
         sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
         if cfg.augment.enabled:  # per kind and task, rejects per reason, the sample per task
             augment = augment_summary(sft, augment_info)

@@ -26,15 +26,13 @@ def tag(table: pa.Table, stage: str, reasons: Sequence[str | None], duplicate_of
     # Vectorised: every clean filter and dedup calls this once per block, so no Python per row.
     newly = pc.and_(live_mask(table), pc.is_valid(reason_arr))
     dup_arr = pa.array(duplicate_of if duplicate_of is not None else [None] * table.num_rows, pa.string())
-    stage_arr = pa.array([stage] * table.num_rows, pa.string())
-    return set_columns(
-        table,
-        {
-            schema.REJECT_REASON: pc.if_else(newly, reason_arr, table[schema.REJECT_REASON]),
-            schema.REJECT_STAGE: pc.if_else(newly, stage_arr, table[schema.REJECT_STAGE]),
-            schema.DUPLICATE_OF: pc.if_else(newly, dup_arr, table[schema.DUPLICATE_OF]),
-        },
-    )
+    columns = {
+        schema.REJECT_REASON: pc.if_else(newly, reason_arr, table[schema.REJECT_REASON]),
+        schema.DUPLICATE_OF: pc.if_else(newly, dup_arr, table[schema.DUPLICATE_OF]),
+    }
+    if schema.REJECT_STAGE in table.column_names:  # SFT examples have none: their stage follows from the reason (dedup/sft.py)
+        columns[schema.REJECT_STAGE] = pc.if_else(newly, pa.array([stage] * table.num_rows, pa.string()), table[schema.REJECT_STAGE])
+    return set_columns(table, columns)
 
 
 def set_columns(table: pa.Table, columns: dict) -> pa.Table:

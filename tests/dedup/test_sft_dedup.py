@@ -13,8 +13,9 @@ import pytest
 import ray
 
 from sft_ray import schema
-from sft_ray.config import SftDedupConfig
-from sft_ray.dedup.sft import example_key, removed, sft_dedup, survivors
+from sft_ray.config import DedupConfig, SftDedupConfig
+from sft_ray.dedup.removals import ROW
+from sft_ray.dedup.sft import example_key, key_rows, removed, sft_dedup, survivors
 
 
 def _ex(i: str, user: str, answer: str, split: str = "train", system: str | None = None) -> dict:
@@ -30,10 +31,10 @@ def _examples() -> list[dict]:
     return rows
 
 
-def _run(rows: list[dict], blocks: int, on: str) -> dict[str, tuple]:
+def _run(rows: list[dict], blocks: int, on: str, partitions: int | DedupConfig = 3) -> dict[str, tuple]:
     k = -(-len(rows) // blocks)
     ds = ray.data.from_arrow([pa.Table.from_pylist(rows[i : i + k], schema=schema.SFT_SCHEMA) for i in range(0, len(rows), k)])
-    out = sft_dedup(ds, SftDedupConfig(on=on), num_partitions=3).take_all()
+    out = sft_dedup(ds, SftDedupConfig(on=on), partitions).take_all()
     assert len(out) == len(rows)  # tag, never drop
     return {r["id"]: (r["reject_reason"], r["duplicate_of"]) for r in out}
 
@@ -64,6 +65,19 @@ def test_example_mode_removes_copies_prompt_mode_also_other_answers(ray_local):
     assert by_prompt["r706:qa"] == ("duplicate_prompt", "r006:qa")
     assert by_prompt["r900:qa"] == (None, None)  # the system prompt is part of the prompt
     assert sum(1 for v in by_prompt.values() if v[0]) == 20
+
+
+def test_the_shuffle_moves_keys_not_conversations_and_sizes_partitions_from_their_bytes(ray_local):
+    """What is shuffled is (16-byte key, id, row id) per live example; partitions sized from those
+    bytes (1 KiB each here: several partitions) give the same survivors as a fixed count."""
+    rows = _examples()
+    t = pa.Table.from_pylist(rows, schema=schema.SFT_SCHEMA)
+    t = t.append_column(schema.REJECT_REASON, pa.nulls(len(rows), pa.string())).append_column(ROW, pa.array(range(len(rows)), pa.int64()))
+    keys = key_rows(t, SftDedupConfig())
+    assert keys.column_names == ["sft_dedup_key", schema.ID, ROW] and keys.schema.field(0).type == pa.binary(16)
+    assert keys.nbytes < t.nbytes / 3  # one-line examples here; a news or web example is ~30x its key row
+    sized = DedupConfig(partition_bytes=1024, max_partitions=64)
+    assert _run(rows, 4, "prompt", sized) == _run(rows, 4, "prompt", 1)
 
 
 def test_examples_rejected_before_dedup_keep_their_reason(ray_local):
