@@ -383,6 +383,7 @@ def run_build(tree: Path, name: str, corpus: Path, cache: Path, n: int, cpus: in
         "store_stats": info, **data_log, "shuffled_bytes_per_doc": round(data_log["shuffled_bytes"] / n, 1),
         "counts": {k: manifest["counts"][k] for k in ("input", "kept", "rejected")}, "by_stage": manifest["counts"].get("by_stage"),
         "sft": {k: manifest["sft"].get(k) for k in ("train", "validation")}, "dedup": manifest.get("dedup"),
+        "profile": manifest.get("profile"),  # the build's own account of its time (sft_ray/time_profile.py), where the tree has it
         "curated": int(len(ids["curated"])), "ids_files": {k: str(run / f"{k}_ids.npy") for k in ids},
     }
 

@@ -24,9 +24,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import ray
 
-from sft_ray import cards, output, ray_fixes, rebuild, schema
+from sft_ray import cards, output, ray_fixes, rebuild, schema, time_profile
 from sft_ray import storage
 from sft_ray.config import ConfigError, RunConfig, config_dict
 from sft_ray.console import duration
@@ -35,12 +34,9 @@ from sft_ray.dedup.partitions import resolve as resolve_partitions
 from sft_ray.dedup.removals import ROW
 from sft_ray.dedup.steps import run_steps, step_fingerprint
 from sft_ray.dedup.validation_join import gram_partitions
-from sft_ray.dedup.sft import removed as sft_removed
 from sft_ray.dedup.sft import sft_dedup, with_tags
-from sft_ray.dedup.sft import survivors as sft_survivors
 from sft_ray.format import format_batch, label_options
 from sft_ray.format.evaluate import evaluate_targets, target_specs
-from sft_ray.format.labels import label_source_counts
 from sft_ray.format.split import assign_split
 from sft_ray.format.teacher_eval import teacher_eval
 from sft_ray.ingest import describe_inputs, list_inputs
@@ -49,12 +45,14 @@ from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
 from sft_ray.preflight import check_build_stages
-from sft_ray.report import sft_counts, write_report
+from sft_ray.report import write_report
 from sft_ray.report.clusters import clusters_from
 from sft_ray.staging import Workspace, fingerprint, listed_bytes, read_clean, units
 from sft_ray.synthesize import teacher_examples
 from sft_ray.synthesize.augment import augment_summary, augmented_examples
 from sft_ray.write import read_written, tagged_view, write_records
+from sft_ray.write_sft import FOLDERS as SFT_FOLDERS
+from sft_ray.write_sft import write_examples
 
 log = logging.getLogger("sft_ray")
 OUTPUT_DIRS = ["curated", "rejects", "sft", "report"]
@@ -85,11 +83,11 @@ def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None) 
     with output.acquire(out, storage_options) as lease:
         output.claim(out, storage_options)  # a folder we did not create is never cleaned
         # Every Dataset of the build carries placement.curation; model pools add placement.models.
-        with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle, cfg.dedup.shuffle_map_bytes):
-            return _build(cfg, out, lease.holder["run_id"], inputs)
+        with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle, cfg.dedup.shuffle_map_bytes), time_profile.recording() as prof:
+            return _build(cfg, out, lease.holder["run_id"], inputs, prof)
 
 
-def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] | None) -> BuildResult:
+def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] | None, prof: time_profile.TimeProfile) -> BuildResult:
     storage_options = cfg.storage_options
     if inputs is None:
         inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
@@ -185,28 +183,34 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
         sft_cfg = cfg.dedup.sft.model_copy(update={"enabled": cfg.dedup.enabled and cfg.dedup.sft.enabled})
         # Keys only are shuffled, partitions sized from their bytes; the removal list goes under _work/dedup/sft.
         sft = sft_dedup(sft, sft_cfg, cfg.dedup, work.dedup_dir, storage_options)
-        sft_summary, samples = sft_counts(sft, _token_counter(cfg) if cfg.format.count_tokens else None)
+        # One pass: sft/train, sft/validation and sft/rejects written; counts, samples, tokens and label sources gathered.
+        sft_summary, samples = write_examples(sft, out, storage_options, _token_counter(cfg) if cfg.format.count_tokens else None)
+        for sub, arrow_schema in SFT_FOLDERS.items():
+            _ensure_parquet(out, sub, storage_options, arrow_schema)
         if cfg.augment.enabled:  # per kind and task, rejects per reason, the sample per task
             augment = augment_summary(sft, augment_info)
-        sft_summary["label_sources"] = label_source_counts(sft)  # {task: {gold|human|model|teacher: n}} (format/labels.py)
         # How right the model targets are, against gold they did not train on; the teacher's validity (format/evaluate.py).
         specs = target_specs(cfg.format, {name: True for name in model_options}, model_options)
         sft_summary["label_eval"] = evaluate_targets(curated, specs, human.by_labeler, sft_summary["label_sources"], label_info)
         if cfg.teacher.enabled:
             sft_summary["teacher_eval"] = teacher_eval(sft, curated, cfg.teacher, dedup_cfg.num_partitions)  # format/teacher_eval.py
-        for split in ("train", "validation"):
-            _write(sft.map_batches(sft_survivors, batch_format="pyarrow", fn_kwargs={"split": split}), out, f"sft/{split}", storage_options, schema.SFT_OUTPUT_SCHEMA)
-        _write(sft.map_batches(sft_removed, batch_format="pyarrow"), out, "sft/rejects", storage_options, schema.REJECT_SCHEMA)
         timings["format_write_sft_s"] = round(time.time() - t2, 2)
         log.info("build: %s train and %s validation SFT examples written in %s", f"{sft_summary['train']:,}",
                  f"{sft_summary['validation']:,}", duration(timings["format_write_sft_s"]))
+    # The clusters' example texts come from the written files (write.py: tagged_view), not the records.
+    t3 = time.time()
+    report = {"output": out, "counts": counts, "sft": sft_summary, "label": label_info, "unreadable_files": unreadable,
+              "warnings": _warnings(cfg, counts), "config": config_dict(cfg), "samples": samples, "data": written.profile,
+              "dedup_clusters": clusters_from(written.members, tagged_view(out, storage_options), 5, 2, dedup_cfg.num_partitions)}
+    write_report(out, report, storage_options)
+    timings["report_s"] = round(time.time() - t3, 2)
     timings["total_s"] = round(time.time() - t0, 2)
 
     manifest = {
         "kind": "build",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "output": out,
-        "config": config_dict(cfg),
+        "config": report["config"],
         "run_id": run_id,
         "fingerprint": rebuild.fingerprint(cfg, described),  # what a rerun compares (rebuild.py)
         "inputs": described,
@@ -216,17 +220,15 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
         "label": label_info,
         "dedup": partitions,
         "unreadable_files": unreadable,
-        "warnings": _warnings(cfg, counts),
+        "warnings": report["warnings"],
         "timings": timings,
+        "profile": prof.summary(timings),  # where the time went (time_profile.py)
         "resume": resume,
         "versions": versions(),
     }
     storage.write_json(storage.join(out, "manifest.json"), manifest, storage_options)
     storage.write_text(storage.join(out, "README.md"), cards.dataset_card(cfg, manifest), storage_options)  # the dataset card
-    # The clusters' example texts come from the written files (write.py: tagged_view), not the records.
-    extra = {"data": written.profile, "dedup_clusters": clusters_from(written.members, tagged_view(out, storage_options), 5, 2, dedup_cfg.num_partitions)}
-    write_report(out, {**{k: manifest[k] for k in ("output", "counts", "sft", "label", "unreadable_files", "warnings", "config")},
-                       "samples": samples, **extra}, storage_options)
+    time_profile.log_summary(manifest["profile"])
     storage.write_text(storage.join(out, storage.SUCCESS), "", storage_options)  # last: the run is complete
     if not (cfg.resumable and cfg.staging.keep_work):  # keep_work: staged units and dedup steps kept for incremental rebuilds
         work.remove()  # staged records and dedup steps are only needed until the build is complete
@@ -241,14 +243,6 @@ def example_kinds(cfg: RunConfig) -> frozenset[str]:
     if cfg.teacher.enabled:
         kinds |= {kind for task in cfg.teacher.tasks.values() for kind in task.kinds}
     return frozenset(kinds)
-
-
-def _write(ds: ray.data.Dataset, out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> None:
-    """Write a dataset as Parquet (see _ensure_parquet for an empty one)."""
-    fs, path = storage.pyarrow_fs(out, storage_options)
-    # Object stores have no folders: Ray's create-then-remove-if-empty dance fails there on 0 rows.
-    ds.write_parquet(storage.join(path, sub), filesystem=fs, try_create_dir=storage.is_local(out))
-    _ensure_parquet(out, sub, storage_options, arrow_schema)
 
 
 def _ensure_parquet(out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> None:

@@ -64,26 +64,36 @@ def select(table: pa.Table, live: bool) -> pa.Table:
     )
 
 
-def _ipc(table: pa.Table) -> bytes:
+def to_ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
 
 
-def _table(ipc: bytes) -> pa.Table:
+def from_ipc(ipc: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(ipc)).read_all()
 
 
-def _block_name(table: pa.Table) -> str:
-    """A hash of the block's ids and metas. Of their values, not their buffers: a block that is a
-    slice of a larger table shares its parent's buffers, and two slices must not share a name."""
+def block_name(table: pa.Table, columns: tuple[str, ...] = (schema.ID, schema.META)) -> str:
+    """A hash of the block's ids and metas (or other `columns`). Of their values, not their buffers: a
+    block that is a slice of a larger table shares its parent's buffers, and two slices must not
+    share a name."""
     h = hashlib.blake2b(digest_size=12)
-    for col in (schema.ID, schema.META):
+    for col in columns:
         for v in table[col].to_pylist():
             h.update((v or "").encode())
             h.update(b"\0")
     return h.hexdigest()
+
+
+def write_part(part: pa.Table, out: str, sub: str, name: str, arrow_schema: pa.Schema, storage_options: dict) -> None:
+    """One block's rows of one output folder as `<sub>/part-<name>.parquet` (nothing when it has none)."""
+    if part.num_rows:
+        fs, path = storage.get_fs(storage.join(out, sub, f"part-{name}.parquet"), storage_options)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path, "wb") as f:
+            pq.write_table(part.cast(arrow_schema), f)
 
 
 def _write_block(table: pa.Table, out: str, storage_options: dict) -> pa.Table:
@@ -91,21 +101,16 @@ def _write_block(table: pa.Table, out: str, storage_options: dict) -> pa.Table:
     if table.num_rows == 0:
         return _OUT_SCHEMA.empty_table()
     table = table.combine_chunks()
-    name = _block_name(table)
+    name = block_name(table)
     for sub, live, arrow_schema in (("curated", True, schema.CURATED_SCHEMA), ("rejects", False, schema.REJECT_SCHEMA)):
-        part = select(table, live)
-        if part.num_rows:
-            fs, path = storage.get_fs(storage.join(out, sub, f"part-{name}.parquet"), storage_options)
-            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            with fs.open(path, "wb") as f:
-                pq.write_table(part.cast(arrow_schema), f)
+        write_part(select(table, live), out, sub, name, arrow_schema, storage_options)
     unreadable = table.filter(pc.equal(table[schema.REJECT_REASON], "unreadable_file")).select([schema.SOURCE, schema.META])
     pieces = {**{k: fn(table) for k, fn in _PIECES.items()}, _UNREADABLE: unreadable}
-    return pa.table({"piece": list(pieces), "ipc": [_ipc(t) for t in pieces.values()]}, schema=_OUT_SCHEMA)
+    return pa.table({"piece": list(pieces), "ipc": [to_ipc(t) for t in pieces.values()]}, schema=_OUT_SCHEMA)
 
 
 def _members(batch: pa.Table) -> pa.Table:
-    tables = [_table(b) for p, b in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()) if p == "members"]
+    tables = [from_ipc(b) for p, b in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()) if p == "members"]
     return pa.concat_tables(tables) if tables else members_block(schema.empty_records())
 
 
@@ -117,9 +122,9 @@ def write_records(records: ray.data.Dataset, out: str, storage_options: dict) ->
     for batch in figures.iter_batches(batch_format="pyarrow", batch_size=None):  # small pieces; members stay distributed
         for piece, ipc in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()):
             if piece == "profile":
-                profile.add(_table(ipc).to_pylist())
+                profile.add(from_ipc(ipc).to_pylist())
             elif piece in rows:
-                rows[piece] += _table(ipc).to_pylist()
+                rows[piece] += from_ipc(ipc).to_pylist()
     unreadable = sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows[_UNREADABLE]),
                         key=lambda r: (r["source"], r["file"]))
     members = figures.map_batches(_members, batch_format="pyarrow")

@@ -72,6 +72,9 @@ def test_output_layout(built):
     assert all(m["role"] in ("system", "user", "assistant") for e in sft for m in e["messages"])
     assert set(sft[0]) == {"id", "task", "messages", "source", "source_id", "label_source", "label_confidence"}
     assert "agnews" in (out / "report" / "report.html").read_text()
+    prof = res.manifest["profile"]  # where the time went (sft_ray/time_profile.py)
+    assert prof["executions"] >= prof["scans"] >= 1 and prof["stages"] == res.manifest["timings"]
+    assert any("format_batch" in a["name"] for a in prof["operators"]) and prof["task_cpu_s"] > 0
 
 
 def test_counts_are_conserved_and_reasons_named(built):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sft_ray import schema
-from sft_ray.write import _block_name
+from sft_ray.write import block_name as _block_name
 
 
 def _records(n: int):

@@ -94,9 +94,9 @@ class Step:
         parts = with_unit.repartition(num_partitions, keys=[_UNIT])
         written = parts.map_batches(_write_units, batch_format="pyarrow", batch_size=None,
                                     fn_kwargs={"root": self.dir, "storage_options": self.storage_options})
-        counts = written.to_pandas() if written.count() else None
-        info = {"fingerprint": self.fingerprint, "removed": int(counts["rows"].sum()) if counts is not None else 0,
-                "units": int(len(counts)) if counts is not None else 0}
+        counts = written.materialize()  # one execution; its count and rows are then metadata and stored blocks
+        rows = counts.to_pandas()["rows"] if counts.count() else []
+        info = {"fingerprint": self.fingerprint, "removed": int(sum(rows)), "units": len(rows)}
         storage.write_json(storage.join(self.dir, DONE), info, self.storage_options)
         return info
 

@@ -45,6 +45,10 @@ EARLIER_STAGES.update(dict.fromkeys(  # synthesize/augment.py REASONS (not impor
     ("augment_empty", "augment_identical", "augment_too_long", "augment_unparseable", "augment_content_changed", "augment_failed",
      "augmented_duplicate"), "augment"))
 _KEY = "sft_dedup_key"
+# Bytes of one key row in Arrow: 16-byte key + 8-byte row id + an id of ~30 characters with its
+# 4-byte offset. The partition count is sized from count x this (the count of the materialised
+# examples is metadata), so the keys need no pass of their own to be measured.
+KEY_ROW_BYTES = 60
 
 
 def example_key(messages: list[dict], on: str, lowercase: bool) -> bytes:
@@ -95,8 +99,8 @@ def sft_dedup(sft: ray.data.Dataset, cfg: SftDedupConfig, partitions: int | Dedu
     if not cfg.enabled or tagged.count() == 0:  # the count of a materialised Dataset is metadata
         return tagged
     tagged = with_row_ids(tagged)  # block ordinal << 32 | row: the join key of the removal list
-    keys = tagged.map_batches(key_rows, batch_format="pyarrow", fn_kwargs={"cfg": cfg}).materialize()
-    n = partitions if isinstance(partitions, int) else partitions_for(keys, partitions)  # size of materialised keys: metadata
+    keys = tagged.map_batches(key_rows, batch_format="pyarrow", fn_kwargs={"cfg": cfg})
+    n = partitions if isinstance(partitions, int) else partitions_for(tagged.count() * KEY_ROW_BYTES, partitions)
     removals = keys.repartition(n, keys=[_KEY]).map_batches(mark_partition, batch_format="pyarrow", batch_size=None,
                                                              fn_kwargs={"reason": REASONS[cfg.on]})
     folder = root or scratch_root()

@@ -57,11 +57,12 @@ def label_source_counts_batch(table):
     return pa.table({"task": g["task"], schema.LABEL_SOURCE: g[schema.LABEL_SOURCE], "n": g["count_all"].cast(pa.int64())})
 
 
-def label_source_counts(sft) -> dict[str, dict[str, int]]:
-    """{task: {label_source: kept examples}} of a (materialized) SFT dataset, for the manifest's
-    `sft.label_sources`: how much of the training data the labelers, people and the teacher wrote."""
+def fold_label_sources(rows) -> dict[str, dict[str, int]]:
+    """{task: {label_source: kept examples}} from the per-block rows of `label_source_counts_batch`
+    (gathered by write_sft.py's one pass), for the manifest's `sft.label_sources`: how much of the
+    training data the labelers, people and the teacher wrote."""
     out: dict[str, dict[str, int]] = {}
-    for r in sft.map_batches(label_source_counts_batch, batch_format="pyarrow").take_all():
+    for r in rows:
         by = out.setdefault(r["task"], {})
         key = r[schema.LABEL_SOURCE] or "unknown"
         by[key] = by.get(key, 0) + int(r["n"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 import pyarrow as pa
 import ray
@@ -177,7 +178,7 @@ def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens
             lengths[key[0]].append(n)
         if r is None and (task not in firsts or ex_id < firsts[task][0]):
             firsts[task] = (ex_id, json.dumps(msgs, ensure_ascii=False))
-    rows = [{"split": sp, "task": t, "source": storage_options, "reason": r, "n": n, "tokens": tokens[(sp, t, storage_options, r)]} for (sp, t, storage_options, r), n in c.items()]
+    rows = [{"split": sp, "task": t, "source": src, "reason": r, "n": n, "tokens": tokens[(sp, t, src, r)]} for (sp, t, src, r), n in c.items()]
     rows += [{"task": t, "n": 0, "sample_id": i, "sample": m} for t, (i, m) in firsts.items()]
     rows += [{"split": sp, "n": n, "bin": b} for sp, ls in lengths.items()
              for b, n in Counter(bin_index(pa.array(ls, pa.int64()), TOKEN_EDGES)).items()]
@@ -189,8 +190,13 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
     """Examples per split and task, examples removed (SFT dedup, task mix, teacher; `generated` =
     train + validation + removed), kept tokens per task and split when `tokenizer` = (path or None
     for whitespace words, what to call the unit) is given, and one deterministic sample per task."""
-    path, unit = tokenizer if tokenizer else (None, "")
-    rows = sft.map_batches(_sft_groups, batch_format="pyarrow", fn_kwargs={"tokenizer_path": path, "count_tokens": tokenizer is not None}).take_all()
+    path = tokenizer[0] if tokenizer else None
+    return fold_sft_groups(sft.map_batches(_sft_groups, batch_format="pyarrow", fn_kwargs={"tokenizer_path": path, "count_tokens": tokenizer is not None}).take_all(), tokenizer)
+
+
+def fold_sft_groups(rows: Iterable[dict], tokenizer: tuple[str | None, str] | None = None) -> tuple[dict, list[dict]]:
+    """sft_counts' result from the per-block rows of `_sft_groups` (also gathered by write_sft.py's one pass)."""
+    unit = tokenizer[1] if tokenizer else ""
     out: dict = {"generated": 0, "train": 0, "validation": 0, "removed": Counter(), "by_task": defaultdict(Counter), "by_source": defaultdict(Counter)}
     tokens: dict = defaultdict(Counter)
     samples: dict[str, tuple[str, str]] = {}
