@@ -131,8 +131,9 @@ def process_start() -> float:
 
 @contextlib.contextmanager
 def recording() -> Iterator[TimeProfile]:
-    """Record the Ray Data executions of Datasets created within the block (each Dataset copies the
-    DataContext when it is created, so the callback class rides with it)."""
+    """Record the Ray Data executions of Datasets created within the block (a Dataset made from a
+    source copies the current DataContext, and one derived from it keeps that copy, so the callback
+    class rides with every Dataset of the build)."""
     import ray
 
     ctx = ray.data.DataContext.get_current()

@@ -33,7 +33,7 @@ from sft_ray.tags import live_mask
 
 _PIECES = {"counts": record_groups, "profile": profile_block, "members": members_block}
 _UNREADABLE = "unreadable"
-_OUT_SCHEMA = pa.schema([("piece", pa.string()), ("ipc", pa.binary())])
+PIECES_SCHEMA = pa.schema([("piece", pa.string()), ("ipc", pa.binary())])
 
 
 @dataclass
@@ -64,15 +64,27 @@ def select(table: pa.Table, live: bool) -> pa.Table:
     )
 
 
-def to_ipc(table: pa.Table) -> bytes:
+def _to_ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
 
 
-def from_ipc(ipc: bytes) -> pa.Table:
+def _from_ipc(ipc: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(ipc)).read_all()
+
+
+def pieces_table(pieces: dict[str, pa.Table]) -> pa.Table:
+    """A task's small per-block figures, one row per named piece (Arrow IPC), for the driver to fold."""
+    return pa.table({"piece": list(pieces), "ipc": [_to_ipc(t) for t in pieces.values()]}, schema=PIECES_SCHEMA)
+
+
+def iter_pieces(figures: ray.data.Dataset):
+    """(piece name, table) of every block's figures, streamed to the driver."""
+    for batch in figures.iter_batches(batch_format="pyarrow", batch_size=None):
+        for piece, ipc in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()):
+            yield piece, _from_ipc(ipc)
 
 
 def block_name(table: pa.Table, columns: tuple[str, ...] = (schema.ID, schema.META)) -> str:
@@ -99,18 +111,18 @@ def write_part(part: pa.Table, out: str, sub: str, name: str, arrow_schema: pa.S
 def _write_block(table: pa.Table, out: str, storage_options: dict) -> pa.Table:
     """Ray task body: write the block's curated rows and rejects; return its figures as IPC pieces."""
     if table.num_rows == 0:
-        return _OUT_SCHEMA.empty_table()
+        return PIECES_SCHEMA.empty_table()
     table = table.combine_chunks()
     name = block_name(table)
     for sub, live, arrow_schema in (("curated", True, schema.CURATED_SCHEMA), ("rejects", False, schema.REJECT_SCHEMA)):
         write_part(select(table, live), out, sub, name, arrow_schema, storage_options)
     unreadable = table.filter(pc.equal(table[schema.REJECT_REASON], "unreadable_file")).select([schema.SOURCE, schema.META])
     pieces = {**{k: fn(table) for k, fn in _PIECES.items()}, _UNREADABLE: unreadable}
-    return pa.table({"piece": list(pieces), "ipc": [to_ipc(t) for t in pieces.values()]}, schema=_OUT_SCHEMA)
+    return pieces_table(pieces)
 
 
 def _members(batch: pa.Table) -> pa.Table:
-    tables = [from_ipc(b) for p, b in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()) if p == "members"]
+    tables = [_from_ipc(b) for p, b in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()) if p == "members"]
     return pa.concat_tables(tables) if tables else members_block(schema.empty_records())
 
 
@@ -119,12 +131,11 @@ def write_records(records: ray.data.Dataset, out: str, storage_options: dict) ->
     figures = records.map_batches(_write_block, batch_format="pyarrow", fn_kwargs={"out": out, "storage_options": storage_options}).materialize()
     rows: dict[str, list] = {"counts": [], _UNREADABLE: []}
     profile = Profile()  # summed block by block: its samples stay bounded (report/sample.py)
-    for batch in figures.iter_batches(batch_format="pyarrow", batch_size=None):  # small pieces; members stay distributed
-        for piece, ipc in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()):
-            if piece == "profile":
-                profile.add(from_ipc(ipc).to_pylist())
-            elif piece in rows:
-                rows[piece] += from_ipc(ipc).to_pylist()
+    for piece, table in iter_pieces(figures):  # small pieces; members stay distributed
+        if piece == "profile":
+            profile.add(table.to_pylist())
+        elif piece in rows:
+            rows[piece] += table.to_pylist()
     unreadable = sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows[_UNREADABLE]),
                         key=lambda r: (r["source"], r["file"]))
     members = figures.map_batches(_members, batch_format="pyarrow")

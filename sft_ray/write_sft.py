@@ -16,24 +16,23 @@ import ray
 from sft_ray import schema
 from sft_ray.dedup.sft import removed, survivors
 from sft_ray.format.labels import fold_label_sources, label_source_counts_batch
-from sft_ray.report.counts import _sft_groups, fold_sft_groups
-from sft_ray.write import block_name, from_ipc, to_ipc, write_part
+from sft_ray.report.counts import fold_sft_groups, sft_groups
+from sft_ray.write import PIECES_SCHEMA, block_name, iter_pieces, pieces_table, write_part
 
 FOLDERS = {"sft/train": schema.SFT_OUTPUT_SCHEMA, "sft/validation": schema.SFT_OUTPUT_SCHEMA, "sft/rejects": schema.REJECT_SCHEMA}
-_OUT_SCHEMA = pa.schema([("piece", pa.string()), ("ipc", pa.binary())])
 
 
 def _write_examples_block(table: pa.Table, out: str, storage_options: dict, tokenizer_path: str | None, count_tokens: bool) -> pa.Table:
     """Ray task body: the block's three files, and its figures as IPC pieces."""
     if table.num_rows == 0:
-        return _OUT_SCHEMA.empty_table()
+        return PIECES_SCHEMA.empty_table()
     table = table.combine_chunks()
     name = block_name(table, (schema.ID,))
     parts = {"sft/train": survivors(table, "train"), "sft/validation": survivors(table, "validation"), "sft/rejects": removed(table)}
     for sub, part in parts.items():
         write_part(part, out, sub, name, FOLDERS[sub], storage_options)
-    pieces = {"groups": _sft_groups(table, tokenizer_path, count_tokens), "label_sources": label_source_counts_batch(table)}
-    return pa.table({"piece": list(pieces), "ipc": [to_ipc(t) for t in pieces.values()]}, schema=_OUT_SCHEMA)
+    pieces = {"groups": sft_groups(table, tokenizer_path, count_tokens), "label_sources": label_source_counts_batch(table)}
+    return pieces_table(pieces)
 
 
 def write_examples(sft: ray.data.Dataset, out: str, storage_options: dict,
@@ -43,9 +42,8 @@ def write_examples(sft: ray.data.Dataset, out: str, storage_options: dict,
     kwargs = {"out": out, "storage_options": storage_options, "tokenizer_path": tokenizer[0] if tokenizer else None,
               "count_tokens": tokenizer is not None}
     rows: dict[str, list[dict]] = {"groups": [], "label_sources": []}
-    for batch in sft.map_batches(_write_examples_block, batch_format="pyarrow", fn_kwargs=kwargs).iter_batches(batch_format="pyarrow", batch_size=None):
-        for piece, ipc in zip(batch["piece"].to_pylist(), batch["ipc"].to_pylist()):
-            rows[piece] += from_ipc(ipc).to_pylist()
+    for piece, table in iter_pieces(sft.map_batches(_write_examples_block, batch_format="pyarrow", fn_kwargs=kwargs)):
+        rows[piece] += table.to_pylist()
     summary, samples = fold_sft_groups(rows["groups"], tokenizer)
     summary["label_sources"] = fold_label_sources(rows["label_sources"])  # {task: {gold|human|model|teacher: n}}
     return summary, samples

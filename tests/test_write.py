@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sft_ray import schema
-from sft_ray.write import block_name as _block_name
+from sft_ray.write import block_name
 
 
 def _records(n: int):
@@ -14,5 +14,5 @@ def _records(n: int):
 def test_slices_of_one_table_get_different_names_and_a_copy_the_same():
     t = _records(10)
     a, b = t.slice(0, 5), t.slice(5, 5)  # same parent buffers, same length
-    assert _block_name(a) != _block_name(b)
-    assert _block_name(a) == _block_name(_records(10).slice(0, 5)) == _block_name(a.combine_chunks())
+    assert block_name(a) != block_name(b)
+    assert block_name(a) == block_name(_records(10).slice(0, 5)) == block_name(a.combine_chunks())

@@ -12,10 +12,11 @@ grouped by a Ray Data hash shuffle across all blocks, splits and sources; the sm
 survives, so the result does not depend on partitioning (docs/ARCHITECTURE.md, principle 4). As in
 record dedup (exact.py, removals.py), only (key, id, row id) are shuffled, never the conversations:
 the losers form a removal list, written per block under the step folder and applied to the examples
-by a map. So the largest task holds one partition of ~50-byte key rows, and the partition count
+by a map. So the largest task holds one partition of ~60-byte key rows, and the partition count
 comes from the keys' bytes (dedup/partitions.py), not the examples'. (Shuffling whole examples made
-one reduce task hold every example of a 100k-document build: 2.2 GiB, benchmarks/results/scale_stop28.json.) Templates are picked by a hash
-of the input text (format/templates.py), so equal inputs render equal prompts. Removed examples are
+one reduce task hold every example of a 100k-document build: 2.2 GiB,
+benchmarks/results/scale_stop28.json.) Templates are picked by a hash of the input text
+(format/templates.py), so equal inputs render equal prompts. Removed examples are
 tagged `sft_dedup` / `duplicate_example` or `duplicate_prompt` with `duplicate_of`, and the build
 writes them to `sft/rejects/` (they are examples, not records, so `rejects/` keeps its meaning:
 input records = curated + rejects).

@@ -163,7 +163,7 @@ def _sft_extra(table: pa.Table, reasons: list, tokenizer_path: str | None, count
     return rows
 
 
-def _sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens: bool = False) -> pa.Table:
+def sft_groups(table: pa.Table, tokenizer_path: str | None = None, count_tokens: bool = False) -> pa.Table:
     reasons = table[schema.REJECT_REASON].to_pylist() if schema.REJECT_REASON in table.column_names else [None] * table.num_rows
     keys = list(zip(table["split"].to_pylist(), table["task"].to_pylist(), table[schema.SOURCE].to_pylist(), reasons))
     c = Counter(keys)
@@ -191,11 +191,11 @@ def sft_counts(sft: ray.data.Dataset, tokenizer: tuple[str | None, str] | None =
     train + validation + removed), kept tokens per task and split when `tokenizer` = (path or None
     for whitespace words, what to call the unit) is given, and one deterministic sample per task."""
     path = tokenizer[0] if tokenizer else None
-    return fold_sft_groups(sft.map_batches(_sft_groups, batch_format="pyarrow", fn_kwargs={"tokenizer_path": path, "count_tokens": tokenizer is not None}).take_all(), tokenizer)
+    return fold_sft_groups(sft.map_batches(sft_groups, batch_format="pyarrow", fn_kwargs={"tokenizer_path": path, "count_tokens": tokenizer is not None}).take_all(), tokenizer)
 
 
 def fold_sft_groups(rows: Iterable[dict], tokenizer: tuple[str | None, str] | None = None) -> tuple[dict, list[dict]]:
-    """sft_counts' result from the per-block rows of `_sft_groups` (also gathered by write_sft.py's one pass)."""
+    """sft_counts' result from the per-block rows of `sft_groups` (also gathered by write_sft.py's one pass)."""
     unit = tokenizer[1] if tokenizer else ""
     out: dict = {"generated": 0, "train": 0, "validation": 0, "removed": Counter(), "by_task": defaultdict(Counter), "by_source": defaultdict(Counter)}
     tokens: dict = defaultdict(Counter)

@@ -27,7 +27,7 @@ POOL = "sft-ray/pool"
 CURATION = re.compile(r"clean_batch|_stage_units|_row_ids|key_rows|add_key|mark_partition|band|bucket_edges|_score_stars|_involved_texts|"
                       r"_write_units|apply_block|_write_examples_block|_star_removals|_join_rows|_number_block|"
                       r"concat_edges|_count_bad|_components|large_star|small_star|decontaminate|_select|format_batch|"
-                      r"with_tags|survivors|removed|Write|profile_block|record_groups|_write_block|_members|_curated_tags|_reject_tags|_sft_groups|members_block|summary_block")
+                      r"with_tags|survivors|removed|Write|profile_block|record_groups|_write_block|_members|_curated_tags|_reject_tags|sft_groups|members_block|summary_block")
 NODES = {  # name -> (CPUs, custom resources, labels); the head runs drivers only (CPU 0), as in cluster/
     "data": (3, {"data_node": 1}, {POOL: "data"}),
     "train": (3, {"train_node": 1}, {POOL: "train"}),
