@@ -7,7 +7,7 @@ A build records, in `manifest.json` ("profile") and in the log's last lines:
     stages           the driver's wall time per build stage (the manifest's "timings")
     executions       Ray Data executions (each `materialize`, count, write or iteration of a lazy
                      Dataset runs its whole plan again: fewer is faster), and `scans`, the ones
-                     that read the input or the staged records
+                     that read files (the input, the staged records or the written outputs)
     operators        per operator name, over all executions: tasks, the tasks' summed wall and CPU
                      seconds (as Ray Data measures them per block, `BlockExecStats`), rows out and
                      bytes in; sorted by CPU, the largest first
@@ -33,7 +33,7 @@ from ray.data._internal.execution.execution_callback import ExecutionCallback
 log = logging.getLogger("sft_ray")
 _ACTIVE: list[TimeProfile] = []  # the profiles being recorded on this driver (innermost last)
 _LOCK = threading.Lock()
-SCAN_NAMES = ("Read", "_stage_units")  # Read* operators (input and staged files); staging.py's read+clean task
+SCAN_NAMES = ("Read", "_stage_units")  # Read* operators (input, staged or written files); staging.py's read+clean task
 TOP_OPERATORS = 12  # operators listed in the log summary; the manifest keeps them all
 
 
@@ -153,7 +153,7 @@ def recording() -> Iterator[TimeProfile]:
 def log_summary(p: dict) -> None:
     """A few lines a user reads at the end of a build: where the time went."""
     stages = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in p["stages"].items() if k != "total_s")
-    log.info("profile: start-up %.1f s, first block out at %s; %d Ray Data executions (%d read the records); stages: %s",
+    log.info("profile: start-up %.1f s, first block out at %s; %d Ray Data executions (%d read files); stages: %s",
              p["startup_s"], f"{p['first_output_s']:.1f} s" if p["first_output_s"] is not None else "-", p["executions"], p["scans"], stages)
     log.info("profile: task CPU %.1f s; the largest operators (CPU s, wall s, tasks):", p["task_cpu_s"])
     for a in p["operators"][:TOP_OPERATORS]:
