@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from ray.data._internal.execution.execution_callback import ExecutionCallback
 
 log = logging.getLogger("sft_ray")
 _ACTIVE: list[TimeProfile] = []  # the profiles being recorded on this driver (innermost last)
-_LOCK = threading.Lock()
 SCAN_NAMES = ("Read", "_stage_units")  # Read* operators (input, staged or written files); staging.py's read+clean task
 TOP_OPERATORS = 12  # operators listed in the log summary; the manifest keeps them all
 
@@ -48,9 +46,7 @@ class TimeProfile:
 
     def add(self, executor, ok: bool) -> None:
         ops = [_operator(op) for op in _operators(executor)]
-        with _LOCK:
-            self.executions.append({"dataset": getattr(executor, "_dataset_id", "?"), "ok": ok, "operators": ops,
-                                    "scan": any(name in o["name"] for o in ops for name in SCAN_NAMES)})
+        self.executions.append({"ok": ok, "operators": ops, "scan": any(name in o["name"] for o in ops for name in SCAN_NAMES)})
 
     def step(self, executor) -> None:
         """Until the first block exists: is there one now? (One attribute read per operator per step.)"""
