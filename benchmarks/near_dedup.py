@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/near_dedup.py --docs 100000            # the comparison (2 cores: ~5 min)
     .venv/bin/python benchmarks/near_dedup.py --docs 5000 --cpus 2     # a quick look while developing
     .venv/bin/python benchmarks/near_dedup.py --memory                 # time and peak RSS per Ray worker at 10k, 100k, 300k docs
+    .venv/bin/python benchmarks/near_dedup.py --docs 20000 --build     # whole `sft-ray build` processes vs datasketch's process
 
 Corpus (real text, seeded edits; there is no labelled near-duplicate set in shared/corpora):
   background documents: random samples of real units, joined as paragraphs, ~280 words median
@@ -30,7 +31,11 @@ What runs (same documents, same parameters: word 5-grams, 112 permutations as 14
   datasketch       MinHash + MinHashLSH, query-then-insert keep-first, 1 process, own venv
                    (benchmarks/peers/datasketch_minhash.py)
 Ray startup (ray.init plus the first tiny job that starts the worker processes) is reported on its
-own line; docs/s are given without and with it. Results also go to <cache>/runs/near-n<N>/results.json.
+own line; docs/s are given without and with it.
+With --build the sft_ray rows are whole `sft-ray build` processes instead (a dedup-only config:
+clean, exact dedup, decontamination and format off, not resumable; curated/, rejects/, the report
+and the manifest written), timed like the peers' processes: from process start to exit. The build's
+own profile (manifest.json) says where that time went. Results also go to <cache>/runs/near-n<N>/results.json.
 """
 
 from __future__ import annotations
@@ -384,6 +389,38 @@ def run_datatrove(corpus: Path, cache: Path, run_dir: Path, cpus: int) -> tuple[
     return res["seconds"], wall, dict.fromkeys(res["removed"])
 
 
+# ----------------------------------------------------------------------- sft_ray as a whole build
+def build_config(corpus: Path, out: Path, verify: float | None) -> dict:
+    """A dedup-only build of the corpus: near dedup with the benchmark's parameters and nothing else
+    that changes records, so its removals are comparable with the peers'."""
+    return {"output": str(out), "overwrite": True, "resumable": False,
+            "sources": [{"name": "bench", "kind": "web", "format": "jsonl", "path": str(corpus / "part-*.jsonl"),
+                         "fields": {"id": "id", "text": "text"}}],
+            "clean": {"enabled": False}, "format": {"enabled": False},
+            "dedup": {"exact": {"enabled": False}, "decontaminate": {"enabled": False}, "sft": {"enabled": False},
+                      "near": {"verify_jaccard": verify, "ngram_size": NGRAM, "num_bands": BANDS, "rows_per_band": ROWS}}}
+
+
+def run_build(corpus: Path, run_dir: Path, verify: float | None, name: str, tree: Path = ROOT) -> tuple[float, dict, dict[str, str]]:
+    """`sft-ray build` of `tree`'s code in its own process (a local Ray on this machine's CPUs), timed
+    from start to exit. Returns (wall s, the build's profile, {removed: survivor} read from rejects/)."""
+    import pyarrow.parquet as pq
+
+    out = run_dir / f"build-{name}"
+    cfg = run_dir / f"build-{name}.json"  # JSON is YAML
+    cfg.write_text(json.dumps(build_config(corpus, out, verify)), encoding="utf-8")
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "sft_ray.cli", "build", "--config", str(cfg)], cwd=tree,
+                         env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"sft-ray build failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    rejects = pq.read_table(out / "rejects", columns=["id", "reason", "duplicate_of"]).to_pylist()
+    profile = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["profile"]
+    own = lambda i: i.removeprefix("bench-")  # noqa: E731 - the build names a record "<source>-<given id>" (ingest/records.py)
+    return wall, profile, {own(r["id"]): own(r["duplicate_of"]) for r in rejects if r["reason"] == "near_duplicate"}
+
+
 # ------------------------------------------------------------------------------------------ memory
 def memory_child(n: int, seed: int, cache: Path, cpus: int) -> None:
     corpus = build_corpus(n, seed, cache)
@@ -426,6 +463,8 @@ def main() -> None:
     ap.add_argument("--peers", default="datasketch", help="comma-separated peers to run: datasketch, datatrove (or none)")
     ap.add_argument("--also-verify", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
                     help="more sft_ray rows with these verify_jaccard values (the default's row is always run)")
+    ap.add_argument("--build", action="store_true", help="the sft_ray rows as whole `sft-ray build` processes (start to exit)")
+    ap.add_argument("--baseline", type=Path, help="with --build: also build with the code of this tree (e.g. a worktree of an older commit)")
     ap.add_argument("--memory", action="store_true", help="time and peak RSS per Ray worker at each of --sizes")
     ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[10_000, 100_000, 300_000],
                     help="corpus sizes of --memory (comma-separated)")
@@ -451,18 +490,31 @@ def main() -> None:
     print(f"corpus: {n:,} documents, {mb:.1f} MB, {truth['copies']:,} planted copies; {args.cpus} CPUs", flush=True)
 
     results = {}
-    t0 = time.perf_counter()
-    _init_ray(args.cpus)
-    t_init = time.perf_counter() - t0
-    t_warm = warm_up(files)
     from sft_ray.config import NearDedupConfig
 
     default = NearDedupConfig().verify_jaccard
     extra = [(f"sft_ray verify {v}", v) for v in args.also_verify if v != default]
-    for name, verify in (("sft_ray", default), *extra, ("sft_ray LSH only", None)):
-        sec, removed = run_sft_ray(files, verify, args.cpus, n)
-        results[name] = {"seconds": sec, "startup": t_init + t_warm, "removed": removed}
-        print(f"{name}: {sec:.1f} s, {len(removed):,} removed", flush=True)
+    t_init = t_warm = 0.0
+    if args.build:
+        trees = [("", ROOT)] + ([(" (baseline)", args.baseline.resolve())] if args.baseline else [])
+        for (suffix, tree), (name, verify) in [(t, r) for r in (("sft_ray", default), *extra, ("sft_ray LSH only", None)) for t in trees]:
+            name += suffix
+            wall, prof, removed = run_build(corpus, run_dir, verify, re.sub(r"\W+", "_", name).strip("_"), tree)
+            # "seconds" = the build's own steps; "startup" = the rest of the process (start-up, report, exit)
+            inside = prof["stages"]["read_clean_dedup_s"]
+            results[name] = {"seconds": inside, "startup": wall - inside, "removed": removed, "wall": wall, "profile": prof}
+            print(f"{name} (whole build): {wall:.1f} s from process start to exit; start-up {prof['startup_s']} s, first block "
+                  f"{prof['first_output_s']} s, stages {prof['stages']}, {prof['executions']} executions; {len(removed):,} removed",
+                  flush=True)
+    else:
+        t0 = time.perf_counter()
+        _init_ray(args.cpus)
+        t_init = time.perf_counter() - t0
+        t_warm = warm_up(files)
+        for name, verify in (("sft_ray", default), *extra, ("sft_ray LSH only", None)):
+            sec, removed = run_sft_ray(files, verify, args.cpus, n)
+            results[name] = {"seconds": sec, "startup": t_init + t_warm, "removed": removed}
+            print(f"{name}: {sec:.1f} s, {len(removed):,} removed", flush=True)
     if "datasketch" in args.peers.split(","):
         sec, wall, removed = run_datasketch(corpus, args.cache_dir, run_dir)
         results["datasketch"] = {"seconds": sec, "startup": wall - sec, "removed": removed}
@@ -480,7 +532,10 @@ def main() -> None:
     counts = {k: sum(1 for v in lab.values() if v == k) for k in ("pos", "neg", "gray")}
     print(f"\ntruth: {counts['pos']:,} should be removed (Jaccard >= {POSITIVE} to a smaller id), "
           f"{counts['gray']:,} in [{NEGATIVE}, {POSITIVE}) not scored, {counts['neg']:,} should stay")
-    print(f"Ray startup (ray.init {t_init:.1f} s + first job starting workers {t_warm:.1f} s): {t_init + t_warm:.1f} s\n")
+    if args.build:
+        print("sft_ray rows: s = the build's read + dedup stage; startup = the rest of its process (start-up, writes, report, exit)\n")
+    else:
+        print(f"Ray startup (ray.init {t_init:.1f} s + first job starting workers {t_warm:.1f} s): {t_init + t_warm:.1f} s\n")
     peers = [p for p in ("datasketch", "datatrove") if p in results]
     print("| method | docs/s | s | docs/s incl. startup | " + " | ".join(f"sft_ray ÷ {p} (incl. startup)" for p in peers)
           + " | removed | P | R | F1 |")
@@ -502,7 +557,7 @@ def main() -> None:
               f"only {p} {len(b - a):,}, Jaccard {len(a & b) / max(1, len(a | b)):.3f}")
         for name, only in (("only sft_ray", a - b), (f"only {p}", b - a)):
             print(f"  {name} by truth label: " + ", ".join(f"{k} {sum(1 for d in only if lab[d] == k)}" for k in ("pos", "gray", "neg")))
-    with open(run_dir / "results.json", "w", encoding="utf-8") as f:
+    with open(run_dir / ("results-build.json" if args.build else "results.json"), "w", encoding="utf-8") as f:
         json.dump({"docs": n, "mb": mb, "cpus": args.cpus, "ray_init_s": t_init, "ray_first_job_s": t_warm, "truth": counts,
                    "methods": {k: {kk: vv for kk, vv in v.items() if kk != "removed"} for k, v in results.items()}}, f, indent=2)
 

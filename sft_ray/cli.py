@@ -191,12 +191,13 @@ def print_train(summary: dict) -> None:
 def run_verb(verb: str, cfg: RunConfig) -> None:
     from sft_ray import console
     from sft_ray.preflight import check_before_ray
-    from sft_ray.runtime import init_ray
+    from sft_ray.runtime import DASHBOARD_MIN_INPUT_BYTES, init_ray
 
     print(console.summary(cfg, verb), flush=True)
     t0 = time.time()
     inputs = check_before_ray(cfg, verb)  # bad paths, unwritable outputs, unknown models: seconds, not after Ray's start
-    init_ray(cfg.ray_address)
+    listed = sum(int(it["size"]) for items in (inputs or {}).values() for it in items)
+    init_ray(cfg.ray_address, dashboard=verb != "build" or listed >= DASHBOARD_MIN_INPUT_BYTES)
     console.setup_logging()  # again: Ray has added its console handlers
     if verb in ("build", "run"):
         from sft_ray.build import build_sft_data

@@ -33,18 +33,23 @@ from sft_ray.tags import live_mask
 
 _PIECES = {"counts": record_groups, "profile": profile_block, "members": members_block}
 _UNREADABLE = "unreadable"
+# The clusters' member rows (one per survivor and reason) stay on the driver up to this size, where
+# the report sums them without a shuffle; a shuffle's setup alone took 1.4 s of a 20k-document
+# build's report (`benchmarks/near_dedup.py --build`). Above it they stay a distributed Dataset.
+MEMBERS_ON_DRIVER_BYTES = 64 << 20
 PIECES_SCHEMA = pa.schema([("piece", pa.string()), ("ipc", pa.binary())])
 
 
 @dataclass
 class Written:
     """What the one pass learnt: counts (report/counts.py), unreadable input files, the data
-    profile (report/aggregates.py) and the dedup clusters' member rows (a small Dataset)."""
+    profile (report/aggregates.py) and the dedup clusters' member rows: a table when they are small
+    (`MEMBERS_ON_DRIVER_BYTES`), else a Dataset."""
 
     counts: dict
     unreadable: list[dict]
     profile: dict
-    members: ray.data.Dataset
+    members: pa.Table | ray.data.Dataset
 
 
 def select(table: pa.Table, live: bool) -> pa.Table:
@@ -131,21 +136,39 @@ def write_records(records: ray.data.Dataset, out: str, storage_options: dict) ->
     figures = records.map_batches(_write_block, batch_format="pyarrow", fn_kwargs={"out": out, "storage_options": storage_options}).materialize()
     rows: dict[str, list] = {"counts": [], _UNREADABLE: []}
     profile = Profile()  # summed block by block: its samples stay bounded (report/sample.py)
-    for piece, table in iter_pieces(figures):  # small pieces; members stay distributed
+    members: list[pa.Table] | None = []  # None once they outgrow MEMBERS_ON_DRIVER_BYTES
+    for piece, table in iter_pieces(figures):
         if piece == "profile":
             profile.add(table.to_pylist())
         elif piece in rows:
             rows[piece] += table.to_pylist()
+        elif piece == "members" and members is not None:
+            members.append(table)
+            if sum(t.nbytes for t in members) > MEMBERS_ON_DRIVER_BYTES:
+                members = None
     unreadable = sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows[_UNREADABLE]),
                         key=lambda r: (r["source"], r["file"]))
-    members = figures.map_batches(_members, batch_format="pyarrow")
-    return Written(count_groups(rows["counts"]), unreadable, profile.result(), members)
+    if members is None:
+        gathered: pa.Table | ray.data.Dataset = figures.map_batches(_members, batch_format="pyarrow")
+    else:
+        gathered = pa.concat_tables([members_block(schema.empty_records()), *members])
+    return Written(count_groups(rows["counts"]), unreadable, profile.result(), gathered)
 
 
 def read_written(out: str, sub: str, storage_options: dict, arrow_schema: pa.Schema) -> ray.data.Dataset:
-    """A folder this module (or build.py's empty-folder guard) wrote, read back as a Dataset."""
+    """A folder this module (or build.py's empty-folder guard) wrote, read back as a Dataset of one
+    block per file. The files were written one per block, so they are block-sized already; Ray
+    Data's default would split each read into up to 200 / files pieces (`read_op_min_num_blocks`),
+    and every later map would run that many tasks: 44 tasks for 2 files of 14 MB, which made the
+    report's cluster examples of a 20k-document build take 6.6 s instead of ~1 s
+    (`benchmarks/near_dedup.py --build`). Blocks larger than `target_max_block_size` are still cut
+    as they are read."""
+    import pyarrow.fs as pafs
+
     fs, path = storage.pyarrow_fs(out, storage_options)
-    return ray.data.read_parquet(storage.join(path, sub), filesystem=fs, schema=arrow_schema)
+    folder = storage.join(path, sub)
+    files = [f for f in fs.get_file_info(pafs.FileSelector(folder)) if f.path.endswith(".parquet")]
+    return ray.data.read_parquet(folder, filesystem=fs, schema=arrow_schema, override_num_blocks=max(1, len(files)))
 
 
 def tagged_view(out: str, storage_options: dict) -> ray.data.Dataset:

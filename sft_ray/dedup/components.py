@@ -33,6 +33,7 @@ import ray
 
 from sft_ray.dedup.lsh import DOC, EDGE_SCHEMA, REP, unique_rows
 from sft_ray.placement import task_options
+from sft_ray.dedup.partitions import by_key
 
 log = logging.getLogger("sft_ray")
 
@@ -105,7 +106,7 @@ def small_star(part: pa.Table) -> pa.Table:
 
 def _step(edges: ray.data.Dataset, fn, num_partitions: int) -> ray.data.Dataset:
     both = edges.map_batches(_both_directions, batch_format="pyarrow")
-    return both.repartition(num_partitions, keys=[_U]).map_batches(fn, batch_format="pyarrow", batch_size=None)
+    return by_key(both, num_partitions, [_U]).map_batches(fn, batch_format="pyarrow", batch_size=None)
 
 
 @ray.remote

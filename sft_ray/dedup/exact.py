@@ -21,6 +21,7 @@ from sft_ray import schema
 from sft_ray.config import DedupConfig
 from sft_ray.dedup.removals import REMOVAL_SCHEMA, ROW, removal_table
 from sft_ray.tags import live_mask
+from sft_ray.dedup.partitions import by_key
 
 STAGE = "dedup"
 REASON = "exact_duplicate"
@@ -98,7 +99,7 @@ def exact_removals(ds: ray.data.Dataset, cfg: DedupConfig, num_partitions: int) 
     """The removal list of exact dedup: keys hash-shuffled (Ray Data puts every row of a key in one
     partition), duplicates marked per partition. `ds` must carry row ids (removals.ROW)."""
     keyed = ds.map_batches(key_rows, batch_format="pyarrow", fn_kwargs={"lowercase": cfg.exact.lowercase, "pair_key": cfg.exact.pair_key, "nfkc": cfg.exact.nfkc})
-    return keyed.repartition(num_partitions, keys=[schema.DEDUP_KEY]).map_batches(mark_partition, batch_format="pyarrow", batch_size=None)
+    return by_key(keyed, num_partitions, [schema.DEDUP_KEY]).map_batches(mark_partition, batch_format="pyarrow", batch_size=None)
 
 
 def exact_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:

@@ -42,6 +42,7 @@ from sft_ray import schema
 from sft_ray.config import NearDedupConfig
 from sft_ray.dedup.minhash import jaccard, shingles, string_hashes
 from sft_ray.placement import task_options
+from sft_ray.dedup.partitions import by_key
 
 BANDS = "near_bands"  # fixed_size_list<uint64, b> per record, null when the record does not take part
 BAND_KEY = "near_band_key"
@@ -112,7 +113,7 @@ def unique_rows(table: pa.Table, keys: list[str] | None = None) -> pa.Table:
 def candidate_edges(keyed: ray.data.Dataset, num_partitions: int) -> ray.data.Dataset:
     """Shuffle 1: band rows by band key; buckets -> star edges (doc, rep) with rep < doc."""
     rows = keyed.select_columns([schema.ID, BANDS]).map_batches(band_rows, batch_format="pyarrow")
-    parts = rows.repartition(num_partitions, keys=[BAND_KEY])
+    parts = by_key(rows, num_partitions, [BAND_KEY])
     return parts.map_batches(bucket_edges, batch_format="pyarrow", batch_size=None)
 
 
@@ -195,9 +196,9 @@ def verify_edges(
         halves = texts.map_batches(_involved_texts, batch_format="pyarrow", fn_kwargs={"edges": broadcast})
     else:
         reqs = edges.map_batches(_requests, batch_format="pyarrow")
-        by_id = texts.map_batches(_texts, batch_format="pyarrow").union(reqs).repartition(num_partitions, keys=[schema.ID])
+        by_id = by_key(texts.map_batches(_texts, batch_format="pyarrow").union(reqs), num_partitions, [schema.ID])
         halves = by_id.map_batches(_attach_texts, batch_format="pyarrow", batch_size=None)
-    by_rep = halves.repartition(num_partitions, keys=[REP, _SPREAD])
+    by_rep = by_key(halves, num_partitions, [REP, _SPREAD])
     return by_rep.map_batches(_score_stars, batch_format="pyarrow", batch_size=None, fn_kwargs={"cfg": cfg})
 
 

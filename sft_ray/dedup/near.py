@@ -39,6 +39,7 @@ from sft_ray.dedup.lsh import BANDS, DOC, REP, broadcast, candidate_edges, edge_
 from sft_ray.dedup.minhash import document_band_keys, s_curve
 from sft_ray.dedup.removals import REMOVAL_SCHEMA, ROW, removal_table
 from sft_ray.tags import live_mask
+from sft_ray.dedup.partitions import by_key
 
 log = logging.getLogger("sft_ray")
 
@@ -119,7 +120,7 @@ def near_removals(ds: ray.data.Dataset, cfg: DedupConfig, num_partitions: int) -
         return keyed.map_batches(_star_removals, batch_format="pyarrow", fn_kwargs={"stars": stars})
     stars = connected_components(edges, num_partitions)
     both = keyed.map_batches(_keys_for_join, batch_format="pyarrow").union(stars.map_batches(_stars_for_join, batch_format="pyarrow"))
-    return both.repartition(num_partitions, keys=[schema.ID]).map_batches(_join_rows, batch_format="pyarrow", batch_size=None)
+    return by_key(both, num_partitions, [schema.ID]).map_batches(_join_rows, batch_format="pyarrow", batch_size=None)
 
 
 def near_dedup(ds: ray.data.Dataset, cfg: DedupConfig) -> ray.data.Dataset:

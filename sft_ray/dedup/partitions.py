@@ -51,3 +51,19 @@ def resolve(cfg: DedupConfig, size_bytes: int | None, measured_on: str) -> tuple
              n, size_bytes / MiB, origin, measured_on, cfg.partition_bytes / MiB)
     info = {"partitions": n, "from": origin, "bytes": size_bytes, "measured_on": measured_on, "partition_bytes": cfg.partition_bytes}
     return cfg.model_copy(update={"num_partitions": n}), info
+
+
+def by_key(ds: ray.data.Dataset, num_partitions: int, keys: list[str]) -> ray.data.Dataset:
+    """`ds` as `num_partitions` blocks, each holding every row of its `keys` (the shuffles' contract:
+    a reduce map with batch_size=None sees whole groups).
+
+    One partition needs no hashing: `repartition(1)` joins the blocks with plain tasks, where Ray
+    Data's hash shuffle first starts a worker pool of its own runtime env: 4.3 s cold for 280k
+    rows vs 0.2 s here, the fixed cost of every small build's first shuffle. A placed build
+    (a label selector set by placement.data_selector) keeps the hash shuffle, which passes the
+    selector to its tasks."""
+    import ray
+
+    if num_partitions == 1 and not ray.data.DataContext.get_current().execution_options.label_selector:
+        return ds.repartition(1)
+    return ds.repartition(num_partitions, keys=keys)

@@ -36,6 +36,7 @@ from sft_ray import schema
 from sft_ray import storage
 from sft_ray.placement import task_options
 from sft_ray.tags import set_columns, tag
+from sft_ray.dedup.partitions import by_key
 
 log = logging.getLogger("sft_ray")
 
@@ -91,7 +92,7 @@ class Step:
         the marker. A retried task rewrites the same unit's file: each unit is in one partition."""
         storage.remove(self.dir, self.storage_options)
         with_unit = removals.map_batches(_add_unit, batch_format="pyarrow")
-        parts = with_unit.repartition(num_partitions, keys=[_UNIT])
+        parts = by_key(with_unit, num_partitions, [_UNIT])
         written = parts.map_batches(_write_units, batch_format="pyarrow", batch_size=None,
                                     fn_kwargs={"root": self.dir, "storage_options": self.storage_options})
         counts = written.materialize()  # one execution; its count and rows are then metadata and stored blocks

@@ -34,7 +34,7 @@ import ray
 from sft_ray import schema
 from sft_ray.config import DedupConfig, SemanticDedupConfig
 from sft_ray.dedup.exact import first_of_runs
-from sft_ray.dedup.partitions import partitions_for
+from sft_ray.dedup.partitions import by_key, partitions_for
 from sft_ray.pools import model_pool
 from sft_ray.tags import live_mask, tag
 
@@ -173,5 +173,5 @@ def semantic_dedup(ds: ray.data.Dataset, cfg: DedupConfig, selector: dict[str, s
     centroids = fit_centroids(_matrix(sample_t[_EMB]), k, sem.kmeans_iterations, sem.seed)
     log.info("semantic dedup: %d records, %d clusters fitted on %d, cosine >= %s", n, len(centroids), sample_t.num_rows, sem.threshold)
     keyed = embedded.map_batches(_assign, batch_format="pyarrow", fn_kwargs={"centroids": centroids})
-    parts = keyed.repartition(partitions_for(embedded, cfg), keys=[_KEY])  # free: embedded is materialised
+    parts = by_key(keyed, partitions_for(embedded, cfg), [_KEY])  # free: embedded is materialised
     return parts.map_batches(_mark, batch_format="pyarrow", batch_size=None, fn_kwargs={"threshold": sem.threshold})

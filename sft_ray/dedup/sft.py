@@ -35,7 +35,7 @@ import ray
 from sft_ray import schema, storage
 from sft_ray.config import DedupConfig, SftDedupConfig
 from sft_ray.dedup.exact import first_of_runs
-from sft_ray.dedup.partitions import partitions_for
+from sft_ray.dedup.partitions import by_key, partitions_for
 from sft_ray.dedup.removals import REMOVAL_SCHEMA, ROW, Step, apply_removals, removal_table, scratch_root, with_row_ids
 from sft_ray.tags import live_mask
 
@@ -102,7 +102,7 @@ def sft_dedup(sft: ray.data.Dataset, cfg: SftDedupConfig, partitions: int | Dedu
     tagged = with_row_ids(tagged)  # block ordinal << 32 | row: the join key of the removal list
     keys = tagged.map_batches(key_rows, batch_format="pyarrow", fn_kwargs={"cfg": cfg})
     n = partitions if isinstance(partitions, int) else partitions_for(tagged.count() * KEY_ROW_BYTES, partitions)
-    removals = keys.repartition(n, keys=[_KEY]).map_batches(mark_partition, batch_format="pyarrow", batch_size=None,
+    removals = by_key(keys, n, [_KEY]).map_batches(mark_partition, batch_format="pyarrow", batch_size=None,
                                                              fn_kwargs={"reason": REASONS[cfg.on]})
     folder = root or scratch_root()
     step = Step(folder, "sft", storage_options or {}, fingerprint=uuid.uuid4().hex)  # examples are rebuilt each run: never reused

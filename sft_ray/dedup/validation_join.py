@@ -38,7 +38,7 @@ import ray
 
 from sft_ray import schema
 from sft_ray.config import DecontaminateConfig, DedupConfig
-from sft_ray.dedup.partitions import partitions_for
+from sft_ray.dedup.partitions import by_key, partitions_for
 from sft_ray.dedup.minhash import string_hashes
 from sft_ray.dedup.ngrams import TEXT_COLUMNS, item_length, ngram_hashes, split_is, takes_part, token_hashes, word_count
 from sft_ray.placement import task_options
@@ -182,7 +182,7 @@ def validation_hits(records: ray.data.Dataset, cfg: DecontaminateConfig, kinds: 
     """Ids of the training records sharing an n-gram with a validation record (one row per
     partition that found them: distinct within a partition)."""
     grams = records.map_batches(_decontaminate_grams, batch_format="pyarrow", fn_kwargs={"cfg": cfg, "kinds": kinds, "lengths": lengths})
-    parts = grams.repartition(num_partitions, keys=[_H])
+    parts = by_key(grams, num_partitions, [_H])
     return parts.map_batches(_decontaminate_hits, batch_format="pyarrow", batch_size=None)
 
 
@@ -259,5 +259,5 @@ def validation_join(records: ray.data.Dataset, tagged: ray.data.Dataset, cfg: De
     base = records.schema().base_schema  # free: records are materialised
     arrow_schema = base.append(pa.field(_RID, pa.uint64())).append(pa.field(_IS_HIT, pa.bool_()))
     hit_rows = hits.map_batches(_decontaminate_hit_rows, batch_format="pyarrow", fn_kwargs={"arrow_schema": arrow_schema})
-    merged = tagged.map_batches(_decontaminate_mark, batch_format="pyarrow").union(hit_rows).repartition(num_partitions, keys=[_RID])
+    merged = by_key(tagged.map_batches(_decontaminate_mark, batch_format="pyarrow").union(hit_rows), num_partitions, [_RID])
     return merged.map_batches(_decontaminate_join, batch_format="pyarrow", batch_size=None, fn_kwargs={"kinds": kinds})

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sft_ray import schema
+from sft_ray.dedup.partitions import by_key
 
 INVALID_TEACHER_OUTPUT = "invalid_teacher_output"  # synthesize/teacher.py REASON
 _OUT, _REF = "teacher_output", "reference"
@@ -134,7 +135,7 @@ def teacher_reference_scores(sft, curated, teacher_cfg, num_partitions: int) -> 
     kinds = sorted({k for t in text_tasks.values() for k in t.kinds})
     outputs = sft.map_batches(outputs_batch, batch_format="pyarrow", fn_kwargs={"tasks": sorted(text_tasks)})
     titles = curated.map_batches(titles_batch, batch_format="pyarrow", fn_kwargs={"kinds": kinds})
-    merged = outputs.union(titles).repartition(max(1, num_partitions), keys=["source_id"])
+    merged = by_key(outputs.union(titles), max(1, num_partitions), ["source_id"])
     pairs = merged.map_batches(pair_batch, batch_format="pyarrow", batch_size=None)
     return fold_pair_stats(pairs.map_batches(pair_stats_batch, batch_format="pyarrow").iter_batches(batch_format="pyarrow", batch_size=None))
 

@@ -3,8 +3,8 @@
 A cluster is a survivor and the records the dedup stage removed as its duplicates (`duplicate_of`
 = the survivor's id; exact, near or semantic). Only small rows reach the driver: a map over blocks
 counts removed records per survivor, a hash repartition by survivor puts each cluster's counts in
-one block where they are summed (sizes, the block's `top` largest), and a second map picks at most
-`examples` texts per cluster.
+one block where they are summed (sizes, the block's `top` largest; few counts are summed on the
+driver instead), and a second map picks at most `examples` texts per cluster.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ray
 
 from sft_ray import schema
 from sft_ray.config import DedupConfig
-from sft_ray.dedup.partitions import partitions_for
+from sft_ray.dedup.partitions import by_key, partitions_for
 from sft_ray.report.aggregates import log_edges
 
 DEDUP_STAGE = "dedup"
@@ -77,15 +77,19 @@ def dedup_clusters(records: ray.data.Dataset, top: int = 5, examples: int = 2, n
     return clusters_from(members, records, top, examples, num_partitions or partitions_for(records, DedupConfig()))
 
 
-def clusters_from(members: ray.data.Dataset, records: ray.data.Dataset, top: int, examples: int, num_partitions: int) -> dict:
-    """dedup_clusters from `members_block` rows (computed elsewhere, e.g. in write.py's one pass) and
-    a Dataset to pick example texts from (records with their tag columns)."""
-    summary = members.repartition(num_partitions, keys=["group"]).map_batches(
-        summary_block, batch_format="pyarrow", batch_size=None, fn_kwargs={"top": top})  # whole blocks: a cluster is never split
+def clusters_from(members: pa.Table | ray.data.Dataset, records: ray.data.Dataset, top: int, examples: int, num_partitions: int) -> dict:
+    """dedup_clusters from `members_block` rows (computed elsewhere, e.g. in write.py's one pass: a
+    table when they are few, summed here; else a Dataset, shuffled by survivor) and a Dataset to pick
+    example texts from (records with their tag columns)."""
+    if isinstance(members, pa.Table):  # the whole table holds whole clusters
+        summary = summary_block(members, top).to_pylist()
+    else:
+        summary = by_key(members, num_partitions, ["group"]).map_batches(
+            summary_block, batch_format="pyarrow", batch_size=None, fn_kwargs={"top": top}).take_all()  # whole blocks: a cluster is never split
     by_reason: Counter = Counter()
     size_counts: Counter = Counter()
     largest: list[tuple[int, str]] = []
-    for r in summary.take_all():
+    for r in summary:
         if r["kind"] == "reason":
             by_reason[r["key"]] += r["n"]
         elif r["kind"] == "bin":

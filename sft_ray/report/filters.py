@@ -37,6 +37,8 @@ def filter_scores(sample: dict, clean_cfg: dict) -> dict:
     clean = records.get("clean", [])
     errors = sorted({r["scores"]["_error"] for r in passed_all + clean if "_error" in (r.get("scores") or {})})
     out: dict = {}
+    if not clean_cfg.get("enabled", True):  # no filter ran: nothing compared a statistic with a threshold
+        return {"filters": out, "errors": errors}
     for flt, stats in STATS.items():
         fcfg = clean_cfg if flt == "length" else clean_cfg.get(flt, {})
         if flt != "length" and not fcfg.get("enabled", True):

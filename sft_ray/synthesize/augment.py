@@ -43,6 +43,7 @@ from sft_ray.format.templates import TRANSLATION, language_name, pick
 from sft_ray.synthesize.cache import cache_url, request_key
 from sft_ray.synthesize.parse import first_json_object, normalise
 from sft_ray.synthesize.teacher import BACKENDS, generation_params
+from sft_ray.dedup.partitions import by_key
 
 STAGE = "augment"
 EMPTY, IDENTICAL, TOO_LONG = "augment_empty", "augment_identical", "augment_too_long"
@@ -397,7 +398,7 @@ def dedup_against_originals(sft: ray.data.Dataset, augmented: ray.data.Dataset, 
     depend on partitioning (docs/ARCHITECTURE.md, principle 4). Nothing is dropped here."""
     keyed = sft.map_batches(_keyed, batch_format="pyarrow", fn_kwargs={"original": True}).union(
         augmented.map_batches(_keyed, batch_format="pyarrow", fn_kwargs={"original": False}))
-    return keyed.repartition(num_partitions, keys=[_KEY]).map_batches(mark_duplicates, batch_format="pyarrow", batch_size=None)
+    return by_key(keyed, num_partitions, [_KEY]).map_batches(mark_duplicates, batch_format="pyarrow", batch_size=None)
 
 
 # ---------------------------------------------------------------------------------- manifest

@@ -230,6 +230,23 @@ def test_no_duplicates_gives_no_clusters(ray_local):
     assert c["clusters"] == 0 and c["largest"] == [] and c["removed"] == {}
 
 
+def test_clusters_from_member_rows_on_the_driver_equal_the_shuffled_ones(ray_local):
+    """write.py keeps few member rows on the driver and the report sums them there; many stay a
+    Dataset and are shuffled by survivor. Both give the same clusters, sizes and examples."""
+    import ray
+
+    from sft_ray.report.clusters import clusters_from, members_block
+
+    a, b = _records()
+    records = ray.data.from_arrow([a, b])
+    table = pa.concat_tables([members_block(a), members_block(b)])
+    local = clusters_from(table, records, 5, 2, 2)
+    shuffled = clusters_from(ray.data.from_arrow([members_block(a), members_block(b)]), records, 5, 2, 2)
+    assert local == shuffled
+    assert local["clusters"] == 2 and [c["size"] for c in local["largest"]] == [4, 2]  # s-2 + 3 removed, s-7 + 1
+    assert local["removed"] == {"exact_duplicate": 1, "near_duplicate": 2, "semantic_duplicate": 1}
+
+
 def test_sft_token_histogram_counts_kept_examples_per_split(ray_local):
     """The report's tokens histogram: one count per kept SFT example in the bin of its token length
     (whitespace words here: no tokenizer path), per split; removed examples are not counted."""
@@ -383,6 +400,7 @@ def test_filter_scores_split_records_by_the_link_that_judged_them():
     assert fs["filters"]["langid"]["stats"]["lang_score"]["thresholds"][0]["value"] == 0.65
     off = filter_scores(d["sample"], CleanConfig(gopher_quality={"enabled": False}).model_dump(mode="json"))
     assert "gopher_quality" not in off["filters"]
+    assert filter_scores(d["sample"], CleanConfig(enabled=False).model_dump(mode="json"))["filters"] == {}  # no filter ran
 
 
 def test_funnel_per_source_splits_out_decontamination_and_sft_steps():
