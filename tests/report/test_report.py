@@ -56,6 +56,24 @@ def _records():
     return schema.records_from_rows(a), schema.records_from_rows(b)
 
 
+def test_whitespace_words_equals_the_regex_kernel_it_replaces():
+    """The vectorised word count gives exactly `count_substring_regex(r"\\S+")`: RE2's spaces only
+    (not \\v, not Unicode spaces), multi-byte text, empty and null texts, sliced arrays, large strings."""
+    import random
+
+    from sft_ray.report.aggregates import whitespace_words
+
+    rng = random.Random(1)
+    alphabet = ["a", "bc", " ", "  ", "\t", "\n", "\r", "\f", "\v", "é", "語", "\u00a0", "\u3000", ""]
+    for _ in range(200):
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9))) for _ in range(rng.randint(1, 25))]
+        texts = [None if rng.random() < 0.1 else t for t in texts]
+        for arr in (pa.array(texts, pa.string()), pa.array(texts, pa.string()).slice(rng.randint(0, len(texts))), pa.array(texts, pa.large_string())):
+            want = pa.compute.count_substring_regex(arr, r"\S+")
+            got = whitespace_words(arr)
+            assert got.type == want.type and got.to_pylist() == want.to_pylist(), texts
+
+
 def test_profile_block_counts_kept_records_only():
     a, b = _records()
     d = combine(profile_block(a).to_pylist() + profile_block(b).to_pylist())
