@@ -137,6 +137,7 @@ def write_records(records: ray.data.Dataset, out: str, storage_options: dict) ->
     rows: dict[str, list] = {"counts": [], _UNREADABLE: []}
     profile = Profile()  # summed block by block: its samples stay bounded (report/sample.py)
     members: list[pa.Table] | None = []  # None once they outgrow MEMBERS_ON_DRIVER_BYTES
+    members_bytes = 0
     for piece, table in iter_pieces(figures):
         if piece == "profile":
             profile.add(table.to_pylist())
@@ -144,7 +145,8 @@ def write_records(records: ray.data.Dataset, out: str, storage_options: dict) ->
             rows[piece] += table.to_pylist()
         elif piece == "members" and members is not None:
             members.append(table)
-            if sum(t.nbytes for t in members) > MEMBERS_ON_DRIVER_BYTES:
+            members_bytes += table.nbytes
+            if members_bytes > MEMBERS_ON_DRIVER_BYTES:
                 members = None
     unreadable = sorted(({"source": r[schema.SOURCE], **json.loads(r[schema.META])} for r in rows[_UNREADABLE]),
                         key=lambda r: (r["source"], r["file"]))

@@ -1,4 +1,5 @@
-"""Shuffle partitions from bytes (dedup/partitions.py) and the streamed build's size estimate (staging.py). No Ray."""
+"""Shuffle partitions from bytes (dedup/partitions.py) and the streamed build's size estimate
+(staging.py), without Ray; and `by_key`, the partitioning every dedup shuffle goes through, on Ray."""
 
 from __future__ import annotations
 
@@ -69,3 +70,35 @@ def test_listed_bytes_expands_compressed_inputs():
             Unit("b", "b-1", [item("x.parquet", 10), item("y.tsv.zst", 10), item("z.csv", 7)])]
     assert listed_bytes(todo) == 100 + 400 + 40 + 40 + 7
     assert listed_bytes([]) == 0
+
+
+def test_by_key_keeps_every_key_in_one_block_with_and_without_hashing(ray_local):
+    """The shuffles' contract: one block per partition holding all rows of its keys. One partition
+    is one block of every row (no hash shuffle), even above Ray's target block size; several are a
+    hash shuffle; a placed build (label selector set) keeps the hash shuffle for one partition too."""
+    import numpy as np
+    import pyarrow as pa
+    import ray
+
+    from sft_ray.dedup.partitions import by_key
+
+    def blocks(ds):
+        return [pa.concat_tables([t]) for t in ray.get(ds.materialize().to_arrow_refs()) if t.num_rows]
+
+    ctx = ray.data.DataContext.get_current()
+    old_size, old_selector = ctx.target_max_block_size, ctx.execution_options.label_selector
+    try:
+        ctx.target_max_block_size = 1 * MiB  # 3 MiB of rows in 6 input blocks
+        rows = pa.table({"k": np.arange(60_000) % 97, "v": np.arange(60_000, dtype=np.float64), "w": np.ones(60_000) * 2})
+        ds = ray.data.from_arrow([rows.slice(i * 10_000, 10_000) for i in range(6)])
+        assert by_key(ds, 1, ["k"])._logical_plan.dag.keys is None  # a plain repartition, no hashing
+        one = blocks(by_key(ds, 1, ["k"]))
+        assert len(one) == 1 and one[0].num_rows == 60_000 and one[0].nbytes > ctx.target_max_block_size
+        many = blocks(by_key(ds, 4, ["k"]))
+        assert sum(b.num_rows for b in many) == 60_000 and 1 < len(many) <= 4
+        owners = [set(b["k"].to_pylist()) for b in many]
+        assert all(not (a & b) for i, a in enumerate(owners) for b in owners[i + 1:])  # no key split across blocks
+        ctx.execution_options.label_selector = {"sft-ray-role": "curation"}
+        assert by_key(ds, 1, ["k"])._logical_plan.dag.keys == ["k"]  # the hash shuffle, which passes the selector on
+    finally:
+        ctx.target_max_block_size, ctx.execution_options.label_selector = old_size, old_selector
