@@ -117,10 +117,10 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     work = Workspace(out, storage_options)
     if cfg.resumable:
         done = work.prepare(fingerprint(cfg), all_units)
-        work.run(cfg, [u for u in all_units if u.key not in done])
+        sizes = work.run(cfg, [u for u in all_units if u.key not in done])
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
-        ds = work.read([u.key for u in all_units])
-        size, measured_on = ds.size_bytes(), "staged parquet"  # Ray's estimate from the files' sizes: metadata, no read
+        size, measured_on = work.staged_bytes([u.key for u in all_units], sizes), "staged records"
+        ds = work.read([u.key for u in all_units], size)
         inputs_id = json.dumps([fingerprint(cfg), sorted(u.key for u in all_units)])  # what the staged records are
     else:
         ds = read_clean(cfg, all_units)
@@ -134,9 +134,11 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     ds, partitions["steps"] = run_steps(ds, dedup_cfg, work.dedup_dir, storage_options, step_fingerprint(dedup_cfg, inputs_id))
     ds = semantic_dedup(ds.drop_columns([ROW]), dedup_cfg, cfg.placement.models)  # off by default
     split = {"validation_fraction": cfg.format.validation_fraction, "seed": cfg.format.seed}
-    records = ds.map_batches(assign_split, batch_format="pyarrow", fn_kwargs=split, udf_modifying_row_count=False).materialize()
+    # Lazy unless decontamination reads it twice: without dedup, read (+ clean when streamed), the
+    # split and the write pass below run as one fused pass over the records.
+    records = ds.map_batches(assign_split, batch_format="pyarrow", fn_kwargs=split, udf_modifying_row_count=False)
     if cfg.dedup.enabled:  # needs the deduplicated records: the validation split is joined against
-        records = decontaminate(records, cfg.dedup.decontaminate, gram_partitions(size, cfg.dedup), example_kinds(cfg)).materialize()
+        records = decontaminate(records.materialize(), cfg.dedup.decontaminate, gram_partitions(size, cfg.dedup), example_kinds(cfg)).materialize()
     timings["read_clean_dedup_s"] = round(time.time() - t0, 2)
     log.info("build: read, clean, dedup and decontamination done in %s", duration(timings["read_clean_dedup_s"]))
     label_info: dict = {}

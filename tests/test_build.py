@@ -158,7 +158,7 @@ def test_same_records_in_1_or_4_files_give_same_ids_and_split(ray_local, tmp_pat
 
 def test_shuffle_partitions_come_from_the_records_bytes(ray_local, tmp_path):
     """The default config sizes every shuffle from bytes and records the count in the manifest:
-    staged builds measure the staged Parquet, streamed ones the listed inputs. Forcing many small
+    staged builds sum the staged records (the units' markers), streamed ones the listed inputs. Forcing many small
     partitions changes no id (dedup is partition-independent)."""
     rows = [{"label": r[0], "title": r[1], "text": r[2]} for r in _ag_rows(120)]
     (tmp_path / "ag.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:10]))
@@ -173,7 +173,7 @@ def test_shuffle_partitions_come_from_the_records_bytes(ray_local, tmp_path):
         assert json.loads((out / "manifest.json").read_text())["dedup"] == m["dedup"]
         results.append((m["dedup"], [_ids(out / d) for d in ("curated", "rejects", "sft/train", "sft/validation")]))
     (staged, ids_staged), (streamed, ids_streamed) = results
-    assert staged["partitions"] == 1 and staged["from"] == "bytes" and staged["measured_on"] == "staged parquet"
+    assert staged["partitions"] == 1 and staged["from"] == "bytes" and staged["measured_on"] == "staged records"
     assert 0 < staged["bytes"] < 2**20 and staged["partition_bytes"] == 512 * 2**20
     listed = (tmp_path / "ag.jsonl").stat().st_size
     assert streamed["measured_on"] == "listed inputs" and streamed["bytes"] == listed

@@ -186,6 +186,11 @@ def test_adding_a_file_restages_only_its_unit(ray_local, tmp_path):
     assert first["resume"]["reused"] == 0 and again["resume"]["reused"] == again["resume"]["units"] - 1
     keys = {p.name.rsplit(".", 1)[0] for p in (out / "_work" / "clean").iterdir()}
     assert len(keys) == again["resume"]["units"]  # the replaced unit's staged files are gone
+    # The shuffles are sized from the staged records' bytes: this run's units as their tasks
+    # returned them, the reused ones from their markers, with no execution of the staged read.
+    markers = [json.loads(p.read_text()) for p in (out / "_work" / "clean").glob("*.done")]
+    assert again["dedup"]["measured_on"] == "staged records" and all(m["bytes"] > 0 for m in markers)
+    assert again["dedup"]["bytes"] == sum(m["bytes"] for m in markers) > first["dedup"]["bytes"]
 
     scratch = build_sft_data(_build_cfg(inputs, tmp_path / "scratch", unit_bytes, resumable=False)).manifest
     assert digest(out) == digest(tmp_path / "scratch") and again["counts"] == scratch["counts"]
