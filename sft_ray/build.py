@@ -117,9 +117,10 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     work = Workspace(out, storage_options)
     if cfg.resumable:
         done = work.prepare(fingerprint(cfg), all_units)
-        sizes = work.run(cfg, [u for u in all_units if u.key not in done])
+        staged = work.run(cfg, [u for u in all_units if u.key not in done])
+        prof.first_record = staged.first_at
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
-        size, measured_on = work.staged_bytes([u.key for u in all_units], sizes), "staged records"
+        size, measured_on = work.staged_bytes([u.key for u in all_units], staged.sizes), "staged records"
         ds = work.read([u.key for u in all_units], size)
         inputs_id = json.dumps([fingerprint(cfg), sorted(u.key for u in all_units)])  # what the staged records are
     else:

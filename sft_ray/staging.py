@@ -41,6 +41,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,12 +62,21 @@ from sft_ray.ingest.records import read_items
 
 log = logging.getLogger("sft_ray")
 WORK = "_work"
-_STAGED = pa.schema([("key", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64())])
+_STAGED = pa.schema([("key", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64()), ("first_at", pa.float64())])
 # Staged records: the record schema, what normalisation changed (clean/changes.py: internal columns
 # that the write pass reads for the report and drops), and each record's row within its unit, from
 # which dedup's row ids (unit ordinal << 32 | row: dedup/removals.py) are made when the units are read back.
 TRACED_SCHEMA = pa.schema([*schema.RECORD_SCHEMA, *changes.FIELDS])
 STAGED_SCHEMA = TRACED_SCHEMA.append(pa.field(ROW, pa.int64()))
+
+
+@dataclass
+class Staged:
+    """What `Workspace.run`'s tasks returned: each unit's records' in-memory bytes, and when the
+    first block of records was read and cleaned (epoch seconds; None when no unit had records)."""
+
+    sizes: dict[str, int]
+    first_at: float | None
 
 
 @dataclass(frozen=True)
@@ -201,19 +211,21 @@ class Workspace:
         storage.write_json(fp_url, {"fingerprint": fp}, self.storage_options)
         return set()
 
-    def run(self, cfg: RunConfig, todo: list[Unit]) -> dict[str, int]:
+    def run(self, cfg: RunConfig, todo: list[Unit]) -> Staged:
         """Read + clean the pending units, one Ray task each, staging their records; progress (units,
-        records, ETA) is logged as units finish. Returns each staged unit's in-memory bytes."""
+        records, ETA) is logged as units finish."""
         if not todo:
-            return {}
+            return Staged({}, None)
         from sft_ray.console import Progress
 
-        progress, records, sizes = Progress("read+clean", len(todo), "units"), 0, {}
+        progress, records, staged = Progress("read+clean", len(todo), "units"), 0, Staged({}, None)
         for done in _unit_tasks(cfg, todo, self.clean_dir, self.storage_options).iter_batches(batch_format="pyarrow", batch_size=None):
             records += sum(done.column("rows").to_pylist())
-            sizes.update(zip(done.column("key").to_pylist(), done.column("bytes").to_pylist()))
+            staged.sizes.update(zip(done.column("key").to_pylist(), done.column("bytes").to_pylist()))
+            firsts = [t for t in done.column("first_at").to_pylist() if t is not None]
+            staged.first_at = min([*firsts, *([staged.first_at] if staged.first_at is not None else [])], default=None)
             progress.add(done.num_rows, f"{records:,} records")
-        return sizes
+        return staged
 
     def staged_bytes(self, keys: list[str], known: dict[str, int]) -> int:
         """In-memory bytes of the staged records of `keys`: what this run's tasks returned (`known`),
@@ -356,13 +368,14 @@ def _stage_units(batch: pa.Table, cfg_json: str, clean_dir: str | None, storage_
         # may both write it; each rename installs a complete file (the same records).
         local = storage.is_local(clean_dir)
         target = f"{path}.tmp-{uuid.uuid4().hex}" if local else path
-        n = size = 0
+        n, size, first_at = 0, 0, None
         with fs.open(target, "wb") as f, pq.ParquetWriter(f, STAGED_SCHEMA) as writer:
             for block in blocks:
+                first_at = first_at or time.time()  # the build's "first_record_s" (time_profile.py)
                 writer.write_table(block)
                 n, size = n + block.num_rows, size + block.nbytes
         if local:
             os.replace(target, path)
         done = {"rows": n, "bytes": size}  # bytes: the records in memory (Arrow), what sizes the dedup shuffles
         storage.write_text(storage.join(clean_dir, f"{row['key']}.done"), json.dumps(done), storage_options)
-        yield pa.Table.from_pylist([{"key": row["key"], **done}], schema=_STAGED)
+        yield pa.Table.from_pylist([{"key": row["key"], **done, "first_at": first_at}], schema=_STAGED)

@@ -4,6 +4,9 @@ A build records, in `manifest.json` ("profile") and in the log's last lines:
 
     startup_s        process start -> the build's first step (imports, Ray start-up, input listing)
     first_output_s   process start -> the first block a Ray Data task of the build produced
+    first_record_s   process start -> the first block of input records read and cleaned: in a
+                     staged build, a unit task's first block (staging.py: the task itself returns
+                     only when its unit is done); streamed, the first block out
     stages           the driver's wall time per build stage (the manifest's "timings")
     executions       Ray Data executions (each `materialize`, count, write or iteration of a lazy
                      Dataset runs its whole plan again: fewer is faster), and `scans`, the ones
@@ -42,6 +45,7 @@ class TimeProfile:
     started: float
     build_start: float = field(default_factory=time.time)
     first_output: float | None = None
+    first_record: float | None = None  # set by the build from its staging tasks (staging.Staged)
     executions: list[dict] = field(default_factory=list)
 
     def add(self, executor, ok: bool) -> None:
@@ -67,7 +71,8 @@ class TimeProfile:
             a["wall_s"], a["cpu_s"] = round(a["wall_s"], 2), round(a["cpu_s"], 2)
         return {
             "startup_s": round(self.build_start - self.started, 2),
-            "first_output_s": round(self.first_output - self.started, 2) if self.first_output is not None else None,
+            "first_output_s": _since(self.first_output, self.started),
+            "first_record_s": _since(self.first_record if self.first_record is not None else self.first_output, self.started),
             "stages": stages,
             "executions": len(self.executions),
             "failed_executions": sum(1 for ex in self.executions if not ex["ok"]),
@@ -75,6 +80,10 @@ class TimeProfile:
             "task_cpu_s": round(sum(a["cpu_s"] for a in operators), 2),
             "operators": operators,
         }
+
+
+def _since(t: float | None, started: float) -> float | None:
+    return round(t - started, 2) if t is not None else None
 
 
 def _operators(executor) -> list:
@@ -149,8 +158,11 @@ def recording() -> Iterator[TimeProfile]:
 def log_summary(p: dict) -> None:
     """A few lines a user reads at the end of a build: where the time went."""
     stages = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in p["stages"].items() if k != "total_s")
-    log.info("profile: start-up %.1f s, first block out at %s; %d Ray Data executions (%d read files); stages: %s",
-             p["startup_s"], f"{p['first_output_s']:.1f} s" if p["first_output_s"] is not None else "-", p["executions"], p["scans"], stages)
+    def at(v: float | None) -> str:
+        return f"{v:.1f} s" if v is not None else "-"
+
+    log.info("profile: start-up %.1f s, first records cleaned at %s, first block out at %s; %d Ray Data executions (%d read files); stages: %s",
+             p["startup_s"], at(p.get("first_record_s")), at(p["first_output_s"]), p["executions"], p["scans"], stages)
     log.info("profile: task CPU %.1f s; the largest operators (CPU s, wall s, tasks):", p["task_cpu_s"])
     for a in p["operators"][:TOP_OPERATORS]:
         log.info("profile:   %8.1f %8.1f %6d  %s", a["cpu_s"], a["wall_s"], a["tasks"], a["name"][:100])

@@ -75,6 +75,8 @@ def test_output_layout(built):
     prof = res.manifest["profile"]  # where the time went (sft_ray/time_profile.py)
     assert prof["executions"] >= prof["scans"] >= 1 and prof["stages"] == res.manifest["timings"]
     assert any("format_batch" in a["name"] for a in prof["operators"]) and prof["task_cpu_s"] > 0
+    # Staged: a unit task returns once its unit is written; its first cleaned block came before.
+    assert prof["startup_s"] < prof["first_record_s"] <= prof["first_output_s"]
 
 
 def test_counts_are_conserved_and_reasons_named(built):

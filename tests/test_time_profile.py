@@ -31,6 +31,7 @@ def test_recording_counts_executions_scans_and_cpu_per_operator(ray_local, tmp_p
     cpu = [a["cpu_s"] for a in p["operators"]]
     assert cpu == sorted(cpu, reverse=True)  # the largest first
     assert p["first_output_s"] is not None and p["startup_s"] <= p["first_output_s"]
+    assert p["first_record_s"] == p["first_output_s"]  # no staging task told it otherwise: the first block out
     with time_profile.recording() as later:  # outside the block nothing is recorded; a new block starts empty
         pass
     assert later.summary({})["executions"] == 0 and time_profile._Recorder not in ray.data.DataContext.get_current().custom_execution_callback_classes
