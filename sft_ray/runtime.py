@@ -6,8 +6,10 @@ it does, as DataTrove's executors are), so the same spine runs on a laptop, unde
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 import ray
 
@@ -37,34 +39,55 @@ def init_ray(address: str | None = None, dashboard: bool = True) -> None:
     for k, v in quiet.items():
         os.environ.setdefault(k, v)
     address = address or os.environ.get("RAY_ADDRESS")
-    # Ray Data executions inside workers (the training data's SplitCoordinator) print their
-    # "execution finished" and "Progress bars disabled" lines where the driver's console filter
-    # (console.py) cannot reach: errors only there; the driver's own Ray Data lines are filtered.
-    runtime_env = {"env_vars": {**quiet, "RAY_DATA_LOG_LEVEL": "ERROR"}}
     if address:
         # The job's runtime env (cluster/runtime_env.yaml) already applies; passing another one
         # here would conflict with it and Ray refuses to merge the two.
         ray.init(address=address, log_to_driver=True)
     else:
         num_cpus = max(MIN_LOCAL_CPUS, os.cpu_count() or 1)
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            # The dashboard serves the State API, which Ray Train's placement-group cleaner polls;
-            # without it every training run logs a warning per second.
-            include_dashboard=dashboard,
-            dashboard_host="127.0.0.1",
-            runtime_env=runtime_env,
-            # Ray Data's shuffle map tasks run in their own runtime env, so map -> shuffle -> map keeps
-            # two worker pools; past the default soft limit idle workers die after 1 s and re-spawn
-            # (measured: 2 shuffles 50-60 s with the default, 1.3-2.9 s with this; benchmarks/near_dedup.py).
-            # The raylet warns ("N PYTHON worker processes ... Nx the maximum expected startup
-            # concurrency") once more workers start than the machine's physical cores; a build's
-            # actor pools plus the training workers exceed that on a laptop by design: count the
-            # logical CPUs we advertise instead.
-            _system_config={"num_workers_soft_limit": 4 * num_cpus + 4, "idle_worker_killing_time_threshold_ms": 600_000,
-                            "worker_maximum_startup_concurrency": num_cpus},
-        )
+        # The workers get these settings by inheritance (the local raylet is a child of this
+        # process, and its workers are its children), not as a job runtime env: Ray prestarts
+        # num_cpus workers for the first driver without one, and a task that carries a runtime env
+        # cannot run on them. Measured on a 100k-document build (benchmarks/near_dedup.py --build):
+        # with a runtime env, the 4 prestarted workers stayed idle all build and 4 more started.
+        # RAY_DATA_LOG_LEVEL: Ray Data executions inside workers (the training data's
+        # SplitCoordinator) print their "execution finished" and "Progress bars disabled" lines
+        # where the driver's console filter (console.py) cannot reach: errors only there. This
+        # process's own level was set when ray.data was imported (ray_fixes above), and its lines
+        # are filtered.
+        with _environ(RAY_DATA_LOG_LEVEL="ERROR"):
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                # The dashboard serves the State API, which Ray Train's placement-group cleaner polls;
+                # without it every training run logs a warning per second.
+                include_dashboard=dashboard,
+                dashboard_host="127.0.0.1",
+                # Ray Data's shuffle map tasks run in their own runtime env, so map -> shuffle -> map keeps
+                # two worker pools; past the default soft limit idle workers die after 1 s and re-spawn
+                # (measured: 2 shuffles 50-60 s with the default, 1.3-2.9 s with this; benchmarks/near_dedup.py).
+                # The raylet warns ("N PYTHON worker processes ... Nx the maximum expected startup
+                # concurrency") once more workers start than the machine's physical cores; a build's
+                # actor pools plus the training workers exceed that on a laptop by design: count the
+                # logical CPUs we advertise instead.
+                _system_config={"num_workers_soft_limit": 4 * num_cpus + 4, "idle_worker_killing_time_threshold_ms": 600_000,
+                                "worker_maximum_startup_concurrency": num_cpus},
+            )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """`values` in os.environ while the block runs (what processes started in it inherit)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
