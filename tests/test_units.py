@@ -200,3 +200,24 @@ def test_adding_a_file_restages_only_its_unit(ray_local, tmp_path):
     less = build_sft_data(_build_cfg(inputs, out, unit_bytes, staging={"keep_work": True}, overwrite=True)).manifest
     assert less["counts"]["input"] == again["counts"]["input"] - 21 and less["resume"]["reused"] >= less["resume"]["units"] - 1
     assert len({p.name.rsplit(".", 1)[0] for p in (out / "_work" / "clean").iterdir()}) == less["resume"]["units"]
+
+
+def test_staged_bytes_come_from_the_tasks_then_the_markers(tmp_path):
+    """The dedup shuffles are sized from the staged records' in-memory bytes without reading them:
+    this run's units from their tasks, reused units from their markers, and a marker written before
+    markers carried the figure from its Parquet file's size (x _EXPANSION)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sft_ray.staging import _EXPANSION, Workspace
+
+    work = Workspace(str(tmp_path / "out"), {})
+    clean = Path(work.clean_dir)
+    clean.mkdir(parents=True)
+    (clean / "src-new.done").write_text(json.dumps({"rows": 3, "bytes": 999}))  # the task's figure wins
+    (clean / "src-reused.done").write_text(json.dumps({"rows": 2, "bytes": 1234}))
+    (clean / "src-old.done").write_text(json.dumps({"rows": 2}))
+    pq.write_table(pa.table({"text": ["a" * 100, "b" * 100]}), clean / "src-old.parquet")
+    old = (clean / "src-old.parquet").stat().st_size
+    assert work.staged_bytes(["src-new", "src-reused", "src-old"], {"src-new": 500}) == 500 + 1234 + old * _EXPANSION
+    assert work.staged_bytes([], {}) == 0
