@@ -149,8 +149,9 @@ def ray_build_child(corpus: str, output: str, cpus: int, normalize: bool) -> Non
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     for attempt in range(3):  # a local Ray can time out starting on a busy machine: try again
         try:
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}})
+            # The workers inherit the environment (set above), as sft_ray/runtime.py gives it to a
+            # local build: with a job runtime env instead, the workers Ray prestarts sit idle.
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
             break
         except Exception as e:
             print(f"ray.init failed ({e}); retrying", file=sys.stderr, flush=True)
