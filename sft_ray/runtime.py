@@ -80,7 +80,9 @@ def init_ray(address: str | None = None, dashboard: bool = True) -> None:
 
 @contextlib.contextmanager
 def _environ(**values: str) -> Iterator[None]:
-    """`values` in os.environ while the block runs (what processes started in it inherit)."""
+    """`values` in os.environ while the block runs (what processes started in it inherit), only
+    those keys put back after: not `unittest.mock.patch.dict`, which restores the whole environment
+    and would drop what ray.init sets in it (RAY_AUTH_MODE=token, seen here)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

@@ -162,7 +162,7 @@ def log_summary(p: dict) -> None:
         return f"{v:.1f} s" if v is not None else "-"
 
     log.info("profile: start-up %.1f s, first records cleaned at %s, first block out at %s; %d Ray Data executions (%d read files); stages: %s",
-             p["startup_s"], at(p.get("first_record_s")), at(p["first_output_s"]), p["executions"], p["scans"], stages)
+             p["startup_s"], at(p["first_record_s"]), at(p["first_output_s"]), p["executions"], p["scans"], stages)
     log.info("profile: task CPU %.1f s; the largest operators (CPU s, wall s, tasks):", p["task_cpu_s"])
     for a in p["operators"][:TOP_OPERATORS]:
         log.info("profile:   %8.1f %8.1f %6d  %s", a["cpu_s"], a["wall_s"], a["tasks"], a["name"][:100])
