@@ -35,3 +35,18 @@ def test_recording_counts_executions_scans_and_cpu_per_operator(ray_local, tmp_p
     with time_profile.recording() as later:  # outside the block nothing is recorded; a new block starts empty
         pass
     assert later.summary({})["executions"] == 0 and time_profile._Recorder not in ray.data.DataContext.get_current().custom_execution_callback_classes
+
+
+def test_process_start_is_when_the_process_started():
+    """Within 50 ms of the moment the parent started it (psutil's create_time() was 1.0 s early on
+    this project's machine: the kernel's boot time is whole seconds)."""
+    import subprocess
+    import sys
+
+    before = time.time()
+    out = subprocess.run([sys.executable, "-c", "from sft_ray.time_profile import process_start; print(repr(process_start()))"],
+                         capture_output=True, text=True, check=True).stdout
+    after = time.time()
+    started = float(out)
+    assert before - 0.05 <= started <= after, (before, started, after)
+    assert started - before < 1.0  # the child's imports (ray.data) come after its start
