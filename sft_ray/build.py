@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from sft_ray import cards, output, ray_fixes, rebuild, schema, time_profile
 from sft_ray import storage
-from sft_ray.config import ConfigError, RunConfig, config_dict
+from sft_ray.config import RunConfig, config_dict
 from sft_ray.console import duration
 from sft_ray.dedup import decontaminate, semantic_dedup
 from sft_ray.dedup.partitions import resolve as resolve_partitions
@@ -44,7 +44,7 @@ from sft_ray.label.human import human_labels_input, read_human_labels
 from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
-from sft_ray.preflight import check_build_stages
+from sft_ray.preflight import check_build_config, check_build_stages
 from sft_ray.report import write_report
 from sft_ray.report.clusters import clusters_from
 from sft_ray.staging import Workspace, fingerprint, listed_bytes, read_clean, units
@@ -64,12 +64,6 @@ class BuildResult:
     manifest: dict
     skipped: bool = False
     samples: list[dict] = field(default_factory=list)
-
-
-def check_build_config(cfg: RunConfig) -> None:
-    """Config errors a build can see before Ray starts."""
-    if not cfg.sources:
-        raise ConfigError("the config has no sources: nothing to build (add a `sources:` list; see jobs/configs/)")
 
 
 def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None) -> BuildResult:

