@@ -503,8 +503,8 @@ def main() -> None:
             # "seconds" = the build's own steps; "startup" = the rest of the process (start-up, report, exit)
             inside = prof["stages"]["read_clean_dedup_s"]
             results[name] = {"seconds": inside, "startup": wall - inside, "removed": removed, "wall": wall, "profile": prof}
-            print(f"{name} (whole build): {wall:.1f} s from process start to exit; start-up {prof['startup_s']} s, first block "
-                  f"{prof['first_output_s']} s, stages {prof['stages']}, {prof['executions']} executions; {len(removed):,} removed",
+            print(f"{name} (whole build): {wall:.1f} s from process start to exit; start-up {prof['startup_s']} s, first records "
+                  f"{prof.get('first_record_s', prof['first_output_s'])} s, stages {prof['stages']}, {prof['executions']} executions; {len(removed):,} removed",
                   flush=True)
     else:
         t0 = time.perf_counter()

@@ -18,7 +18,7 @@ corpora, else the AG News part and Multi30k captions shipped in sft_ray/demo/dat
 documents of log-normal length (median ~400 words, sigma 1.0, capped at 20,000 words: the longest
 exceed clean.max_chars and are rejected `too_long`, as real corpora's are); 10% of the documents
 are edited copies (1-5% of words substituted), 2% exact copies, and one hub of near-identical
-boilerplate pages (min(--hub, 5% of the documents), two words changed each) forms one giant
+boilerplate pages (min(--hub, --hub-share = 5% of the documents), two words changed each) forms one giant
 near-duplicate component. Files of at most ~50 MB (at least 4).
 
 Measured per run:
@@ -141,13 +141,13 @@ def english_units() -> tuple[list[str], str]:
     return units, "sft_ray/demo/data: AG News part, Multi30k en"
 
 
-def hub_count(n: int, hub: int) -> int:
-    return min(hub, int(n * HUB_SHARE))
+def hub_count(n: int, hub: int, share: float = HUB_SHARE) -> int:
+    return min(hub, int(n * share))
 
 
-def build_corpus(n: int, seed: int, cache: Path, hub: int) -> Path:
+def build_corpus(n: int, seed: int, cache: Path, hub: int, hub_share: float = HUB_SHARE) -> Path:
     """n documents in part-*.jsonl under the cache (reused when complete: `_DONE`)."""
-    out = cache / "corpus" / f"n{n}-s{seed}-h{hub_count(n, hub)}-v{VERSION}"
+    out = cache / "corpus" / f"n{n}-s{seed}-h{hub_count(n, hub, hub_share)}-v{VERSION}"
     if (out / "_DONE").exists():
         return out
     shutil.rmtree(out, ignore_errors=True)
@@ -168,7 +168,7 @@ def build_corpus(n: int, seed: int, cache: Path, hub: int) -> Path:
     prob = np.array([counts[w] for w in vocab], dtype=np.float64)
     prob /= prob.sum()
     cdf = np.cumsum(prob)
-    n_hub = hub_count(n, hub)
+    n_hub = hub_count(n, hub, hub_share)
     n_exact = int(n * EXACT_SHARE)
     n_near = int(n * NEAR_SHARE)
     n_orig = n - n_hub - n_exact - n_near
@@ -442,7 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trees", default="baseline,candidate", help="which trees to run, in order (the first is the identity reference)")
     ap.add_argument("--sizes", default="20000,100000", help="corpus sizes in documents, comma-separated")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2,000 documents (overrides --sizes)")
-    ap.add_argument("--hub", type=int, default=50_000, help="most hub pages (a size gets min(this, 5%% of its documents))")
+    ap.add_argument("--hub", type=int, default=50_000, help="most hub pages (a size gets min(this, --hub-share of its documents))")
+    ap.add_argument("--hub-share", type=float, default=HUB_SHARE,
+                    help="most hub pages as a share of the documents (default 0.05; e.g. --sizes 100000 --hub-share 0.5 "
+                    "puts the 50k-page hub into a corpus this machine builds in minutes)")
     ap.add_argument("--cpus", type=int, default=None, help="CPUs of each build's local Ray (default: all; sft_ray/runtime.py makes it >= 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep each run's outputs and Ray session logs under <cache>/runs/")
@@ -467,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scale benchmark: sizes {sizes}, trees {', '.join(f'{t}={paths[t]}' for t in trees)}; {load_average()}", flush=True)
     rows = []
     for n in sizes:
-        corpus = build_corpus(n, args.seed, args.cache, args.hub)
+        corpus = build_corpus(n, args.seed, args.cache, args.hub, args.hub_share)
         ref = None
         for t in trees:
             r = run_build(Path(paths[t]).resolve(), t, corpus, args.cache, n, args.cpus, args.keep)

@@ -187,18 +187,20 @@ def _score_stars(part: pa.Table, cfg: NearDedupConfig) -> pa.Table:
 
 
 def verify_edges(
-    edges: ray.data.Dataset, texts: ray.data.Dataset, cfg: NearDedupConfig, num_partitions: int, broadcast: ray.ObjectRef | None = None
+    edges: ray.data.Dataset, texts: ray.data.Dataset, cfg: NearDedupConfig, num_partitions: int, broadcast: ray.ObjectRef | None = None,
+    score_partitions: int | None = None,
 ) -> ray.data.Dataset:
     """Texts (ID, TEXT of the participating records) meet the edges naming them (a shuffle by id, or
     the broadcast edge list); then each rep's text, once per spread group, meets its docs' texts (a
-    shuffle by rep and group)."""
+    shuffle by rep and group, into `score_partitions`: it moves a text per edge, which a hub makes
+    more than the records; near.verify_partitions)."""
     if broadcast is not None:
         halves = texts.map_batches(_involved_texts, batch_format="pyarrow", fn_kwargs={"edges": broadcast})
     else:
         reqs = edges.map_batches(_requests, batch_format="pyarrow")
         by_id = by_key(texts.map_batches(_texts, batch_format="pyarrow").union(reqs), num_partitions, [schema.ID])
         halves = by_id.map_batches(_attach_texts, batch_format="pyarrow", batch_size=None)
-    by_rep = by_key(halves, num_partitions, [REP, _SPREAD])
+    by_rep = by_key(halves, score_partitions or num_partitions, [REP, _SPREAD])
     return by_rep.map_batches(_score_stars, batch_format="pyarrow", batch_size=None, fn_kwargs={"cfg": cfg})
 
 

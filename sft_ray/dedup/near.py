@@ -26,6 +26,7 @@ which exact dedup guarantees when it runs first.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +39,7 @@ from sft_ray.dedup.components import connected_components, local_components
 from sft_ray.dedup.lsh import BANDS, DOC, REP, broadcast, candidate_edges, edge_index, verify_edges
 from sft_ray.dedup.minhash import document_band_keys, s_curve
 from sft_ray.dedup.removals import REMOVAL_SCHEMA, ROW, removal_table
+from sft_ray.placement import task_options
 from sft_ray.tags import live_mask
 from sft_ray.dedup.partitions import by_key
 
@@ -53,13 +55,39 @@ def takes_part(table: pa.Table, cfg: NearDedupConfig) -> pa.ChunkedArray:
     return pc.and_(pc.and_(live_mask(table), pc.fill_null(kinds, False)), pc.is_valid(table[schema.TEXT]))
 
 
+TEXT_BYTES = "near_text_bytes"  # a participant's text length, for sizing verification (verify_partitions)
+
+
 def band_keys(table: pa.Table, cfg: NearDedupConfig) -> pa.Table:
-    """(id, row id, LSH band keys) of each participating record with at least one token."""
+    """(id, row id, LSH band keys, text bytes) of each participating record with at least one token."""
     t = table.filter(takes_part(table, cfg))
     ok, k = document_band_keys(t[schema.TEXT], cfg) if t.num_rows else (np.zeros(0, bool), np.zeros((0, cfg.num_bands), np.uint64))
     rows = pa.array(np.flatnonzero(ok))
     bands = pa.FixedSizeListArray.from_arrays(pa.array(k[ok].ravel(), pa.uint64()), cfg.num_bands)
-    return pa.table({schema.ID: t[schema.ID].take(rows), ROW: t[ROW].take(rows), BANDS: bands})
+    return pa.table({schema.ID: t[schema.ID].take(rows), ROW: t[ROW].take(rows), BANDS: bands,
+                     TEXT_BYTES: pc.binary_length(t[schema.TEXT]).take(rows).cast(pa.int64())})
+
+
+@ray.remote
+def _text_bytes(table: pa.Table) -> tuple[int, int]:
+    return int(pc.sum(table[TEXT_BYTES]).as_py() or 0), table.num_rows
+
+
+def verify_partitions(edges: int, keyed: ray.data.Dataset, cfg: DedupConfig, num_partitions: int) -> int:
+    """Partitions of verification's shuffle by (rep, group), from what it moves: one text per
+    candidate edge (and a rep's text per group), not one per record. Sized from the records' bytes,
+    it was one partition for a corpus with a hub of 50k near-identical pages in 100k documents
+    (`benchmarks/scale.py --sizes 100000 --hub-share 0.5`): 187,244 edges for 100,000 records, and
+    the task that scored them peaked at 1.48 GiB private memory. Here: edges x the participants'
+    mean text bytes (summed by plain tasks over the materialised keys, not a Ray Data execution) /
+    `partition_bytes`, capped at `max_partitions`, never fewer than the build's `num_partitions`."""
+    sums = ray.get([_text_bytes.options(**task_options()).remote(ref) for ref in keyed.to_arrow_refs()])
+    text, docs = sum(b for b, _ in sums), sum(n for _, n in sums)
+    moved = edges * text // max(1, docs)
+    n = max(num_partitions, min(cfg.max_partitions, math.ceil(moved / cfg.partition_bytes)))
+    if n > num_partitions:
+        log.info("near dedup: verification moves ~%.4g MiB of texts (%d edges): %d partitions", moved / 2**20, edges, n)
+    return n
 
 
 def participant_texts(table: pa.Table, cfg: NearDedupConfig) -> pa.Table:
@@ -110,7 +138,8 @@ def near_removals(ds: ray.data.Dataset, cfg: DedupConfig, num_partitions: int) -
     small = n <= near.broadcast_max_edges
     if n and near.verify_jaccard is not None:
         texts = ds.map_batches(participant_texts, batch_format="pyarrow", fn_kwargs={"cfg": near})
-        edges = verify_edges(edges, texts, near, num_partitions, broadcast(edges) if small else None).materialize()
+        edges = verify_edges(edges, texts, near, num_partitions, broadcast(edges) if small else None,
+                             score_partitions=verify_partitions(n, keyed, cfg, num_partitions)).materialize()
         log.info("near dedup: %d candidate edges, %d with Jaccard >= %s", n, edges.count(), near.verify_jaccard)
         n = edges.count()
     if n == 0:  # nothing to remove: no components, no join

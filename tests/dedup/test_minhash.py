@@ -295,3 +295,28 @@ def test_a_hubs_docs_are_verified_in_spread_groups_with_the_rep_text_once_per_gr
     same = lsh._involved_texts(pa.table({"id": ids, "text": texts}), None)
     key = ["near_doc", "near_rep", "near_spread", "near_side_is_doc"]
     assert same.select(key).sort_by([(k, "ascending") for k in key]).equals(halves.select(key).sort_by([(k, "ascending") for k in key]))
+
+
+def test_verification_is_partitioned_by_the_texts_it_moves(reference):
+    """verify_partitions sizes the (rep, group) shuffle from edges x mean text bytes (a hub makes that
+    more than the records); many partitions there give the same tags as one."""
+    from sft_ray.config import NearDedupConfig
+    from sft_ray.dedup.near import TEXT_BYTES, band_keys, verify_partitions
+    from sft_ray.dedup.removals import ROW
+
+    rows, _, ref = reference
+    records = schema.records_from_rows(rows)
+    records = records.append_column(ROW, pa.array(range(records.num_rows), pa.int64()))
+    keyed = ray.data.from_arrow(records).map_batches(
+        band_keys, batch_format="pyarrow", fn_kwargs={"cfg": NearDedupConfig()}).materialize()
+    text = {r["id"]: r.get("text") for r in rows}
+    got = {r["id"]: r[TEXT_BYTES] for r in keyed.take_all()}
+    assert got == {i: len(text[i].encode()) for i in got} and len(got) > 100
+    lengths = list(got.values())
+    mean = sum(lengths) // len(lengths)
+    cfg = DedupConfig(partition_bytes=10 * mean, max_partitions=64)
+    assert verify_partitions(1, keyed, cfg, 3) == 3  # never fewer than the build's
+    assert verify_partitions(100, keyed, cfg, 3) == -(-(100 * sum(lengths) // len(lengths)) // cfg.partition_bytes) in (10, 11)
+    assert verify_partitions(10_000, keyed, cfg, 3) == 64  # capped
+    small = DedupConfig(num_partitions=3, partition_bytes=mean)  # one partition per ~text: many, same tags
+    assert _run(rows, 4, small) == ref
