@@ -133,7 +133,7 @@ def process_start() -> float:
 
     Not psutil's create_time() on Linux: it adds the start's clock ticks since boot to the boot time
     in /proc/stat, which the kernel rounds down to whole seconds, so every start-up figure came out
-    up to 1 s long (1.02-1.04 s on this project's 2-core machine: a `python -c` that printed
+    up to 1 s long (0.99-1.04 s on this project's 2-core machine: a `python -c` that printed
     time.time() - create_time() at once). Boot time as now - /proc/uptime (10 ms) fixes that."""
     try:
         with open("/proc/uptime") as f:
