@@ -70,6 +70,8 @@ def band_keys(table: pa.Table, cfg: NearDedupConfig) -> pa.Table:
 
 @ray.remote
 def _text_bytes(table: pa.Table) -> tuple[int, int]:
+    if table.num_rows == 0:  # Ray Data's empty blocks carry no columns at all
+        return 0, 0
     return int(pc.sum(table[TEXT_BYTES]).as_py() or 0), table.num_rows
 
 

@@ -318,5 +318,7 @@ def test_verification_is_partitioned_by_the_texts_it_moves(reference):
     assert verify_partitions(1, keyed, cfg, 3) == 3  # never fewer than the build's
     assert verify_partitions(100, keyed, cfg, 3) == -(-(100 * sum(lengths) // len(lengths)) // cfg.partition_bytes) in (10, 11)
     assert verify_partitions(10_000, keyed, cfg, 3) == 64  # capped
+    with_empty = ray.data.from_arrow([pa.concat_tables(ray.get(keyed.to_arrow_refs())), pa.table({})]).materialize()
+    assert verify_partitions(100, with_empty, cfg, 3) == verify_partitions(100, keyed, cfg, 3)  # Ray Data's column-less empty blocks
     small = DedupConfig(num_partitions=3, partition_bytes=mean)  # one partition per ~text: many, same tags
     assert _run(rows, 4, small) == ref
