@@ -110,8 +110,15 @@ def _step(edges: ray.data.Dataset, fn, num_partitions: int) -> ray.data.Dataset:
 
 
 @ray.remote
-def _count_bad(table: pa.Table) -> int:
-    return int(pc.sum(table[_BAD]).as_py() or 0) if table.num_rows else 0
+def _block_sum(table: pa.Table, column: str) -> int:
+    return int(pc.sum(table[column]).as_py() or 0) if table.num_rows else 0  # Ray Data's empty blocks carry no columns
+
+
+def column_sum(ds: ray.data.Dataset, column: str) -> int:
+    """Sum of an integer column of a materialised Dataset, by one plain task per block (not a Ray
+    Data execution, whose aggregate starts a shuffle); only the per-block sums reach the driver.
+    Used for the components' convergence count and to size near-dedup verification (near.py)."""
+    return sum(ray.get([_block_sum.options(**task_options()).remote(ref, column) for ref in ds.to_arrow_refs()]))
 
 
 def connected_components(edges: ray.data.Dataset, num_partitions: int) -> ray.data.Dataset:
@@ -119,7 +126,7 @@ def connected_components(edges: ray.data.Dataset, num_partitions: int) -> ray.da
     Materialises the (small) edge list once per round; the driver reads only a count."""
     for rnd in range(1, MAX_ROUNDS + 1):
         edges = _step(_step(edges, large_star, num_partitions), small_star, num_partitions).materialize()
-        bad = sum(ray.get([_count_bad.options(**task_options()).remote(ref) for ref in edges.to_arrow_refs()]))
+        bad = column_sum(edges, _BAD)
         log.info("near dedup: components round %d, %d nodes not yet in stars", rnd, bad)
         if not bad:
             return edges.select_columns([DOC, REP])

@@ -35,11 +35,10 @@ import ray
 
 from sft_ray import schema
 from sft_ray.config import DedupConfig, NearDedupConfig
-from sft_ray.dedup.components import connected_components, local_components
+from sft_ray.dedup.components import column_sum, connected_components, local_components
 from sft_ray.dedup.lsh import BANDS, DOC, REP, broadcast, candidate_edges, edge_index, verify_edges
 from sft_ray.dedup.minhash import document_band_keys, s_curve
 from sft_ray.dedup.removals import REMOVAL_SCHEMA, ROW, removal_table
-from sft_ray.placement import task_options
 from sft_ray.tags import live_mask
 from sft_ray.dedup.partitions import by_key
 
@@ -68,24 +67,15 @@ def band_keys(table: pa.Table, cfg: NearDedupConfig) -> pa.Table:
                      TEXT_BYTES: pc.binary_length(t[schema.TEXT]).take(rows).cast(pa.int64())})
 
 
-@ray.remote
-def _text_bytes(table: pa.Table) -> tuple[int, int]:
-    if table.num_rows == 0:  # Ray Data's empty blocks carry no columns at all
-        return 0, 0
-    return int(pc.sum(table[TEXT_BYTES]).as_py() or 0), table.num_rows
-
-
 def verify_partitions(edges: int, keyed: ray.data.Dataset, cfg: DedupConfig, num_partitions: int) -> int:
     """Partitions of verification's shuffle by (rep, group), from what it moves: one text per
     candidate edge (and a rep's text per group), not one per record. Sized from the records' bytes,
     it was one partition for a corpus with a hub of 50k near-identical pages in 100k documents
     (`benchmarks/scale.py --sizes 100000 --hub-share 0.5`): 187,244 edges for 100,000 records, and
     the task that scored them peaked at 1.48 GiB private memory. Here: edges x the participants'
-    mean text bytes (summed by plain tasks over the materialised keys, not a Ray Data execution) /
+    mean text bytes (components.column_sum over the materialised keys) /
     `partition_bytes`, capped at `max_partitions`, never fewer than the build's `num_partitions`."""
-    sums = ray.get([_text_bytes.options(**task_options()).remote(ref) for ref in keyed.to_arrow_refs()])
-    text, docs = sum(b for b, _ in sums), sum(n for _, n in sums)
-    moved = edges * text // max(1, docs)
+    moved = edges * column_sum(keyed, TEXT_BYTES) // max(1, keyed.count())
     n = max(num_partitions, min(cfg.max_partitions, math.ceil(moved / cfg.partition_bytes)))
     if n > num_partitions:
         log.info("near dedup: verification moves ~%.4g MiB of texts (%d edges): %d partitions", moved / 2**20, edges, n)
