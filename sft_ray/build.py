@@ -21,6 +21,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -44,7 +45,7 @@ from sft_ray.label.human import human_labels_input, read_human_labels
 from sft_ray.label.stage import fit_heads, label_dataset
 from sft_ray.manifest import versions
 from sft_ray.placement import data_selector
-from sft_ray.preflight import check_build_config, check_build_stages
+from sft_ray.preflight import check_build_config, check_build_stages, gpu_stages
 from sft_ray.report import write_report
 from sft_ray.report.clusters import clusters_from
 from sft_ray.staging import Workspace, fingerprint, listed_bytes, read_clean, units
@@ -66,9 +67,11 @@ class BuildResult:
     samples: list[dict] = field(default_factory=list)
 
 
-def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None) -> BuildResult:
+def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None, start_ray: Callable[[], None] | None = None) -> BuildResult:
     """Build `cfg`'s SFT data; `inputs`: the sources' listing when the caller made it already
-    (preflight.check_before_ray), else listed here."""
+    (preflight.check_before_ray), else listed here. `start_ray`: Ray is not started yet and this
+    starts it (the command line's local build): called when the build first needs Ray, while the
+    driver stages the first unit (staging.HeadUnit)."""
     ray_fixes.install()  # Ray Data's hash shuffle with empty tasks (ray_fixes.py)
     check_build_config(cfg)
     out, storage_options = storage.abs_output(cfg.output), cfg.storage_options
@@ -78,10 +81,23 @@ def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None) 
         output.claim(out, storage_options)  # a folder we did not create is never cleaned
         # Every Dataset of the build carries placement.curation; model pools add placement.models.
         with data_selector(cfg.placement.curation, cfg.placement.strict_shuffle, cfg.dedup.shuffle_map_bytes), time_profile.recording() as prof:
-            return _build(cfg, out, lease.holder["run_id"], inputs, prof)
+            return _build(cfg, out, lease.holder["run_id"], inputs, prof, _timed(start_ray, prof))
 
 
-def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] | None, prof: time_profile.TimeProfile) -> BuildResult:
+def _timed(start_ray: Callable[[], None] | None, prof: time_profile.TimeProfile) -> Callable[[], None] | None:
+    """`start_ray`, its duration recorded in the profile (`ray_start_s`)."""
+    if start_ray is None:
+        return None
+
+    def start() -> None:
+        t = time.time()
+        start_ray()
+        prof.ray_start = time.time() - t
+    return start
+
+
+def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] | None, prof: time_profile.TimeProfile,
+           start_ray: Callable[[], None] | None) -> BuildResult:
     storage_options = cfg.storage_options
     if inputs is None:
         inputs = list_inputs(cfg)  # fails fast, naming the path, before any work starts
@@ -99,6 +115,9 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
             raise output.OutputError(f"output {out} holds a finished build of other data: {'; '.join(changed)}. "
                                      "Set overwrite=true to rebuild it, or choose another output")
         log.info("build: rebuilding %s (overwrite=true)%s", out, f": {'; '.join(changed)}" if changed else "")
+    if start_ray is not None and (gpu_stages(cfg) or not (cfg.resumable or cfg.dedup.enabled)):
+        start_ray()  # now: only staged or materialized records overlap Ray's start (staging.HeadUnit)
+        start_ray = None
     check_build_stages(cfg)  # GPU model stages have somewhere to run
     # _SUCCESS first: an `overwrite` rebuild killed half-way must not leave the old marker over new outputs.
     for d in [storage.SUCCESS, *OUTPUT_DIRS, "manifest.json", "README.md"]:  # leftovers of an interrupted run (ours: output.claim)
@@ -111,18 +130,17 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
     work = Workspace(out, storage_options)
     if cfg.resumable:
         done = work.prepare(fingerprint(cfg), all_units)
-        staged = work.run(cfg, [u for u in all_units if u.key not in done])
+        staged = work.run(cfg, [u for u in all_units if u.key not in done], start_ray)
         prof.first_record = staged.first_at
         resume = {"units": len(all_units), "reused": len(done & {u.key for u in all_units})}
         size, measured_on = work.staged_bytes([u.key for u in all_units], staged.sizes), "staged records"
         ds = work.read([u.key for u in all_units], size)
         inputs_id = json.dumps([fingerprint(cfg), sorted(u.key for u in all_units)])  # what the staged records are
     else:
-        ds = read_clean(cfg, all_units)
+        # dedup reads the records more than once: read and clean them once (materialized)
+        ds, prof.first_record = read_clean(cfg, all_units, materialize=cfg.dedup.enabled, start_ray=start_ray)
         size, measured_on = listed_bytes(all_units), "listed inputs"  # streamed: the records are not known yet
         inputs_id = uuid.uuid4().hex  # nothing staged, nothing to reuse
-        if cfg.dedup.enabled:  # dedup reads the records more than once: read and clean them once
-            ds = ds.materialize()
     # One partition count for every shuffle of the run, from the records' size (dedup/partitions.py).
     dedup_cfg, partitions = resolve_partitions(cfg.dedup, size, measured_on)
     # Exact + near dedup as global steps under _work/dedup/ with markers (dedup/steps.py).

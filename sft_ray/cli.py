@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -197,13 +198,21 @@ def run_verb(verb: str, cfg: RunConfig) -> None:
     t0 = time.time()
     inputs = check_before_ray(cfg, verb)  # bad paths, unwritable outputs, unknown models: seconds, not after Ray's start
     listed = sum(int(it["size"]) for items in (inputs or {}).values() for it in items)
-    init_ray(cfg.ray_address, dashboard=verb != "build" or listed >= DASHBOARD_MIN_INPUT_BYTES)
-    console.setup_logging()  # again: Ray has added its console handlers
+
+    def start_ray() -> None:
+        init_ray(cfg.ray_address, dashboard=verb != "build" or listed >= DASHBOARD_MIN_INPUT_BYTES)
+        console.setup_logging()  # again: Ray has added its console handlers
+
+    # A build that starts a local Ray starts it itself, staging its first unit meanwhile (staging.HeadUnit).
+    local = verb in ("build", "run") and not (cfg.ray_address or os.environ.get("RAY_ADDRESS"))
+    if not local:
+        start_ray()
     if verb in ("build", "run"):
         from sft_ray.build import build_sft_data
 
-        print_build(build_sft_data(cfg, inputs=inputs))
+        print_build(build_sft_data(cfg, inputs=inputs, start_ray=start_ray if local else None))
     if verb in ("finetune", "run"):
+        start_ray()  # already up unless the build was skipped as complete (it then needed no Ray)
         from sft_ray.train import run_finetune
 
         print_train(run_finetune(cfg))

@@ -59,16 +59,21 @@ def check_training_resources(tc) -> None:
                "the nodes offer, or add nodes.")
 
 
+def gpu_stages(cfg) -> list[tuple[str, str, dict]]:
+    """The build's model stages that ask for GPUs: (stage, its config section, one actor's resources)."""
+    stages = [("label", "label", cfg.label), ("teacher", "teacher", cfg.teacher), ("dedup.semantic", "dedup.semantic", cfg.dedup.semantic)]
+    out = [(name, name, {"CPU": sc.num_cpus, "GPU": sc.num_gpus}) for name, _, sc in stages if sc.enabled and sc.num_gpus > 0]
+    t = cfg.teacher
+    if cfg.augment.enabled and not t.enabled and t.num_gpus > 0:  # augmentation runs on the teacher's engine
+        out.append(("augment (teacher engine)", "teacher", {"CPU": t.num_cpus, "GPU": t.num_gpus}))
+    return out
+
+
 def check_build_stages(cfg) -> None:
     """Model stages of a build that ask for GPUs (label, teacher, semantic dedup) need one node that
     can hold one of their actors; checked before any record is read."""
-    stages = [("label", cfg.label), ("teacher", cfg.teacher), ("dedup.semantic", cfg.dedup.semantic)]
-    for name, sc in stages:
-        if sc.enabled and sc.num_gpus > 0:
-            check_fits(name, {"CPU": sc.num_cpus, "GPU": sc.num_gpus}, 1, f"Set {name}.num_gpus: 0 to run it on CPUs, or add a GPU node.")
-    t = cfg.teacher
-    if cfg.augment.enabled and not t.enabled and t.num_gpus > 0:  # augmentation runs on the teacher's engine
-        check_fits("augment (teacher engine)", {"CPU": t.num_cpus, "GPU": t.num_gpus}, 1, "Set teacher.num_gpus: 0 to run it on CPUs, or add a GPU node.")
+    for name, section, shape in gpu_stages(cfg):
+        check_fits(name, shape, 1, f"Set {section}.num_gpus: 0 to run it on CPUs, or add a GPU node.")
 
 
 def check_fits(stage: str, shape: dict[str, float], count: int, advice: str) -> None:

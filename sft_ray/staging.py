@@ -41,9 +41,10 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,11 +162,26 @@ def fingerprint(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def read_clean(cfg: RunConfig, todo: list[Unit]) -> ray.data.Dataset:
-    """The records of `todo`, read and cleaned (RECORD_SCHEMA blocks), streamed to the next stage."""
+def read_clean(cfg: RunConfig, todo: list[Unit], materialize: bool = False,
+               start_ray: Callable[[], None] | None = None) -> tuple[ray.data.Dataset, float | None]:
+    """The records of `todo`, read and cleaned (STAGED_SCHEMA blocks, rows as row ids), streamed to
+    the next stage or `materialize`d. `start_ray` (materialized only: a stream cannot wait for the
+    driver's unit): Ray is not started yet; the driver reads and cleans the first unit while it
+    starts (`HeadUnit`) and holds its records until they join the tasks' in the object store.
+    Returns the records and when the driver's first block was ready (None without a head unit)."""
+    head = HeadUnit.start(cfg, todo, None, {}) if start_ray is not None and materialize else None
+    if start_ray is not None:
+        start_ray()
     if not todo:
-        return ray.data.from_arrow(STAGED_SCHEMA.empty_table())
-    return _unit_tasks(cfg, todo, None, {})
+        return ray.data.from_arrow(STAGED_SCHEMA.empty_table()), None
+    rest = [u for u in todo if head is None or u is not head.unit]
+    ds = _unit_tasks(cfg, todo, None, {}, skip=head.unit if head else None) if rest else None
+    if materialize and ds is not None:
+        ds = ds.materialize()
+    if head is None:
+        return ds, None
+    mine = ray.data.from_arrow(pa.concat_tables(head.result()))  # one block, as the unit's task would write it
+    return (ds.union(mine) if ds is not None else mine).materialize(), head.first_at
 
 
 # gzip/zstd (and Parquet's encodings) shrink text about 3-5x; Ray estimates Parquet at 5x by default.
@@ -211,15 +227,22 @@ class Workspace:
         storage.write_json(fp_url, {"fingerprint": fp}, self.storage_options)
         return set()
 
-    def run(self, cfg: RunConfig, todo: list[Unit]) -> Staged:
+    def run(self, cfg: RunConfig, todo: list[Unit], start_ray: Callable[[], None] | None = None) -> Staged:
         """Read + clean the pending units, one Ray task each, staging their records; progress (units,
-        records, ETA) is logged as units finish."""
-        if not todo:
-            return Staged({}, None)
+        records, ETA) is logged as units finish. `start_ray`: Ray is not started yet (a local build
+        from the command line); while it starts, the driver stages the first unit itself
+        (`HeadUnit`), and the tasks take the rest."""
         from sft_ray.console import Progress
 
+        head = HeadUnit.start(cfg, todo, self.clean_dir, self.storage_options) if start_ray is not None else None
+        if start_ray is not None:
+            start_ray()
+        if not todo:
+            return Staged({}, None)
+        rest = [u for u in todo if head is None or u is not head.unit]
         progress, records, staged = Progress("read+clean", len(todo), "units"), 0, Staged({}, None)
-        for done in _unit_tasks(cfg, todo, self.clean_dir, self.storage_options).iter_batches(batch_format="pyarrow", batch_size=None):
+        batches = _unit_tasks(cfg, todo, self.clean_dir, self.storage_options, skip=head.unit if head else None).iter_batches(batch_format="pyarrow", batch_size=None) if rest else []
+        for done in [*batches, *(head.result() if head is not None else [])]:
             records += sum(done.column("rows").to_pylist())
             staged.sizes.update(zip(done.column("key").to_pylist(), done.column("bytes").to_pylist()))
             firsts = [t for t in [*done.column("first_at").to_pylist(), staged.first_at] if t is not None]
@@ -264,6 +287,57 @@ class Workspace:
         storage.remove(self.root, self.storage_options)
 
 
+HEAD_MAX_BYTES = 64 << 20  # the driver's unit: more would hold a streamed build's driver memory and could straggle
+
+
+class HeadUnit:
+    """The first unit of a local build, read, cleaned and staged on the driver in a thread while Ray
+    starts. A local `ray.init` takes 4.2-4.7 s on a 2-core machine, the build's first records came
+    only after it (README "Where a build's time goes"); Ray's processes do not keep both cores busy
+    while they start, and the unit's work is the build's own, not a warm-up: its marker makes the
+    Ray tasks skip it, exactly as a resumed build skips a finished unit. A unit cut from the middle
+    of a file needs its line numbers counted by Ray tasks first (`number_ranges`), so the head is
+    the first unit that starts at the beginning of its files."""
+
+    def __init__(self, unit: Unit, row: pa.Table, cfg: RunConfig, clean_dir: str | None, storage_options: dict):
+        self.unit, self.first_at, self._out, self._error = unit, None, [], None
+
+        def run() -> None:
+            t = time.time()
+            try:
+                for table in _stage_units(row, cfg.model_dump_json(), clean_dir, storage_options):
+                    self.first_at = self.first_at or time.time()
+                    self._out.append(table)
+            except BaseException as e:  # re-raised on the driver's main thread by result()
+                self._error = e
+                return
+            log.info("read+clean: unit %s (%s records) read and cleaned on the driver in %.1f s while Ray started",
+                     unit.key, f"{sum(t.num_rows for t in self._out) if clean_dir is None else self._out[0]['rows'][0].as_py():,}", time.time() - t)
+
+        self._thread = threading.Thread(target=run, name="sft-ray-head-unit", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls, cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> HeadUnit | None:
+        """The thread for the first unit of `todo` that starts at its files' beginning and holds at
+        most HEAD_MAX_BYTES (listed_bytes), or None. Staged (`clean_dir`), it writes the unit and
+        its marker; streamed, it keeps the records, their row ids from the unit's ordinal in `todo`."""
+        ordinal, unit = next(((i, u) for i, u in enumerate(todo)
+                              if all(int(it.get("start") or 0) == 0 for it in u.items) and listed_bytes([u]) <= HEAD_MAX_BYTES), (0, None))
+        if unit is None:
+            return None
+        row = pa.Table.from_pylist([{"source": unit.source, "key": unit.key, "ordinal": ordinal, "items": json.dumps(unit.items)}])
+        return cls(unit, row, cfg, clean_dir, storage_options)
+
+    def result(self) -> list[pa.Table]:
+        """What the unit's task would have yielded (staged: its (key, rows, bytes, first_at) row;
+        streamed: its record blocks), once the thread is done; its error, if it failed."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._out
+
+
 READ_BLOCK_BYTES = 16 << 20  # the smallest block worth a task of its own (MIN_UNIT_BYTES)
 
 
@@ -287,8 +361,11 @@ def _row_ids(table: pa.Table, ordinals: dict[str, int]) -> pa.Table:
     return table.set_column(table.schema.get_field_index(ROW), ROW, rows)
 
 
-def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> ray.data.Dataset:
-    rows = [{"source": u.source, "key": u.key, "ordinal": i, "items": json.dumps(u.items)} for i, u in enumerate(number_ranges(cfg, todo))]
+def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict, skip: Unit | None = None) -> ray.data.Dataset:
+    """One `_stage_units` task per unit of `todo` but `skip` (the driver's HeadUnit); a unit's
+    ordinal is its place in `todo` either way."""
+    rows = [{"source": u.source, "key": u.key, "ordinal": i, "items": json.dumps(u.items)}
+            for i, u in enumerate(number_ranges(cfg, todo)) if skip is None or u.key != skip.key]
     return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         _stage_units, batch_size=1, batch_format="pyarrow",
         fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": clean_dir, "storage_options": storage_options},

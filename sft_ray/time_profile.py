@@ -2,7 +2,10 @@
 
 A build records, in `manifest.json` ("profile") and in the log's last lines:
 
-    startup_s        process start -> the build's first step (imports, Ray start-up, input listing)
+    startup_s        process start -> the build's first step (imports, checks, input listing, and
+                     Ray's start unless the build starts Ray itself: then ray_start_s)
+    ray_start_s      how long a build that starts a local Ray itself (`sft-ray build`) waited for
+                     it: the driver stages the first unit meanwhile (staging.HeadUnit); else None
     first_output_s   process start -> the first block a Ray Data task of the build produced
     first_record_s   process start -> the first block of input records read and cleaned: in a
                      staged build, a unit task's first block (staging.py: the task itself returns
@@ -47,6 +50,7 @@ class TimeProfile:
     build_start: float = field(default_factory=time.time)
     first_output: float | None = None
     first_record: float | None = None  # set by the build from its staging tasks (staging.Staged)
+    ray_start: float | None = None  # seconds the build waited for the local Ray it started
     executions: list[dict] = field(default_factory=list)
 
     def add(self, executor, ok: bool) -> None:
@@ -72,6 +76,7 @@ class TimeProfile:
             a["wall_s"], a["cpu_s"] = round(a["wall_s"], 2), round(a["cpu_s"], 2)
         return {
             "startup_s": round(self.build_start - self.started, 2),
+            "ray_start_s": round(self.ray_start, 2) if self.ray_start is not None else None,
             "first_output_s": _since(self.first_output, self.started),
             "first_record_s": _since(self.first_record if self.first_record is not None else self.first_output, self.started),
             "stages": stages,

@@ -221,3 +221,39 @@ def test_staged_bytes_come_from_the_tasks_then_the_markers(tmp_path):
     old = (clean / "src-old.parquet").stat().st_size
     assert work.staged_bytes(["src-new", "src-reused", "src-old"], {"src-new": 500}) == 500 + 1234 + old * _EXPANSION
     assert work.staged_bytes([], {}) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resumable", [True, False])
+def test_the_driver_stages_the_first_unit_while_ray_starts(ray_local, tmp_path, resumable):
+    """`sft-ray build` starts its local Ray inside the build (build_sft_data's start_ray): meanwhile
+    the driver reads and cleans the first unit itself (staging.HeadUnit), and the output equals a
+    build whose units all ran as Ray tasks. Here Ray is up already; the stand-in start waits for the
+    driver's unit, as a slow start would, and sees what it left."""
+    import threading
+    import time
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):
+        _docs(inputs / f"part{i}.jsonl", i * 20, 20)
+    unit_bytes = (inputs / "part0.jsonl").stat().st_size + 1
+    seen: dict = {}
+
+    def slow_start() -> None:
+        heads = [t for t in threading.enumerate() if t.name == "sft-ray-head-unit"]
+        for t in heads:
+            t.join(60)
+        seen["heads"] = len(heads)
+        seen["markers"] = sorted(p.name for p in (tmp_path / "head" / "_work" / "clean").glob("*.done")) if resumable else []
+        time.sleep(0.2)
+
+    cfg = _build_cfg(inputs, tmp_path / "head", unit_bytes, resumable=resumable)
+    head = build_sft_data(cfg, start_ray=slow_start).manifest
+    ref = build_sft_data(_build_cfg(inputs, tmp_path / "ref", unit_bytes, resumable=resumable)).manifest
+    assert seen["heads"] == 1  # one unit, on the driver, finished before Ray was "up"
+    if resumable:  # its marker was written: the Ray tasks took the other 3 units
+        assert len(seen["markers"]) == 1 and head["resume"] == {"units": 4, "reused": 0}
+    assert head["profile"]["ray_start_s"] >= 0.2 and ref["profile"]["ray_start_s"] is None
+    assert head["profile"]["first_record_s"] <= head["profile"]["startup_s"] + head["profile"]["ray_start_s"]
+    assert digest(tmp_path / "head") == digest(tmp_path / "ref") and head["counts"] == ref["counts"]

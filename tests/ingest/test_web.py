@@ -210,7 +210,7 @@ def test_extract_config_reaches_the_read_tasks(ray_local, tmp_path):
          "sources": [{"name": "w", "kind": "web", "format": "warc", "path": str(WHIRLWIND)}],
          "clean": {"extract": {"max_html_bytes": 1000}}}
     )
-    rows = read_clean(cfg, units(cfg, list_inputs(cfg))).take_all()
+    rows = read_clean(cfg, units(cfg, list_inputs(cfg)))[0].take_all()
     assert sorted(r["reject_reason"] for r in rows) == ["html_too_large", "warc_metadata", "warc_request", "warc_warcinfo"]
 
 
