@@ -147,22 +147,26 @@ def ray_build_child(corpus: str, output: str, cpus: int, normalize: bool) -> Non
     from sft_ray.build import build_sft_data
 
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    for attempt in range(3):  # a local Ray can time out starting on a busy machine: try again
-        try:
-            # The workers inherit the environment (set above), as sft_ray/runtime.py gives it to a
-            # local build: with a job runtime env instead, the workers Ray prestarts sit idle.
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-            break
-        except Exception as e:
-            print(f"ray.init failed ({e}); retrying", file=sys.stderr, flush=True)
-            ray.shutdown()
-            if attempt == 2:
-                raise
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
+
+    def start_ray() -> None:
+        for attempt in range(3):  # a local Ray can time out starting on a busy machine: try again
+            try:
+                # The workers inherit the environment (set above), as sft_ray/runtime.py gives it to a
+                # local build: with a job runtime env instead, the workers Ray prestarts sit idle.
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+                break
+            except Exception as e:
+                print(f"ray.init failed ({e}); retrying", file=sys.stderr, flush=True)
+                ray.shutdown()
+                if attempt == 2:
+                    raise
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+
     t0 = time.time()
-    res = build_sft_data(bench_config(Path(corpus), Path(output), normalize))
+    # As `sft-ray build` runs it: the build starts Ray when it needs it, staging its first unit meanwhile.
+    res = build_sft_data(bench_config(Path(corpus), Path(output), normalize), start_ray=start_ray)
     print(json.dumps({"build_s": round(time.time() - t0, 3), "timings": res.manifest["timings"]}))
     ray.shutdown()
 
@@ -376,7 +380,7 @@ def report(args, meta, res, corpus, load0, load1, run) -> None:
                if w else "n/a")
         row(f"sft_ray build on Ray ({args.cpus} CPUs), process start to exit", "ray", r["wall_s"], r["cpu_s"], mem)
         if r.get("build_s"):
-            print(f"| sft_ray build on Ray, `build_sft_data()` only (after ray.init) | {n:,} | {r['build_s']:.1f} | {n / r['build_s']:.1f} | | | |")
+            print(f"| sft_ray build on Ray, `build_sft_data()` only (imports and process exit excluded; Ray's start included, which it overlaps) | {n:,} | {r['build_s']:.1f} | {n / r['build_s']:.1f} | | | |")
     if "inproc" in res:
         p = res["inproc"]
         row("sft_ray `clean_batch` in-process, 1 process", "inproc1", p["one_s"], p["one_cpu_s"], f"{mib(p['rss_one'])} MiB (ru_maxrss, holds the corpus)")

@@ -4,13 +4,17 @@ Read and clean are the expensive, embarrassingly parallel part of a build (extra
 ID, quality filters). They run as *work units* of about `staging.unit_bytes` of input each, one
 Ray task per unit, `_stage_units`, whether or not the run is resumable (`units`):
 
-- files smaller than `unit_bytes` are grouped: in sorted url order, a unit ends after a file whose
-  path hash h in [0, 1) is below size / unit_bytes (or when it reaches 2 x unit_bytes). That is
-  content-defined chunking (rsync, LBFS) over the file list: the expected unit holds unit_bytes,
-  a boundary depends only on its own file, so adding or removing a file changes its own unit (and
-  at most the 2x-capped units up to the next hashed boundary), never every later unit as greedy
-  filling in sorted order would, and needs no state from earlier runs as "keep the old units,
-  put new files in new ones" would. A million small HTML files become about total/unit_bytes tasks.
+- files smaller than half of `unit_bytes` are grouped: in sorted url order, a unit ends after a
+  file whose path hash h in [0, 1) is below size / unit_bytes (or when it reaches 2 x unit_bytes).
+  That is content-defined chunking (rsync, LBFS) over the file list: the expected unit holds
+  unit_bytes, a boundary depends only on its own file, so adding or removing a file changes its own
+  unit (and at most the 2x-capped units up to the next hashed boundary), never every later unit as
+  greedy filling in sorted order would, and needs no state from earlier runs as "keep the old
+  units, put new files in new ones" would. A million small HTML files become about
+  total/unit_bytes tasks. A file of at least half a unit is a unit of its own: grouped, files that
+  size made units of 1 to 4 files, and on a small corpus one such unit is the straggler that the
+  whole read + clean waits for (8 files of 9 MB, 16 MiB units: 4 units of 10,000, 2,500, 2,500 and
+  2,500 documents; `benchmarks/clean_throughput.py`, README "Where a build's time goes");
 - an uncompressed JSONL/CSV/TSV/lines file larger than `unit_bytes` is cut into byte ranges
   at line boundaries (ingest/ranges.py), one unit each, so one 50 GB file is read in parallel; the
   records, ids and `meta.line` equal those of the file read whole. Compressed files, Parquet, WARC,
@@ -96,9 +100,10 @@ def units(cfg: RunConfig, inputs: dict[str, list[dict]]) -> list[Unit]:
         if src.limit is not None:
             groups = [items]
         else:
-            small = sorted((it for it in items if int(it["size"]) < unit_bytes), key=_order)
+            small = sorted((it for it in items if int(it["size"]) < unit_bytes // 2), key=_order)
+            half = [[it] for it in items if unit_bytes // 2 <= int(it["size"]) < unit_bytes]  # a unit each (docstring)
             large = sorted((it for it in items if int(it["size"]) >= unit_bytes), key=_order)
-            groups = _group(small, unit_bytes) if cfg.staging.group_small_files else [[it] for it in small]
+            groups = (_group(small, unit_bytes) if cfg.staging.group_small_files else [[it] for it in small]) + half
             for it in large:
                 if ranges.splittable(src.format, it["url"]) and int(it["size"]) > unit_bytes:
                     groups += [[{**it, "size": e - s, "file_size": int(it["size"]), "start": s, "end": e}]
@@ -319,13 +324,17 @@ class HeadUnit:
 
     @classmethod
     def start(cls, cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> HeadUnit | None:
-        """The thread for the first unit of `todo` that starts at its files' beginning and holds at
-        most HEAD_MAX_BYTES (listed_bytes), or None. Staged (`clean_dir`), it writes the unit and
-        its marker; streamed, it keeps the records, their row ids from the unit's ordinal in `todo`."""
-        ordinal, unit = next(((i, u) for i, u in enumerate(todo)
-                              if all(int(it.get("start") or 0) == 0 for it in u.items) and listed_bytes([u]) <= HEAD_MAX_BYTES), (0, None))
-        if unit is None:
+        """The thread for the smallest unit of `todo` (the first of equals) that starts at its
+        files' beginning and holds at most HEAD_MAX_BYTES (listed_bytes), or None. Staged
+        (`clean_dir`), it writes the unit and its marker; streamed, it keeps the records, their row
+        ids from the unit's ordinal in `todo`. The smallest, because the driver's one thread has
+        the unit to itself while the tasks share out the rest: on a 20k-document clean-chain corpus
+        the first unit held half the records and finished 20 s after the other three."""
+        eligible = [(listed_bytes([u]), i) for i, u in enumerate(todo) if all(int(it.get("start") or 0) == 0 for it in u.items)]
+        size, ordinal = min(eligible, default=(0, -1))
+        if ordinal < 0 or size > HEAD_MAX_BYTES:
             return None
+        unit = todo[ordinal]
         row = pa.Table.from_pylist([{"source": unit.source, "key": unit.key, "ordinal": ordinal, "items": json.dumps(unit.items)}])
         return cls(unit, row, cfg, clean_dir, storage_options)
 

@@ -51,6 +51,16 @@ def test_small_files_are_grouped_into_units_of_about_unit_bytes():
     assert len(units(_cfg([{"name": "w", "kind": "web", "format": "html", "path": "/c", "limit": 5}], 100_000), {"w": items})) == 1
 
 
+def test_files_of_half_a_unit_or_more_are_units_of_their_own():
+    """Grouped, files near the unit size made units of 1 to 4 files: one straggler task (staging.py)."""
+    cfg = _cfg([{"name": "w", "kind": "web", "format": "html", "path": "/c"}], unit_bytes=100_000)
+    items = _items(8, lambda i: 56_000) + [{**it, "url": f"/c/s{i}.html", "rel": f"s{i}.html"} for i, it in enumerate(_items(40, lambda i: 2_000))]
+    us = units(cfg, {"w": items})
+    assert sorted(len(u.items) for u in us if u.items[0]["size"] == 56_000) == [1] * 8
+    assert all(it["size"] == 2_000 for u in us if len(u.items) > 1 for it in u.items)  # the small ones are still grouped
+    assert sum(len(u.items) for u in us) == 48 and len(us) < 48
+
+
 def test_large_files_are_cut_only_when_uncompressed_line_files(tmp_path):
     big = {"rel": "big", "size": 10_000, "tgt_url": None, "tgt_rel": None}
     for fmt, url, n in (("jsonl", "/c/big.jsonl", 4), ("csv", "/c/big.csv", 4), ("jsonl", "/c/big.jsonl.gz", 1),
