@@ -503,7 +503,8 @@ def main() -> None:
             # "seconds" = the build's own steps; "startup" = the rest of the process (start-up, report, exit)
             inside = prof["stages"]["read_clean_dedup_s"]
             results[name] = {"seconds": inside, "startup": wall - inside, "removed": removed, "wall": wall, "profile": prof}
-            print(f"{name} (whole build): {wall:.1f} s from process start to exit; start-up {prof['startup_s']} s, first records "
+            print(f"{name} (whole build): {wall:.1f} s from process start to exit; start-up {prof['startup_s']} s, Ray's start inside the build "
+                  f"{prof.get('ray_start_s')} s, first records "
                   f"{prof.get('first_record_s', prof['first_output_s'])} s, stages {prof['stages']}, {prof['executions']} executions; {len(removed):,} removed",
                   flush=True)
     else:
@@ -533,7 +534,8 @@ def main() -> None:
     print(f"\ntruth: {counts['pos']:,} should be removed (Jaccard >= {POSITIVE} to a smaller id), "
           f"{counts['gray']:,} in [{NEGATIVE}, {POSITIVE}) not scored, {counts['neg']:,} should stay")
     if args.build:
-        print("sft_ray rows: s = the build's read + dedup stage; startup = the rest of its process (start-up, writes, report, exit)\n")
+        print("sft_ray rows: s = the build's read + dedup stage (with Ray's start where the build starts Ray itself: its profile's ray_start_s); "
+              "startup = the rest of its process (start-up, writes, report, exit)\n")
     else:
         print(f"Ray startup (ray.init {t_init:.1f} s + first job starting workers {t_warm:.1f} s): {t_init + t_warm:.1f} s\n")
     peers = [p for p in ("datasketch", "datatrove") if p in results]

@@ -45,6 +45,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -179,8 +180,7 @@ def read_clean(cfg: RunConfig, todo: list[Unit], materialize: bool = False,
         start_ray()
     if not todo:
         return ray.data.from_arrow(STAGED_SCHEMA.empty_table()), None
-    rest = [u for u in todo if head is None or u is not head.unit]
-    ds = _unit_tasks(cfg, todo, None, {}, skip=head.unit if head else None) if rest else None
+    ds = _unit_tasks(cfg, todo, None, {}, skip=head.unit if head else None) if head is None or len(todo) > 1 else None
     if materialize and ds is not None:
         ds = ds.materialize()
     if head is None:
@@ -244,9 +244,9 @@ class Workspace:
             start_ray()
         if not todo:
             return Staged({}, None)
-        rest = [u for u in todo if head is None or u is not head.unit]
         progress, records, staged = Progress("read+clean", len(todo), "units"), 0, Staged({}, None)
-        batches = _unit_tasks(cfg, todo, self.clean_dir, self.storage_options, skip=head.unit if head else None).iter_batches(batch_format="pyarrow", batch_size=None) if rest else []
+        tasks = _unit_tasks(cfg, todo, self.clean_dir, self.storage_options, skip=head.unit if head else None) if head is None or len(todo) > 1 else None
+        batches = tasks.iter_batches(batch_format="pyarrow", batch_size=None) if tasks is not None else []
         for done in [*batches, *(head.result() if head is not None else [])]:
             records += sum(done.column("rows").to_pylist())
             staged.sizes.update(zip(done.column("key").to_pylist(), done.column("bytes").to_pylist()))
@@ -293,22 +293,26 @@ class Workspace:
 
 
 HEAD_MAX_BYTES = 64 << 20  # the driver's unit: more would hold a streamed build's driver memory and could straggle
+HEAD_SWITCH_INTERVAL_S = 0.0005
 
 
 class HeadUnit:
-    """The first unit of a local build, read, cleaned and staged on the driver in a thread while Ray
-    starts. A local `ray.init` takes 4.2-4.7 s on a 2-core machine, the build's first records came
-    only after it (README "Where a build's time goes"); Ray's processes do not keep both cores busy
-    while they start, and the unit's work is the build's own, not a warm-up: its marker makes the
-    Ray tasks skip it, exactly as a resumed build skips a finished unit. A unit cut from the middle
-    of a file needs its line numbers counted by Ray tasks first (`number_ranges`), so the head is
-    the first unit that starts at the beginning of its files."""
+    """One unit of a local build, read, cleaned and staged on the driver in a thread while Ray
+    starts. A local `ray.init` takes 4.2-4.7 s on a 2-core machine, and the build's first records
+    came only after it (README "Where a build's time goes"); the unit's work is the build's own, not
+    a warm-up: staged, its marker makes the Ray tasks skip it, exactly as a resumed build skips a
+    finished unit. A unit cut from the middle of a file needs its line numbers counted by Ray tasks
+    first (`number_ranges`), so the head starts at the beginning of its files."""
 
     def __init__(self, unit: Unit, row: pa.Table, cfg: RunConfig, clean_dir: str | None, storage_options: dict):
         self.unit, self.first_at, self._out, self._error = unit, None, [], None
 
         def run() -> None:
-            t = time.time()
+            t, interval = time.time(), sys.getswitchinterval()
+            # The GIL changes hands every 0.5 ms instead of 5 while this thread runs: ray.init on the
+            # main thread waits for it after each of its many short calls. Measured on the clean
+            # chain (benchmarks/clean_throughput.py corpus): Ray's start 5.3-5.5 s instead of 7.5-7.9 s.
+            sys.setswitchinterval(HEAD_SWITCH_INTERVAL_S)
             try:
                 for table in _stage_units(row, cfg.model_dump_json(), clean_dir, storage_options):
                     self.first_at = self.first_at or time.time()
@@ -316,6 +320,8 @@ class HeadUnit:
             except BaseException as e:  # re-raised on the driver's main thread by result()
                 self._error = e
                 return
+            finally:
+                sys.setswitchinterval(interval)
             log.info("read+clean: unit %s (%s records) read and cleaned on the driver in %.1f s while Ray started",
                      unit.key, f"{sum(t.num_rows for t in self._out) if clean_dir is None else self._out[0]['rows'][0].as_py():,}", time.time() - t)
 
