@@ -45,7 +45,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -293,7 +292,6 @@ class Workspace:
 
 
 HEAD_MAX_BYTES = 64 << 20  # the driver's unit: more would hold a streamed build's driver memory and could straggle
-HEAD_SWITCH_INTERVAL_S = 0.0005
 
 
 class HeadUnit:
@@ -308,11 +306,7 @@ class HeadUnit:
         self.unit, self.first_at, self._out, self._error = unit, None, [], None
 
         def run() -> None:
-            t, interval = time.time(), sys.getswitchinterval()
-            # The GIL changes hands every 0.5 ms instead of 5 while this thread runs: ray.init on the
-            # main thread waits for it after each of its many short calls. Measured on the clean
-            # chain (benchmarks/clean_throughput.py corpus): Ray's start 5.3-5.5 s instead of 7.5-7.9 s.
-            sys.setswitchinterval(HEAD_SWITCH_INTERVAL_S)
+            t = time.time()
             try:
                 for table in _stage_units(row, cfg.model_dump_json(), clean_dir, storage_options):
                     self.first_at = self.first_at or time.time()
@@ -320,8 +314,6 @@ class HeadUnit:
             except BaseException as e:  # re-raised on the driver's main thread by result()
                 self._error = e
                 return
-            finally:
-                sys.setswitchinterval(interval)
             log.info("read+clean: unit %s (%s records) read and cleaned on the driver in %.1f s while Ray started",
                      unit.key, f"{sum(t.num_rows for t in self._out) if clean_dir is None else self._out[0]['rows'][0].as_py():,}", time.time() - t)
 
