@@ -315,7 +315,7 @@ class HeadUnit:
                 self._error = e
                 return
             log.info("read+clean: unit %s (%s records) read and cleaned on the driver in %.1f s while Ray started",
-                     unit.key, f"{sum(t.num_rows for t in self._out) if clean_dir is None else self._out[0]['rows'][0].as_py():,}", time.time() - t)
+                     unit.key, f"{sum(b.num_rows for b in self._out) if clean_dir is None else self._out[0]['rows'][0].as_py():,}", time.time() - t)
 
         self._thread = threading.Thread(target=run, name="sft-ray-head-unit", daemon=True)
         self._thread.start()
