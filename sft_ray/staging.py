@@ -181,7 +181,8 @@ def read_clean(cfg: RunConfig, todo: list[Unit], materialize: bool = False,
         ds = ds.materialize()
     if head is None:
         return ds, None
-    mine = ray.data.from_arrow(pa.concat_tables(head.result()))  # one block, as the unit's task would write it
+    blocks = head.result()  # none for a unit without records (an empty file)
+    mine = ray.data.from_arrow(pa.concat_tables(blocks) if blocks else STAGED_SCHEMA.empty_table())  # one block, as its task would give
     return (ds.union(mine) if ds is not None else mine).materialize(), head.first_at
 
 
@@ -286,6 +287,7 @@ class Workspace:
 
 
 HEAD_MAX_BYTES = 64 << 20  # the driver's unit: more would hold a streamed build's driver memory and could straggle
+HEAD_MIN_BYTES = 1 << 20
 
 
 class HeadUnit:
@@ -317,15 +319,15 @@ class HeadUnit:
     @classmethod
     def start(cls, cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> HeadUnit | None:
         """The thread for the smallest unit of `todo` (the first of equals) that starts at its
-        files' beginning and holds at most HEAD_MAX_BYTES (listed_bytes), or None. Staged
+        files' beginning and holds from HEAD_MIN_BYTES (or the largest such unit's size, if less)
+        to HEAD_MAX_BYTES (listed_bytes), or None. Staged
         (`clean_dir`), it writes the unit and its marker; streamed, it keeps the records, their row
         ids from the unit's ordinal in `todo`. The smallest, because the driver's one thread
         competes with Ray's start and has its unit to itself while the tasks share out the rest: on
         the 20k-document clean-chain corpus the first unit held 10,000 of the records, and read +
         clean (with Ray's start) took 42 s instead of 34 s with the smallest (2,500; one run each)."""
-        eligible = [(listed_bytes([u]), i) for i, u in enumerate(todo) if all(int(it.get("start") or 0) == 0 for it in u.items)]
-        size, ordinal = min(eligible, default=(0, -1))
-        if ordinal < 0 or size > HEAD_MAX_BYTES:
+        ordinal = head_choice(todo)
+        if ordinal is None:
             return None
         unit = todo[ordinal]
         row = pa.Table.from_pylist([{"source": unit.source, "key": unit.key, "ordinal": ordinal, "items": json.dumps(unit.items)}])
@@ -338,6 +340,16 @@ class HeadUnit:
         if self._error is not None:
             raise self._error
         return self._out
+
+
+def head_choice(todo: list[Unit]) -> int | None:
+    """The index in `todo` of the driver's unit (HeadUnit.start), or None."""
+    eligible = [(listed_bytes([u]), i) for i, u in enumerate(todo) if all(int(it.get("start") or 0) == 0 for it in u.items)]
+    if not eligible:
+        return None
+    floor = min(HEAD_MIN_BYTES, max(eligible)[0])  # not an empty or tiny file's unit: it would show nothing early
+    size, ordinal = min(e for e in eligible if e[0] >= floor)
+    return ordinal if size <= HEAD_MAX_BYTES else None
 
 
 READ_BLOCK_BYTES = 16 << 20  # the smallest block worth a task of its own (MIN_UNIT_BYTES)

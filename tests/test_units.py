@@ -267,3 +267,27 @@ def test_the_driver_stages_the_first_unit_while_ray_starts(ray_local, tmp_path, 
     assert head["profile"]["ray_start_s"] >= 0.2 and ref["profile"]["ray_start_s"] is None
     assert head["profile"]["first_record_s"] <= head["profile"]["startup_s"] + head["profile"]["ray_start_s"]
     assert digest(tmp_path / "head") == digest(tmp_path / "ref") and head["counts"] == ref["counts"]
+
+
+def test_the_drivers_unit_is_the_smallest_that_is_not_tiny_and_starts_at_a_file_start():
+    from sft_ray.staging import HEAD_MAX_BYTES, Unit, head_choice
+
+    def unit(size: int, start: int | None = None, url: str = "/c/a.jsonl") -> Unit:
+        return Unit("s", f"s-{size}-{start}", [{"url": url, "size": size, **({"start": start, "end": start + size} if start is not None else {})}])
+
+    mib = 1 << 20
+    assert head_choice([unit(0), unit(3 * mib), unit(2 * mib), unit(100 * mib)]) == 2  # an empty file's unit shows nothing early
+    assert head_choice([unit(5 * mib, start=5 * mib), unit(8 * mib)]) == 1  # a range after a file's start needs its lines counted first
+    assert head_choice([unit(10), unit(200), unit(0)]) == 1  # all tiny: the largest
+    assert head_choice([unit(HEAD_MAX_BYTES + 1)]) is None and head_choice([]) is None
+    assert head_choice([unit(20 * mib, url="/c/a.jsonl.gz")]) is None  # compressed: 4x its listed size in memory (listed_bytes)
+
+
+def test_a_streamed_drivers_unit_without_records_adds_an_empty_block(ray_local, tmp_path):
+    from sft_ray.staging import read_clean
+
+    (tmp_path / "empty.jsonl").write_text("")
+    cfg = RunConfig.model_validate({"output": str(tmp_path / "out"), "sources": [{"name": "s", "kind": "text", "format": "jsonl", "path": str(tmp_path / "*.jsonl")}]})
+    started = []
+    ds, first_at = read_clean(cfg, units(cfg, list_inputs(cfg)), materialize=True, start_ray=lambda: started.append(1))
+    assert started == [1] and ds.count() == 0 and first_at is None
