@@ -115,8 +115,8 @@ def _build(cfg: RunConfig, out: str, run_id: str, inputs: dict[str, list[dict]] 
             raise output.OutputError(f"output {out} holds a finished build of other data: {'; '.join(changed)}. "
                                      "Set overwrite=true to rebuild it, or choose another output")
         log.info("build: rebuilding %s (overwrite=true)%s", out, f": {'; '.join(changed)}" if changed else "")
-    if start_ray is not None and (gpu_stages(cfg) or not (cfg.resumable or cfg.dedup.enabled)):
-        start_ray()  # now: only staged or materialized records overlap Ray's start (staging.HeadUnit)
+    if start_ray is not None and gpu_stages(cfg):
+        start_ray()  # the GPU check below needs the cluster; otherwise staging starts Ray (staging._overlapped)
         start_ray = None
     check_build_stages(cfg)  # GPU model stages have somewhere to run
     # _SUCCESS first: an `overwrite` rebuild killed half-way must not leave the old marker over new outputs.
