@@ -11,6 +11,7 @@ import unicodedata
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import ray
 from conftest import DEMO_DATA, TEST_DATA
@@ -20,6 +21,7 @@ from sft_ray.config import DedupConfig, NearDedupConfig
 from sft_ray.dedup import near_dedup
 from sft_ray.dedup.components import star_labels
 from sft_ray.dedup.minhash import (
+    _nfkc,
     candidate_probability,
     jaccard,
     lsh_threshold,
@@ -86,6 +88,17 @@ def test_shingle_sets_equal_plain_python_on_real_text(chars, n):
     a = shingle_sets(pa.array([p[0] for p in pairs]), cfg)
     b = shingle_sets(pa.array([p[1] for p in pairs]), cfg)
     assert [jaccard(x, y) for x, y in zip(a, b)] == pytest.approx([_ref_jaccard(x, y, n=n, chars=chars) for x, y in pairs], abs=1e-12)
+
+
+def test_nfkc_of_the_rows_that_need_it_equals_arrows_nfkc_of_every_row():
+    """Only rows CPython's quick check finds not NFKC go through Arrow's kernel; the column equals
+    Arrow's NFKC of every row on real multilingual text and on compatibility forms."""
+    ja = (TEST_DATA / "lang/wmt22.ja-en.src.ja.txt").read_text(encoding="utf-8").splitlines()[:50]
+    odd = ["ﬁne ﬂour", "ＡＢＣ１２３", "e\u0301te", "A\u030a", "x² ½", "Ⅻ ㎏", "\u1100\u1161", "naïve…"]
+    texts = pa.array(_ag_news()[:200] + _xquad("de") + _xquad("zh") + ja + odd)
+    got = _nfkc(texts, pc.string_is_ascii(texts))
+    assert got.to_pylist() == pc.utf8_normalize(texts, "NFKC").to_pylist()
+    assert got.to_pylist()[-len(odd):] != odd  # the compatibility forms did change
 
 
 def test_minhash_estimates_jaccard_within_binomial_error():
