@@ -165,7 +165,7 @@ def ray_build_child(corpus: str, output: str, cpus: int, normalize: bool) -> Non
         ctx.print_on_execution_start = False
 
     t0 = time.time()
-    # As `sft-ray build` runs it: the build starts Ray when it needs it, staging its first unit meanwhile.
+    # As `sft-ray build` runs it: the build starts Ray when it needs it, staging units meanwhile.
     res = build_sft_data(bench_config(Path(corpus), Path(output), normalize), start_ray=start_ray)
     print(json.dumps({"build_s": round(time.time() - t0, 3), "timings": res.manifest["timings"]}))
     ray.shutdown()

@@ -71,7 +71,7 @@ def build_sft_data(cfg: RunConfig, inputs: dict[str, list[dict]] | None = None, 
     """Build `cfg`'s SFT data; `inputs`: the sources' listing when the caller made it already
     (preflight.check_before_ray), else listed here. `start_ray`: Ray is not started yet and this
     starts it (the command line's local build): called when the build first needs Ray, while the
-    driver stages the first unit (staging.HeadUnit)."""
+    driver stages units (staging.DriverUnits)."""
     ray_fixes.install()  # Ray Data's hash shuffle with empty tasks (ray_fixes.py)
     check_build_config(cfg)
     out, storage_options = storage.abs_output(cfg.output), cfg.storage_options

@@ -203,7 +203,7 @@ def run_verb(verb: str, cfg: RunConfig) -> None:
         init_ray(cfg.ray_address, dashboard=verb != "build" or listed >= DASHBOARD_MIN_INPUT_BYTES)
         console.setup_logging()  # again: Ray has added its console handlers
 
-    # A build that starts a local Ray starts it itself, staging its first unit meanwhile (staging.HeadUnit).
+    # A build that starts a local Ray starts it itself, staging units meanwhile (staging.DriverUnits).
     local = verb in ("build", "run") and not (cfg.ray_address or os.environ.get("RAY_ADDRESS"))
     if not local:
         start_ray()

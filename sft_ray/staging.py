@@ -171,19 +171,19 @@ def read_clean(cfg: RunConfig, todo: list[Unit], materialize: bool = False,
                start_ray: Callable[[], None] | None = None) -> tuple[ray.data.Dataset, float | None]:
     """The records of `todo`, read and cleaned (STAGED_SCHEMA blocks, rows as row ids), streamed to
     the next stage or `materialize`d. `start_ray` (materialized only: a stream cannot wait for the
-    driver's unit): Ray is not started yet; the driver reads and cleans the first unit while it
-    starts (`HeadUnit`) and holds its records until they join the tasks' in the object store.
-    Returns the records and when the driver's first block was ready (None without a head unit)."""
-    head, ds = _overlapped(cfg, todo, None, {}, start_ray, with_head=materialize)
+    driver's units): Ray is not started yet; the driver reads and cleans units while it starts
+    (`DriverUnits`) and holds their records until they join the tasks' in the object store.
+    Returns the records and when the driver's first block was ready (None without driver units)."""
+    mine, ds = _overlapped(cfg, todo, None, {}, start_ray, with_driver=materialize)
     if not todo:
         return ray.data.from_arrow(STAGED_SCHEMA.empty_table()), None
     if materialize and ds is not None:
         ds = ds.materialize()
-    if head is None:
+    if mine is None:
         return ds, None
-    blocks = head.result()  # none for a unit without records (an empty file)
-    mine = ray.data.from_arrow(pa.concat_tables(blocks) if blocks else STAGED_SCHEMA.empty_table())  # one block, as its task would give
-    return (ds.union(mine) if ds is not None else mine).materialize(), head.first_at
+    # One block per unit, as its task would give (a unit without records, an empty file: an empty block).
+    blocks = ray.data.from_arrow([pa.concat_tables(b) if b else STAGED_SCHEMA.empty_table() for b in mine.result()])
+    return (ds.union(blocks) if ds is not None else blocks).materialize(), mine.first_at
 
 
 # gzip/zstd (and Parquet's encodings) shrink text about 3-5x; Ray estimates Parquet at 5x by default.
@@ -232,16 +232,16 @@ class Workspace:
     def run(self, cfg: RunConfig, todo: list[Unit], start_ray: Callable[[], None] | None = None) -> Staged:
         """Read + clean the pending units, one Ray task each, staging their records; progress (units,
         records, ETA) is logged as units finish. `start_ray`: Ray is not started yet (a local build
-        from the command line); while it starts, the driver stages the first unit itself
-        (`HeadUnit`), and the tasks take the rest."""
+        from the command line); while it starts, the driver stages units itself (`DriverUnits`),
+        and the tasks take the rest."""
         from sft_ray.console import Progress
 
-        head, tasks = _overlapped(cfg, todo, self.clean_dir, self.storage_options, start_ray)
+        mine, tasks = _overlapped(cfg, todo, self.clean_dir, self.storage_options, start_ray)
         if not todo:
             return Staged({}, None)
         progress, records, staged = Progress("read+clean", len(todo), "units"), 0, Staged({}, None)
         batches = tasks.iter_batches(batch_format="pyarrow", batch_size=None) if tasks is not None else []
-        for done in [*batches, *(head.result() if head is not None else [])]:
+        for done in [*batches, *(u[0] for u in (mine.result() if mine is not None else []))]:
             records += sum(done.column("rows").to_pylist())
             staged.sizes.update(zip(done.column("key").to_pylist(), done.column("bytes").to_pylist()))
             firsts = [t for t in [*done.column("first_at").to_pylist(), staged.first_at] if t is not None]
@@ -286,56 +286,87 @@ class Workspace:
         storage.remove(self.root, self.storage_options)
 
 
-HEAD_MAX_BYTES = 64 << 20  # the driver's unit: more would hold a streamed build's driver memory and could straggle
+HEAD_MAX_BYTES = 64 << 20  # a unit the driver takes: more would hold a streamed build's driver memory and could straggle
 HEAD_MIN_BYTES = 1 << 20
+DRIVER_MAX_BYTES = 4 * HEAD_MAX_BYTES  # all the driver's units: a streamed build holds their records until Ray is up
+RAY_START_S = 4.5  # a local `ray.init` on a 2-core machine: 4.2-4.7 s (README "Where a build's time goes")
 
 
-class HeadUnit:
-    """One unit of a local build, read, cleaned and staged on the driver in a thread while Ray
-    starts. A local `ray.init` takes 4.2-4.7 s on a 2-core machine, and the build's first records
-    came only after it (README "Where a build's time goes"); the unit's work is the build's own, not
-    a warm-up: staged, its marker makes the Ray tasks skip it, exactly as a resumed build skips a
-    finished unit. A unit cut from the middle of a file needs its line numbers counted by Ray tasks
-    first (`number_ranges`), so the head starts at the beginning of its files."""
+class DriverUnits:
+    """Units of a local build read, cleaned and staged on the driver, in a thread, while Ray starts.
+    A local `ray.init` takes 4.2-4.7 s on a 2-core machine, and the build's first records came only
+    after it (README "Where a build's time goes"); the units' work is the build's own, not a
+    warm-up: staged, a unit's marker makes the Ray tasks skip it, exactly as a resumed build skips a
+    finished unit. The first unit is `head_choice`'s. After it, the driver takes the next smallest
+    unit only while its pace so far says the unit ends before Ray's expected start (RAY_START_S from
+    the thread's start), and none once Ray is up (`stop`): a unit still running on the driver when
+    the tasks start would compete with them for the CPUs and straggle. On the 100k-document
+    dedup corpus (`benchmarks/near_dedup.py`), the first unit of 2,000 documents took 0.2 s and the
+    driver then sat idle for 4 s while Ray's tasks were left all 12 other units. A unit cut from the
+    middle of a file needs its line numbers counted by Ray tasks first (`number_ranges`), so the
+    driver's units start at the beginning of their files."""
 
-    def __init__(self, unit: Unit, row: pa.Table, cfg: RunConfig, clean_dir: str | None, storage_options: dict):
-        self.unit, self.first_at, self._out, self._error = unit, None, [], None
+    def __init__(self, order: list[int], todo: list[Unit], cfg: RunConfig, clean_dir: str | None, storage_options: dict):
+        self.first_at: float | None = None
+        self._taken: list[Unit] = []
+        self._out: list[list[pa.Table]] = []
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+        def take(ordinal: int, began: float, done_bytes: int) -> bool:
+            """Whether the driver takes todo[ordinal] next (under the lock: `stop` cannot interleave)."""
+            size = listed_bytes([todo[ordinal]])
+            with self._lock:
+                if self._stopped or done_bytes + size > DRIVER_MAX_BYTES:
+                    return False
+                if self._taken:  # after the first: only a unit that ends before Ray's expected start
+                    pace = done_bytes / max(time.time() - began, 1e-3)
+                    if time.time() + size / max(pace, 1.0) > began + RAY_START_S:
+                        return False
+                self._taken.append(todo[ordinal])
+                return True
 
         def run() -> None:
-            t = time.time()
+            began, done_bytes = time.time(), 0
             try:
-                for table in _stage_units(row, cfg.model_dump_json(), clean_dir, storage_options):
-                    self.first_at = self.first_at or time.time()
-                    self._out.append(table)
+                for ordinal in order:
+                    if not take(ordinal, began, done_bytes):
+                        break
+                    unit, blocks = todo[ordinal], []
+                    row = pa.Table.from_pylist([{"source": unit.source, "key": unit.key, "ordinal": ordinal, "items": json.dumps(unit.items)}])
+                    for table in _stage_units(row, cfg.model_dump_json(), clean_dir, storage_options):
+                        self.first_at = self.first_at or time.time()
+                        blocks.append(table)
+                    self._out.append(blocks)
+                    done_bytes += listed_bytes([unit])
             except BaseException as e:  # re-raised on the driver's main thread by result()
                 self._error = e
                 return
-            log.info("read+clean: unit %s (%s records) read and cleaned on the driver in %.1f s while Ray started",
-                     unit.key, f"{sum(b.num_rows for b in self._out) if clean_dir is None else self._out[0]['rows'][0].as_py():,}", time.time() - t)
+            records = sum(b.num_rows for u in self._out for b in u) if clean_dir is None else sum(u[0]["rows"][0].as_py() for u in self._out)
+            log.info("read+clean: %d of %d units (%s records) read and cleaned on the driver in %.1f s, while Ray started",
+                     len(self._out), len(todo), f"{records:,}", time.time() - began)
 
-        self._thread = threading.Thread(target=run, name="sft-ray-head-unit", daemon=True)
+        self._thread = threading.Thread(target=run, name="sft-ray-driver-units", daemon=True)
         self._thread.start()
 
     @classmethod
-    def start(cls, cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> HeadUnit | None:
-        """The thread for the smallest unit of `todo` (the first of equals) that starts at its
-        files' beginning and holds from HEAD_MIN_BYTES (or the largest such unit's size, if less)
-        to HEAD_MAX_BYTES (listed_bytes), or None. Staged
-        (`clean_dir`), it writes the unit and its marker; streamed, it keeps the records, their row
-        ids from the unit's ordinal in `todo`. The smallest, because the driver's one thread
-        competes with Ray's start and has its unit to itself while the tasks share out the rest: on
-        the 20k-document clean-chain corpus the first unit held 10,000 of the records, and read +
-        clean (with Ray's start) took 42 s instead of 34 s with the smallest (2,500; one run each)."""
-        ordinal = head_choice(todo)
-        if ordinal is None:
-            return None
-        unit = todo[ordinal]
-        row = pa.Table.from_pylist([{"source": unit.source, "key": unit.key, "ordinal": ordinal, "items": json.dumps(unit.items)}])
-        return cls(unit, row, cfg, clean_dir, storage_options)
+    def start(cls, cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict) -> DriverUnits | None:
+        """The thread over `driver_order(todo)`, or None when no unit qualifies. Staged (`clean_dir`),
+        it writes each unit and its marker; streamed, it keeps the records, their row ids from the
+        unit's ordinal in `todo`."""
+        order = driver_order(todo)
+        return cls(order, todo, cfg, clean_dir, storage_options) if order else None
 
-    def result(self) -> list[pa.Table]:
-        """What the unit's task would have yielded (staged: its (key, rows, bytes, first_at) row;
-        streamed: its record blocks), once the thread is done; its error, if it failed."""
+    def stop(self) -> list[Unit]:
+        """Ray is up: the driver takes no further unit. The units it took (the last may still run)."""
+        with self._lock:
+            self._stopped = True
+            return list(self._taken)
+
+    def result(self) -> list[list[pa.Table]]:
+        """Per unit taken, what its task would have yielded (staged: its (key, rows, bytes, first_at)
+        row; streamed: its record blocks), once the thread is done; its error, if it failed."""
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -343,13 +374,32 @@ class HeadUnit:
 
 
 def head_choice(todo: list[Unit]) -> int | None:
-    """The index in `todo` of the driver's unit (HeadUnit.start), or None."""
-    eligible = [(listed_bytes([u]), i) for i, u in enumerate(todo) if all(int(it.get("start") or 0) == 0 for it in u.items)]
+    """The index in `todo` of the driver's first unit, or None: the smallest (the first of equals)
+    that starts at its files' beginning and holds from HEAD_MIN_BYTES (or the largest such unit's
+    size, if less) to HEAD_MAX_BYTES (listed_bytes). The smallest, because the driver's one thread
+    competes with Ray's start and has its unit to itself while the tasks share out the rest: on the
+    20k-document clean-chain corpus the first unit held 10,000 of the records, and read + clean
+    (with Ray's start) took 42 s instead of 34 s with the smallest (2,500; one run each)."""
+    eligible = [(listed_bytes([u]), i) for i, u in enumerate(todo) if _driver_may_take(u)]
     if not eligible:
         return None
     floor = min(HEAD_MIN_BYTES, max(eligible)[0])  # not an empty or tiny file's unit: it would show nothing early
     size, ordinal = min(e for e in eligible if e[0] >= floor)
     return ordinal if size <= HEAD_MAX_BYTES else None
+
+
+def driver_order(todo: list[Unit]) -> list[int]:
+    """The units the driver may take while Ray starts, in the order it takes them: `head_choice`,
+    then the other units of at most HEAD_MAX_BYTES that start at their files' beginning, smallest first."""
+    first = head_choice(todo)
+    if first is None:
+        return []
+    rest = sorted((listed_bytes([u]), i) for i, u in enumerate(todo) if i != first and _driver_may_take(u))
+    return [first, *(i for size, i in rest if size <= HEAD_MAX_BYTES)]
+
+
+def _driver_may_take(u: Unit) -> bool:
+    return all(int(it.get("start") or 0) == 0 for it in u.items)
 
 
 READ_BLOCK_BYTES = 16 << 20  # the smallest block worth a task of its own (MIN_UNIT_BYTES)
@@ -376,22 +426,24 @@ def _row_ids(table: pa.Table, ordinals: dict[str, int]) -> pa.Table:
 
 
 def _overlapped(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict,
-                start_ray: Callable[[], None] | None, with_head: bool = True) -> tuple[HeadUnit | None, ray.data.Dataset | None]:
-    """With `start_ray` (Ray not started yet): the driver's HeadUnit started (`with_head`), then
-    Ray. Returns it and the (lazy) tasks of the other units: None when there are none."""
-    head = HeadUnit.start(cfg, todo, clean_dir, storage_options) if start_ray is not None and with_head else None
+                start_ray: Callable[[], None] | None, with_driver: bool = True) -> tuple[DriverUnits | None, ray.data.Dataset | None]:
+    """With `start_ray` (Ray not started yet): the driver's units started (`DriverUnits`,
+    `with_driver`), then Ray. Returns them and the (lazy) tasks of the units the driver did not
+    take: None when there are none."""
+    mine = DriverUnits.start(cfg, todo, clean_dir, storage_options) if start_ray is not None and with_driver else None
     if start_ray is not None:
         start_ray()
-    if not todo or (head is not None and len(todo) == 1):
-        return head, None
-    return head, _unit_tasks(cfg, todo, clean_dir, storage_options, skip=head.unit if head else None)
+    taken = {u.key for u in mine.stop()} if mine is not None else set()
+    if not todo or len(taken) == len(todo):
+        return mine, None
+    return mine, _unit_tasks(cfg, todo, clean_dir, storage_options, skip=taken)
 
 
-def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict, skip: Unit | None = None) -> ray.data.Dataset:
-    """One `_stage_units` task per unit of `todo` but `skip` (the driver's HeadUnit); a unit's
-    ordinal is its place in `todo` either way."""
+def _unit_tasks(cfg: RunConfig, todo: list[Unit], clean_dir: str | None, storage_options: dict, skip: set[str] = frozenset()) -> ray.data.Dataset:
+    """One `_stage_units` task per unit of `todo` but those in `skip` (keys of the driver's units);
+    a unit's ordinal is its place in `todo` either way."""
     rows = [{"source": u.source, "key": u.key, "ordinal": i, "items": json.dumps(u.items)}
-            for i, u in enumerate(number_ranges(cfg, todo)) if skip is None or u.key != skip.key]
+            for i, u in enumerate(number_ranges(cfg, todo)) if u.key not in skip]
     return ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         _stage_units, batch_size=1, batch_format="pyarrow",
         fn_kwargs={"cfg_json": cfg.model_dump_json(), "clean_dir": clean_dir, "storage_options": storage_options},

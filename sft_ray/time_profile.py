@@ -5,7 +5,7 @@ A build records, in `manifest.json` ("profile") and in the log's last lines:
     startup_s        process start -> the build's first step (imports, checks, input listing, and
                      Ray's start unless the build starts Ray itself: then ray_start_s)
     ray_start_s      how long a build that starts a local Ray itself (`sft-ray build`) waited for
-                     it: the driver stages the first unit meanwhile (staging.HeadUnit); else None
+                     it: the driver stages units meanwhile (staging.DriverUnits); else None
     first_output_s   process start -> the first block a Ray Data task of the build produced
     first_record_s   process start -> the first block of input records read and cleaned: in a
                      staged build, a unit task's first block (staging.py: the task itself returns

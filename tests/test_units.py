@@ -234,15 +234,20 @@ def test_staged_bytes_come_from_the_tasks_then_the_markers(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("resumable", [True, False])
-def test_the_driver_stages_the_first_unit_while_ray_starts(ray_local, tmp_path, resumable):
+@pytest.mark.parametrize("resumable,ray_start_s,driver_units", [(True, 0.0, 1), (True, 60.0, 4), (False, 60.0, 4)])
+def test_the_driver_stages_units_while_ray_starts(ray_local, tmp_path, monkeypatch, resumable, ray_start_s, driver_units):
     """`sft-ray build` starts its local Ray inside the build (build_sft_data's start_ray): meanwhile
-    the driver reads and cleans the first unit itself (staging.HeadUnit), and the output equals a
-    build whose units all ran as Ray tasks. Here Ray is up already; the stand-in start waits for the
-    driver's unit, as a slow start would, and sees what it left."""
+    the driver reads and cleans units itself (staging.DriverUnits), and the output equals a build
+    whose units all ran as Ray tasks. After the first unit the driver takes another only while its
+    pace says it ends before Ray's expected start (RAY_START_S): none when that is 0, all 4 (no Ray
+    task at all) when it is a minute. Here Ray is up already; the stand-in start waits for the
+    driver's thread, as a slow start would, and sees what it left."""
     import threading
     import time
 
+    from sft_ray import staging
+
+    monkeypatch.setattr(staging, "RAY_START_S", ray_start_s)
     inputs = tmp_path / "in"
     inputs.mkdir()
     for i in range(4):
@@ -251,26 +256,26 @@ def test_the_driver_stages_the_first_unit_while_ray_starts(ray_local, tmp_path, 
     seen: dict = {}
 
     def slow_start() -> None:
-        heads = [t for t in threading.enumerate() if t.name == "sft-ray-head-unit"]
-        for t in heads:
+        threads = [t for t in threading.enumerate() if t.name == "sft-ray-driver-units"]
+        for t in threads:
             t.join(60)
-        seen["heads"] = len(heads)
+        seen["threads"] = len(threads)
         seen["markers"] = sorted(p.name for p in (tmp_path / "head" / "_work" / "clean").glob("*.done")) if resumable else []
         time.sleep(0.2)
 
     cfg = _build_cfg(inputs, tmp_path / "head", unit_bytes, resumable=resumable)
     head = build_sft_data(cfg, start_ray=slow_start).manifest
     ref = build_sft_data(_build_cfg(inputs, tmp_path / "ref", unit_bytes, resumable=resumable)).manifest
-    assert seen["heads"] == 1  # one unit, on the driver, finished before Ray was "up"
-    if resumable:  # its marker was written: the Ray tasks took the other 3 units
-        assert len(seen["markers"]) == 1 and head["resume"] == {"units": 4, "reused": 0}
+    assert seen["threads"] == 1  # the driver's units, in one thread, finished before Ray was "up"
+    if resumable:  # their markers were written: the Ray tasks took the other units
+        assert len(seen["markers"]) == driver_units and head["resume"] == {"units": 4, "reused": 0}
     assert head["profile"]["ray_start_s"] >= 0.2 and ref["profile"]["ray_start_s"] is None
     assert head["profile"]["first_record_s"] <= head["profile"]["startup_s"] + head["profile"]["ray_start_s"]
     assert digest(tmp_path / "head") == digest(tmp_path / "ref") and head["counts"] == ref["counts"]
 
 
 def test_the_drivers_unit_is_the_smallest_that_is_not_tiny_and_starts_at_a_file_start():
-    from sft_ray.staging import HEAD_MAX_BYTES, Unit, head_choice
+    from sft_ray.staging import HEAD_MAX_BYTES, Unit, driver_order, head_choice
 
     def unit(size: int, start: int | None = None, url: str = "/c/a.jsonl") -> Unit:
         return Unit("s", f"s-{size}-{start}", [{"url": url, "size": size, **({"start": start, "end": start + size} if start is not None else {})}])
@@ -281,6 +286,9 @@ def test_the_drivers_unit_is_the_smallest_that_is_not_tiny_and_starts_at_a_file_
     assert head_choice([unit(10), unit(200), unit(0)]) == 1  # all tiny: the largest
     assert head_choice([unit(HEAD_MAX_BYTES + 1)]) is None and head_choice([]) is None
     assert head_choice([unit(20 * mib, url="/c/a.jsonl.gz")]) is None  # compressed: 4x its listed size in memory (listed_bytes)
+    # After the first, the driver may take the other whole-file units of at most HEAD_MAX_BYTES, smallest first.
+    assert driver_order([unit(0), unit(3 * mib), unit(2 * mib), unit(100 * mib), unit(5 * mib, start=5 * mib), unit(mib)]) == [5, 0, 2, 1]
+    assert driver_order([unit(HEAD_MAX_BYTES + 1)]) == []
 
 
 def test_a_streamed_drivers_unit_without_records_adds_an_empty_block(ray_local, tmp_path):
