@@ -20,13 +20,10 @@ DPI = 96
 
 
 def img_tag(fig: Figure, alt: str) -> str:
-    """Render `fig` to PNG and return an `<img>` with it as a data URI. The tight layout engine fits
-    the axes and labels in one draw; `bbox_inches="tight"` drew every figure twice (once to measure
-    it), and a clean-chain build's report spent 3.4 of its 4.4 s in savefig (0.14 s a figure vs 0.09)."""
+    """Render `fig` to PNG and return an `<img>` with it as a data URI."""
     FigureCanvasAgg(fig)
-    fig.set_layout_engine("tight")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img class=plot alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
