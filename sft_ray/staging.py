@@ -319,9 +319,8 @@ class DriverUnits:
         self._stopped = False
         self._lock = threading.Lock()
 
-        def take(ordinal: int, began: float, done_bytes: int) -> bool:
-            """Whether the driver takes todo[ordinal] next (under the lock: `stop` cannot interleave)."""
-            size = listed_bytes([todo[ordinal]])
+        def take(unit: Unit, size: int, began: float, done_bytes: int) -> bool:
+            """Whether the driver takes `unit` next (under the lock: `stop` cannot interleave)."""
             with self._lock:
                 if self._stopped or done_bytes + size > DRIVER_MAX_BYTES:
                     return False
@@ -329,22 +328,22 @@ class DriverUnits:
                     pace = done_bytes / max(time.time() - began, 1e-3)
                     if time.time() + size / max(pace, 1.0) > began + RAY_START_S:
                         return False
-                self._taken.append(todo[ordinal])
+                self._taken.append(unit)
                 return True
 
         def run() -> None:
             began, done_bytes = time.time(), 0
             try:
                 for ordinal in order:
-                    if not take(ordinal, began, done_bytes):
+                    unit, size, blocks = todo[ordinal], listed_bytes([todo[ordinal]]), []
+                    if not take(unit, size, began, done_bytes):
                         break
-                    unit, blocks = todo[ordinal], []
                     row = pa.Table.from_pylist([{"source": unit.source, "key": unit.key, "ordinal": ordinal, "items": json.dumps(unit.items)}])
                     for table in _stage_units(row, cfg.model_dump_json(), clean_dir, storage_options):
                         self.first_at = self.first_at or time.time()
                         blocks.append(table)
                     self._out.append(blocks)
-                    done_bytes += listed_bytes([unit])
+                    done_bytes += size
             except BaseException as e:  # re-raised on the driver's main thread by result()
                 self._error = e
                 return
@@ -433,18 +432,19 @@ def _read_staged(batch: pa.Table, clean_dir: str, storage_options: dict) -> Iter
         groups = range(row["piece"] * n // row["pieces"], (row["piece"] + 1) * n // row["pieces"])
         base = row["ordinal"] << UNIT_BITS
         pending: list[pa.Table] = []
+        yielded = False
 
         def block() -> pa.Table:
-            t = pa.concat_tables(pending).cast(STAGED_SCHEMA)
+            t = pa.concat_tables([STAGED_SCHEMA.empty_table(), *pending]).cast(STAGED_SCHEMA)
             pending.clear()
             return t.set_column(t.schema.get_field_index(ROW), ROW, pc.add(t[ROW], pa.scalar(base, pa.int64())))
 
         for g in groups:
             pending.append(pf.read_row_group(g))
             if sum(t.nbytes for t in pending) >= STAGED_BLOCK_BYTES:
+                yielded = True
                 yield block()
-        if pending or row["piece"] == 0:  # a unit without records still gives the schema its block
-            pending.append(STAGED_SCHEMA.empty_table())
+        if pending or (row["piece"] == 0 and not yielded):  # a unit without records still gives the schema its block
             yield block()
 
 

@@ -8,6 +8,8 @@ import csv
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sft_ray.build import build_sft_data
@@ -216,9 +218,6 @@ def test_staged_bytes_come_from_the_tasks_then_the_markers(tmp_path):
     """The dedup shuffles are sized from the staged records' in-memory bytes without reading them:
     this run's units from their tasks, reused units from their markers, and a marker written before
     markers carried the figure from its Parquet file's size (x _EXPANSION)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from sft_ray.staging import _EXPANSION, Workspace
 
     work = Workspace(str(tmp_path / "out"), {})
@@ -299,3 +298,38 @@ def test_a_streamed_drivers_unit_without_records_adds_an_empty_block(ray_local, 
     started = []
     ds, first_at = read_clean(cfg, units(cfg, list_inputs(cfg)), materialize=True, start_ray=lambda: started.append(1))
     assert started == [1] and ds.count() == 0 and first_at is None
+
+
+def test_a_staged_unit_is_read_back_whole_or_in_even_shares_of_its_row_groups(tmp_path):
+    """Workspace.read's task body: the rows of a staged unit's file, split into `pieces` by row
+    group, together equal the file, each row id its unit's ordinal << 32 | its row; a unit without
+    records still gives one empty block (the dataset keeps its schema)."""
+    from sft_ray.dedup.removals import ROW, UNIT_BITS
+    from sft_ray.staging import STAGED_SCHEMA, _read_staged, _stage_units
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _docs(inputs / "a.jsonl", 0, 9)
+    (inputs / "empty.jsonl").write_text("")
+    cfg = _build_cfg(inputs, tmp_path / "out", 1 << 20, read_batch_size=2)  # 2 records per block: row groups of 2
+    clean = tmp_path / "clean"
+    keys = {}
+    for u in units(cfg.model_copy(update={"staging": cfg.staging.model_copy(update={"group_small_files": False})}), list_inputs(cfg)):
+        row = pa.table({"source": [u.source], "key": [u.key], "ordinal": [0], "items": [json.dumps(u.items)]})
+        list(_stage_units(row, cfg.model_dump_json(), str(clean), {}))
+        keys["empty" if "empty" in u.items[0]["url"] else "a"] = u.key
+    whole = pq.read_table(clean / f"{keys['a']}.parquet")
+    assert pq.ParquetFile(clean / f"{keys['a']}.parquet").num_row_groups > 3
+
+    def read(key: str, ordinal: int, pieces: int) -> list[list[pa.Table]]:
+        return [list(_read_staged(pa.table({"key": [key], "ordinal": [ordinal], "piece": [j], "pieces": [pieces]}), str(clean), {}))
+                for j in range(pieces)]
+
+    for pieces in (1, 3):
+        got = read(keys["a"], 5, pieces)
+        assert len(got) == pieces and all(len(p) == 1 for p in got)  # each piece one block here
+        table = pa.concat_tables([b for p in got for b in p])
+        assert table.schema == STAGED_SCHEMA and table.drop_columns([ROW]).equals(whole.drop_columns([ROW]))
+        assert table[ROW].to_pylist() == [(5 << UNIT_BITS) + r for r in whole[ROW].to_pylist()]
+    empty = read(keys["empty"], 0, 2)
+    assert [len(p) for p in empty] == [1, 0] and empty[0][0].num_rows == 0 and empty[0][0].schema == STAGED_SCHEMA
