@@ -432,7 +432,7 @@ def _read_staged(batch: pa.Table, clean_dir: str, storage_options: dict) -> Iter
         groups = range(row["piece"] * n // row["pieces"], (row["piece"] + 1) * n // row["pieces"])
         base = row["ordinal"] << UNIT_BITS
         pending: list[pa.Table] = []
-        yielded = False
+        pending_bytes, yielded = 0, False
 
         def block() -> pa.Table:
             t = pa.concat_tables([STAGED_SCHEMA.empty_table(), *pending]).cast(STAGED_SCHEMA)
@@ -441,8 +441,9 @@ def _read_staged(batch: pa.Table, clean_dir: str, storage_options: dict) -> Iter
 
         for g in groups:
             pending.append(pf.read_row_group(g))
-            if sum(t.nbytes for t in pending) >= STAGED_BLOCK_BYTES:
-                yielded = True
+            pending_bytes += pending[-1].nbytes
+            if pending_bytes >= STAGED_BLOCK_BYTES:
+                pending_bytes, yielded = 0, True
                 yield block()
         if pending or (row["piece"] == 0 and not yielded):  # a unit without records still gives the schema its block
             yield block()
